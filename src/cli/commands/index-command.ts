@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { createError } from '../../errors.js';
+import { buildIndex } from '../../index/build-index.js';
+import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
+import { formatTable, positiveInt, progressBar } from '../output.js';
+
+function readList(path: string): Set<string> {
+  try {
+    return new Set(readFileSync(path, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean));
+  } catch {
+    throw createError('FILE_NOT_FOUND', path);
+  }
+}
+
+export function registerIndex(program: Command): void {
+  program
+    .command('index')
+    .description('index a folder of images (recursive, resumable: reruns encode only new or changed files)')
+    .argument('<imagesDir>', 'folder of images')
+    .requiredOption('--index <path>', 'index file to create or update')
+    .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())
+    .option('--only <listFile>', 'index only the files named in this list (one path relative to imagesDir a line)')
+    .option('--batch-size <n>', 'images per encoder batch', positiveInt('--batch-size'), 16)
+    .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
+    .option('--json', 'print the report as JSON')
+    .action(async (imagesDir: string, opts: { index: string; model: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
+      const encoder = await loadEncoder(opts.model);
+      const bar = progressBar('encoding');
+      try {
+        const report = await buildIndex({
+          root: imagesDir,
+          indexPath: opts.index,
+          encoder,
+          modelSpec: opts.model,
+          only: opts.only ? readList(opts.only) : undefined,
+          batchSize: opts.batchSize,
+          maxPixels: opts.maxPixels,
+          onProgress: bar.update,
+        });
+        bar.stop();
+        if (opts.json) {
+          console.log(JSON.stringify({ ...report, model: encoder.id }, null, 2));
+          return;
+        }
+        console.log(
+          formatTable(
+            ['images', 'encoded', 'unchanged', 'removed', 'failed', 'seconds'],
+            [[report.total, report.encoded, report.reused, report.removed, report.failed.length, report.seconds]],
+          ),
+        );
+        for (const f of report.failed.slice(0, 20)) console.error(`skipped ${f.id}: ${f.error}`);
+        if (report.failed.length > 20) console.error(`… and ${report.failed.length - 20} more skipped`);
+        console.log(`index: ${report.indexPath} (model ${encoder.id})`);
+      } finally {
+        bar.stop();
+        await encoder.dispose();
+      }
+    });
+}

@@ -1,0 +1,48 @@
+/**
+ * The `duo` command line. Errors print one line naming the bad file, flag or value and
+ * exit non-zero (2 usage, 65 bad data, 66 missing input); `--debug` adds the stack.
+ */
+import { Command, CommanderError } from 'commander';
+import { DuoError, exitCodeFor } from '../errors.js';
+import { registerDemo } from './commands/demo-command.js';
+import { registerEval } from './commands/eval-command.js';
+import { registerIndex } from './commands/index-command.js';
+import { registerSearch } from './commands/search-command.js';
+
+export function buildProgram(): Command {
+  const program = new Command('duo')
+    .description('two-stage image-text search: index photos, search them by text or image, evaluate models')
+    .option('--debug', 'print stack traces on error')
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerIndex(program);
+  registerSearch(program);
+  registerEval(program);
+  registerDemo(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander has already printed its message (unknown option, missing argument…)
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`duo: ${message.split('\n')[0]}\n`);
+    if (debug && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    else if (!(error instanceof DuoError)) process.stderr.write('(run with --debug for the stack trace)\n');
+    return exitCodeFor(error);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('main.ts')) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,59 @@
+/**
+ * The one decoding path for every image the engine sees, at index time and at query time:
+ * sharp decodes JPEG/PNG/WebP (and whatever else libvips reads), applies the EXIF
+ * orientation, flattens alpha onto white, and converts grey or CMYK to 8-bit sRGB.
+ */
+import sharp from 'sharp';
+import { createError, DuoError } from '../errors.js';
+
+export interface DecodedImage {
+  /** interleaved RGB, row-major */
+  data: Uint8ClampedArray;
+  width: number;
+  height: number;
+  channels: 3;
+  source: string;
+}
+
+/** 64 megapixels: above any camera in common use, far below a decompression bomb's billions. */
+export const DEFAULT_MAX_PIXELS = 64_000_000;
+
+export interface LoadImageOptions {
+  maxPixels?: number;
+  /** a name for error messages when the input is bytes */
+  name?: string;
+}
+
+export async function loadImage(input: string | Uint8Array, options: LoadImageOptions = {}): Promise<DecodedImage> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const source = typeof input === 'string' ? input : (options.name ?? '<bytes>');
+  try {
+    // Header first: the pixel count is known before a single pixel is decoded.
+    const meta = await sharp(input).metadata();
+    if (!meta.width || !meta.height) throw createError('BAD_IMAGE', source, 'no dimensions in header');
+    const pixels = meta.width * meta.height;
+    if (pixels > maxPixels) throw createError('IMAGE_TOO_LARGE', source, pixels, maxPixels);
+    const { data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error' })
+      .rotate()
+      .flatten({ background: { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw createError('BAD_IMAGE', source, `decoded to ${info.channels} channels`);
+    return {
+      data: new Uint8ClampedArray(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+      channels: 3,
+      source,
+    };
+  } catch (error) {
+    if (error instanceof DuoError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    if (/no such file|ENOENT/i.test(message)) throw createError('FILE_NOT_FOUND', source);
+    throw createError('BAD_IMAGE', source, message.split('\n')[0] ?? message);
+  }
+}
+
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic']);

@@ -1,0 +1,53 @@
+/**
+ * One table of error codes (after orama's errors.ts): the CLI maps codes to exit
+ * statuses, tests assert on codes rather than message text.
+ */
+const MESSAGES = {
+  FILE_NOT_FOUND: (path: string) => `file not found: ${path}`,
+  BAD_IMAGE: (path: string, why: string) => `cannot read image ${path}: ${why}`,
+  IMAGE_TOO_LARGE: (path: string, pixels: number, limit: number) =>
+    `image ${path} has ${pixels} pixels, over the limit of ${limit} (raise --max-pixels if it is trusted)`,
+  MODEL_NOT_FOUND: (where: string, missing: string) => `model not found at ${where}: missing ${missing}`,
+  MODEL_UNSUPPORTED: (where: string, why: string) => `model at ${where} is not supported: ${why}`,
+  MODEL_OUTPUT: (model: string, why: string) => `model ${model} gave unexpected output: ${why}`,
+  INDEX_CORRUPT: (path: string, why: string) => `index ${path} is corrupt: ${why}`,
+  INDEX_MODEL_MISMATCH: (path: string, built: string, asked: string) =>
+    `index ${path} was built with model ${built}; it cannot be queried with ${asked}`,
+  INDEX_DIM_MISMATCH: (what: string, expected: number, got: number) =>
+    `${what}: expected vectors of dimension ${expected}, got ${got}`,
+  DATASET_FORMAT: (path: string, why: string) => `dataset file ${path}: ${why}`,
+  BAD_ARGUMENT: (name: string, why: string) => `${name}: ${why}`,
+} as const;
+
+export type ErrorCode = keyof typeof MESSAGES;
+
+export class DuoError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DuoError';
+    this.code = code;
+  }
+}
+
+export function createError<C extends ErrorCode>(
+  code: C,
+  ...args: Parameters<(typeof MESSAGES)[C]>
+): DuoError {
+  const template = MESSAGES[code] as (...a: unknown[]) => string;
+  return new DuoError(code, template(...args));
+}
+
+/** Exit statuses: usage errors 2, bad input data 65 (EX_DATAERR), missing files 66 (EX_NOINPUT). */
+export function exitCodeFor(error: unknown): number {
+  if (!(error instanceof DuoError)) return 1;
+  switch (error.code) {
+    case 'BAD_ARGUMENT':
+      return 2;
+    case 'FILE_NOT_FOUND':
+    case 'MODEL_NOT_FOUND':
+      return 66;
+    default:
+      return 65;
+  }
+}

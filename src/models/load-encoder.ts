@@ -1,0 +1,62 @@
+/**
+ * Model id or directory → Encoder. The registry is an explicit table keyed by the
+ * checkpoint's `model_type`, filled here rather than by import side effects.
+ */
+import { AutoConfig, env } from '@huggingface/transformers';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createError } from '../errors.js';
+import { packageRoot } from '../util/package-root.js';
+import { ClipEncoder, type ClipLoadOptions } from './clip/clip-encoder.js';
+import type { Encoder } from './encoder.js';
+import { explainLoadFailure, resolveModelSource, type ModelSource } from './model-source.js';
+
+type Loader = (source: ModelSource, options: LoadEncoderOptions) => Promise<Encoder>;
+
+const REGISTRY: Record<string, Loader> = {
+  clip: (source, options) => ClipEncoder.load(source, 'clip', options),
+  siglip: (source, options) => ClipEncoder.load(source, 'siglip', options),
+};
+
+export interface LoadEncoderOptions extends ClipLoadOptions {
+  /** for hub ids: may files be downloaded (true unless set), or only read from the cache */
+  allowRemote?: boolean;
+}
+
+/** The engine's default model until the starter model ships: the generated colour-clip fixture. */
+export function defaultModelPath(): string {
+  return join(packageRoot(), 'models', 'colour-clip');
+}
+
+async function modelType(source: ModelSource): Promise<string> {
+  if (source.kind === 'hub') {
+    env.allowRemoteModels = source.allowRemote;
+    try {
+      const config = await AutoConfig.from_pretrained(source.pretrainedPath, { local_files_only: !source.allowRemote });
+      return String((config as unknown as { model_type?: string }).model_type ?? '');
+    } catch (error) {
+      throw explainLoadFailure(source, error);
+    }
+  }
+  const path = join(source.location, 'config.json');
+  let config: { model_type?: string };
+  try {
+    config = JSON.parse(await readFile(path, 'utf8')) as { model_type?: string };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw createError('MODEL_NOT_FOUND', source.location, 'config.json');
+    throw createError('MODEL_UNSUPPORTED', path, (error as Error).message);
+  }
+  if (!config.model_type) throw createError('MODEL_UNSUPPORTED', path, 'no model_type field');
+  return config.model_type;
+}
+
+export async function loadEncoder(spec: string = defaultModelPath(), options: LoadEncoderOptions = {}): Promise<Encoder> {
+  const source = resolveModelSource(spec, options);
+  const type = await modelType(source);
+  const loader = REGISTRY[type];
+  if (!loader) {
+    throw createError('MODEL_UNSUPPORTED', source.location, `model_type "${type}" (known: ${Object.keys(REGISTRY).join(', ')})`);
+  }
+  return loader(source, options);
+}
