@@ -6,6 +6,10 @@
 import sharp from 'sharp';
 import { createError, DuoError } from '../errors.js';
 
+// An indexing job reads each file once, so libvips's operation cache would only hold memory
+// (up to 50 MB by default) and keep file handles open.
+sharp.cache(false);
+
 export interface DecodedImage {
   /** interleaved RGB, row-major */
   data: Uint8ClampedArray;
@@ -51,7 +55,7 @@ export async function loadImage(input: string | Uint8Array, options: LoadImageOp
   } catch (error) {
     if (error instanceof DuoError) throw error;
     const message = error instanceof Error ? error.message : String(error);
-    if (/no such file|ENOENT/i.test(message)) throw createError('FILE_NOT_FOUND', source);
+    if (/input file is missing|no such file|ENOENT/i.test(message)) throw createError('FILE_NOT_FOUND', source);
     throw createError('BAD_IMAGE', source, message.split('\n')[0] ?? message);
   }
 }

@@ -20,8 +20,10 @@ export class TopK {
     return this.n < this.k ? -Infinity : this.scores[0]!;
   }
 
-  push(score: number, row: number): void {
-    if (this.k === 0 || Number.isNaN(score)) return;
+  push(value: number, row: number): void {
+    if (this.k === 0 || Number.isNaN(value)) return;
+    // compare at the precision we store, or a double and its float32 copy never tie
+    const score = Math.fround(value);
     if (this.n < this.k) {
       let i = this.n++;
       while (i > 0) {

@@ -18,5 +18,5 @@ export interface VectorStore {
   get(id: string): Float32Array | undefined;
   ids(): string[];
   /** one ranked list per query, best first; `filter` keeps only the ids it accepts */
-  search(queries: Float32Array[], k: number, filter?: (id: string) => boolean): Hit[][];
+  search(queries: Float32Array[], k: number, filter?: (id: string) => boolean): Promise<Hit[][]>;
 }

@@ -55,7 +55,7 @@ export class Searcher {
     const images = await this.encoder.encodeImages(imageAt.map((i) => (queries[i] as { image: ImageInput }).image));
     imageAt.forEach((qi, j) => (vectors[qi] = images[j]!));
     const t1 = performance.now();
-    const hits = this.store.search(vectors, k);
+    const hits = await this.store.search(vectors, k);
     const t2 = performance.now();
     const per = queries.length || 1;
     return queries.map((q, i) => ({

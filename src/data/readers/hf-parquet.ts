@@ -15,7 +15,8 @@ export async function readHfParquet(paths: string[], split = 'test'): Promise<Re
   for (const path of paths) {
     let rows: Row[];
     try {
-      rows = (await parquetReadObjects({ file: await asyncBufferFromFile(path) })) as Row[];
+      // utf8: false keeps un-annotated BYTE_ARRAY columns (the image bytes) as bytes; STRING columns stay strings
+      rows = (await parquetReadObjects({ file: await asyncBufferFromFile(path), utf8: false })) as Row[];
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw createError('FILE_NOT_FOUND', path);
       throw createError('DATASET_FORMAT', path, `not a readable parquet file (${(error as Error).message})`);

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { before, describe, it } from 'node:test';
+import { packageRoot } from '../../src/util/package-root.js';
+import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+
+const BIN = join(packageRoot(), 'bin', 'duo.js');
+const run = async (args: string[]) => {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { cwd: packageRoot() });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+};
+
+describe('duo command line (the documented contract)', () => {
+  const data = tempDir();
+  const images = join(data, 'images');
+  const index = join(data, 'colours.duo');
+  const names = Object.keys(COLOURS);
+
+  before(async () => {
+    mkdirSync(images);
+    await Promise.all(names.map((n) => writeColourImage(join(images, `${n}.jpg`), COLOURS[n]!)));
+    writeFileSync(join(data, 'Flickr8k.token.txt'), names.flatMap((n) => [`${n}.jpg#0\ta ${n} square .`, `${n}.jpg#1\tsomething ${n}`]).join('\n'));
+    writeFileSync(join(data, 'Flickr_8k.devImages.txt'), names.map((n) => `${n}.jpg`).join('\n'));
+  });
+
+  it('index <dir> --index <path> builds an index and reports it', async () => {
+    const r = await run(['index', images, '--index', index, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.total, names.length);
+    assert.equal(report.encoded, names.length);
+    assert.ok(existsSync(index));
+  });
+
+  it('search "<text>" --json returns ranked results with latency', async () => {
+    const saved = join(data, 'results.json');
+    const r = await run(['search', 'a red thing', '--index', index, '--k', '3', '--json', '--save-results', saved]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.results.length, 3);
+    assert.equal(out.results[0].id, 'red.jpg');
+    assert.equal(out.results[0].rank, 1);
+    assert.equal(out.results[0].path, join(images, 'red.jpg'));
+    assert.ok(out.results[0].score >= out.results[1].score);
+    assert.ok(out.latencyMs.total >= out.latencyMs.search);
+    assert.deepEqual(JSON.parse(readFileSync(saved, 'utf8')), out);
+  });
+
+  it('search --image <file> finds the same image first, and prints a table without --json', async () => {
+    const r = await run(['search', '--image', join(images, 'blue.jpg'), '--index', index, '--k', '2']);
+    assert.equal(r.code, 0, r.stderr);
+    const firstRow = r.stdout.split('\n').find((l) => /^\s*1\s/.test(l));
+    assert.match(firstRow ?? '', /blue\.jpg/);
+  });
+
+  it('eval --data <dir> --split <name> --json prints the documented object', async () => {
+    const r = await run(['eval', '--data', data, '--split', 'dev', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    for (const dir of ['textToImage', 'imageToText']) {
+      for (const key of ['R@1', 'R@5', 'R@10', 'MRR']) assert.equal(typeof out[dir][key], 'number', `${dir}.${key}`);
+    }
+    assert.equal(out.textToImage['R@1'], 100);
+    assert.equal(out.imageToText['R@10'], 100);
+    assert.ok(out.textToImage.MRR <= 1);
+  });
+
+  it('errors: one line naming the file or flag, non-zero exit, no stack unless --debug', async () => {
+    const missing = await run(['search', 'red', '--index', join(data, 'nope.duo')]);
+    assert.equal(missing.code, 66);
+    assert.match(missing.stderr, /nope\.duo/);
+    assert.equal(missing.stderr.trim().split('\n').length, 1);
+    assert.doesNotMatch(missing.stderr, /\n\s+at /);
+
+    const badK = await run(['search', 'red', '--index', index, '--k', 'ten']);
+    assert.equal(badK.code, 2);
+    assert.match(badK.stderr, /--k/);
+
+    const both = await run(['search', 'red', '--image', join(images, 'red.jpg'), '--index', index]);
+    assert.equal(both.code, 2);
+
+    const badSplit = await run(['eval', '--data', data, '--split', 'test']);
+    assert.notEqual(badSplit.code, 0);
+    assert.match(badSplit.stderr, /Flickr_8k\.testImages\.txt/);
+
+    const unknown = await run(['index', images, '--index', index, '--frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--frobnicate/);
+
+    const debug = await run(['search', 'red', '--index', join(data, 'nope.duo'), '--debug']);
+    assert.match(debug.stderr, /\n\s+at /);
+  });
+});

@@ -1,0 +1,30 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import sharp from 'sharp';
+
+/** A temporary directory removed when the test file ends. */
+export function tempDir(prefix = 'duo-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export const COLOURS: Record<string, [number, number, number]> = {
+  red: [220, 20, 30],
+  green: [30, 200, 40],
+  blue: [20, 40, 220],
+  yellow: [230, 220, 30],
+  white: [250, 250, 250],
+  black: [5, 5, 5],
+};
+
+/** A solid-colour image with a little noise, so encoders see a real photo-like file. */
+export async function writeColourImage(path: string, rgb: [number, number, number], format: 'jpeg' | 'png' | 'webp' = 'jpeg', size = 64): Promise<void> {
+  const data = Buffer.alloc(size * size * 3);
+  for (let i = 0; i < size * size; i++) {
+    for (let c = 0; c < 3; c++) data[i * 3 + c] = Math.max(0, Math.min(255, rgb[c]! + ((i * 7 + c * 13) % 11) - 5));
+  }
+  await sharp(data, { raw: { width: size, height: size, channels: 3 } }).toFormat(format).toFile(path);
+}
