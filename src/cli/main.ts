@@ -7,7 +7,9 @@ import { DuoError, exitCodeFor } from '../errors.js';
 import { registerDemo } from './commands/demo-command.js';
 import { registerEval } from './commands/eval-command.js';
 import { registerIndex } from './commands/index-command.js';
+import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
+import { registerTrain } from './commands/train-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('duo')
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerSearch(program);
   registerEval(program);
   registerDemo(program);
+  registerTrain(program);
+  registerRuns(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -53,28 +53,40 @@ export async function evaluateRetrieval(ds: RetrievalDataset, encoder: Encoder, 
   const encodeTexts = (performance.now() - t) / 1000;
 
   t = performance.now();
-  const dim = encoder.dim;
   const imageIndex = new Map(ds.images.map((img, i) => [img.id, i]));
-  const captionImage = ds.captions.map((c) => imageIndex.get(c.imageId)!);
-  const captionsOf: number[][] = ds.images.map(() => []);
-  captionImage.forEach((img, c) => captionsOf[img]!.push(c));
-
-  const t2i: number[] = [];
-  scoreRows(textVectors, stack(imageVectors, dim), ds.images.length, dim, (c, scores) =>
-    t2i.push(firstRelevantRank(scores, [captionImage[c]!])),
-  );
-  const i2t: number[] = [];
-  scoreRows(imageVectors, stack(textVectors, dim), ds.captions.length, dim, (i, scores) =>
-    i2t.push(firstRelevantRank(scores, captionsOf[i]!)),
-  );
+  const metrics = evaluateEmbeddings(imageVectors, textVectors, ds.captions.map((c) => imageIndex.get(c.imageId)!));
   return {
     dataset: ds.name,
     split: ds.split,
     model: encoder.id,
     images: ds.images.length,
     captions: ds.captions.length,
-    textToImage: rankMetrics(t2i),
-    imageToText: rankMetrics(i2t),
+    ...metrics,
     seconds: { encodeImages, encodeTexts, score: (performance.now() - t) / 1000 },
   };
+}
+
+/** Both directions' metrics from embeddings; captionImage[c] is the row of caption c's image. */
+export function evaluateEmbeddings(
+  imageVectors: Float32Array[],
+  textVectors: Float32Array[],
+  captionImage: number[],
+): { textToImage: RankMetrics; imageToText: RankMetrics } {
+  const dim = imageVectors[0]?.length ?? 0;
+  const captionsOf: number[][] = imageVectors.map(() => []);
+  captionImage.forEach((img, c) => captionsOf[img]!.push(c));
+  const t2i: number[] = [];
+  scoreRows(textVectors, stack(imageVectors, dim), imageVectors.length, dim, (c, scores) =>
+    t2i.push(firstRelevantRank(scores, [captionImage[c]!])),
+  );
+  const i2t: number[] = [];
+  scoreRows(imageVectors, stack(textVectors, dim), textVectors.length, dim, (i, scores) =>
+    i2t.push(firstRelevantRank(scores, captionsOf[i]!)),
+  );
+  return { textToImage: rankMetrics(t2i), imageToText: rankMetrics(i2t) };
+}
+
+/** R@1+R@5+R@10 of both directions: the usual model-selection score. */
+export function rsum(m: { textToImage: RankMetrics; imageToText: RankMetrics }): number {
+  return m.textToImage['R@1'] + m.textToImage['R@5'] + m.textToImage['R@10'] + m.imageToText['R@1'] + m.imageToText['R@5'] + m.imageToText['R@10'];
 }

@@ -3,11 +3,13 @@
  * checkpoint's `model_type`, filled here rather than by import side effects.
  */
 import { AutoConfig, env } from '@huggingface/transformers';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { ClipEncoder, type ClipLoadOptions } from './clip/clip-encoder.js';
+import { StarterEncoder } from './starter/starter-encoder.js';
 import type { Encoder } from './encoder.js';
 import { explainLoadFailure, resolveModelSource, type ModelSource } from './model-source.js';
 
@@ -16,6 +18,7 @@ type Loader = (source: ModelSource, options: LoadEncoderOptions) => Promise<Enco
 const REGISTRY: Record<string, Loader> = {
   clip: (source, options) => ClipEncoder.load(source, 'clip', options),
   siglip: (source, options) => ClipEncoder.load(source, 'siglip', options),
+  'duo-starter-pack': (source) => StarterEncoder.load(source),
 };
 
 export interface LoadEncoderOptions extends ClipLoadOptions {
@@ -36,6 +39,15 @@ async function modelType(source: ModelSource): Promise<string> {
       return String((config as unknown as { model_type?: string }).model_type ?? '');
     } catch (error) {
       throw explainLoadFailure(source, error);
+    }
+  }
+  // the project's own packs carry a manifest.json instead of a transformers config.json
+  const manifestPath = join(source.location, 'manifest.json');
+  if (existsSync(manifestPath)) {
+    try {
+      return String((JSON.parse(await readFile(manifestPath, 'utf8')) as { format?: string }).format);
+    } catch (error) {
+      throw createError('MODEL_UNSUPPORTED', manifestPath, (error as Error).message);
     }
   }
   const path = join(source.location, 'config.json');

@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import { join, resolve } from 'node:path';
+import { createError } from '../../errors.js';
+import { exportStarterPack } from '../../models/starter/export-pack.js';
+import { trainStarter } from '../../train/train-starter.js';
+import { packageRoot } from '../../util/package-root.js';
+import { positiveInt, progressBar } from '../output.js';
+
+const positiveNumber = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw createError('BAD_ARGUMENT', flag, `must be a positive number, got "${v}"`);
+  return n;
+};
+
+const probability = (flag: string, v: unknown): number => {
+  const n = Number(v);
+  if (!(n >= 0 && n < 1)) throw createError('BAD_ARGUMENT', flag, `must be in [0, 1), got "${v}"`);
+  return n;
+};
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train the starter dual encoder on frozen CenterNet features (Flickr8k train, chosen on dev)')
+    .option('--data <dir>', 'Flickr8k folder', '../shared/datasets/flickr8k')
+    .option('--run <name>', 'run name (a folder under --runs)', `starter-${new Date().toISOString().replace(/[:.]/g, '-')}`)
+    .option('--runs <dir>', 'where runs live', 'runs')
+    .option('--resume', 'continue the run named by --run from its last checkpoint')
+    .option('--head <kind>', 'projection heads: linear or mlp', 'mlp')
+    .option('--hidden <n>', 'MLP hidden width', positiveInt('--hidden'), 1024)
+    .option('--word-dim <n>', 'word vector size', positiveInt('--word-dim'), 300)
+    .option('--embed-dim <n>', 'shared embedding size', positiveInt('--embed-dim'), 256)
+    .option('--batch-size <n>', 'pairs per batch', positiveInt('--batch-size'), 512)
+    .option('--epochs <n>', 'maximum epochs (5 captions per image each)', positiveInt('--epochs'), 30)
+    .option('--lr <x>', 'peak learning rate (warm-up then cosine)', positiveNumber('--lr'), 2e-3)
+    .option('--weight-decay <x>', 'AdamW weight decay', positiveNumber('--weight-decay'), 1e-4)
+    .option('--patience <n>', 'stop after this many epochs without dev improvement', positiveInt('--patience'), 5)
+    .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
+    .option('--min-count <n>', 'keep words seen this often in train captions', positiveInt('--min-count'), 2)
+    .option('--feature-dropout <p>', 'training-time dropout of image feature dimensions', Number, 0.2)
+    .option('--word-dropout <p>', 'training-time dropout of caption words', Number, 0.1)
+    .option('--cache <dir>', 'feature and backbone cache', '.cache')
+    .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)')
+    .action(async (o: Record<string, string | number | boolean | undefined>) => {
+      if (o.head !== 'linear' && o.head !== 'mlp') throw createError('BAD_ARGUMENT', '--head', `must be linear or mlp, got "${o.head}"`);
+      const runDir = join(String(o.runs), String(o.run));
+      const bars = new Map<string, ReturnType<typeof progressBar>>();
+      const { best } = await trainStarter({
+        data: String(o.data),
+        runDir,
+        resume: Boolean(o.resume),
+        head: o.head,
+        hidden: Number(o.hidden),
+        wordDim: Number(o.wordDim),
+        embedDim: Number(o.embedDim),
+        batchSize: Number(o.batchSize),
+        epochs: Number(o.epochs),
+        lr: Number(o.lr),
+        weightDecay: Number(o.weightDecay),
+        patience: Number(o.patience),
+        seed: Number(o.seed),
+        minCount: Number(o.minCount),
+        featureDropout: probability('--feature-dropout', o.featureDropout),
+        wordDropout: probability('--word-dropout', o.wordDropout),
+        cacheDir: String(o.cache),
+        backboneOnnx: join(packageRoot(), 'models', 'starter', 'backbone.onnx'),
+        command: `duo ${process.argv.slice(2).join(' ')}`,
+        onLog: (line) => console.log(line),
+        onFeatures: (split, d, n) => {
+          if (!bars.has(split)) bars.set(split, progressBar(`${split} features`));
+          bars.get(split)!.update(d, n);
+          if (d === n) bars.get(split)!.stop();
+        },
+      });
+      console.log(`run: ${runDir}; best dev rsum ${best?.dev.rsum.toFixed(1)} at epoch ${best?.epoch}`);
+      if (o.pack) {
+        const out = resolve(String(o.pack));
+        await exportStarterPack(runDir, out);
+        console.log(`model pack written to ${out}`);
+      }
+    });
+}

@@ -1,0 +1,59 @@
+/**
+ * Runs the converted backbone on onnxruntime-node. Images are resized to 512×512 ignoring
+ * aspect ratio with bilinear filtering, as @vladmandic/human feeds CenterNet, RGB 0..255.
+ */
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import type { DecodedImage } from '../../data/image-loader.js';
+import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, GRID } from './backbone.js';
+
+export interface BackboneFeatures {
+  /** backbone_mean (480) then class_max (80) */
+  pooled: Float32Array;
+  /** 480 × 4 × 4, channel-major */
+  grid: Float32Array;
+}
+
+export const POOLED_DIM = BACKBONE_DIM + CLASS_DIM;
+export const GRID_SIZE = BACKBONE_DIM * GRID * GRID;
+
+export class BackboneRunner {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async load(onnx: string | Uint8Array, threads = 0): Promise<BackboneRunner> {
+    const options = { intraOpNumThreads: threads, graphOptimizationLevel: 'all' as const };
+    const session = typeof onnx === 'string' ? await ort.InferenceSession.create(onnx, options) : await ort.InferenceSession.create(onnx, options);
+    return new BackboneRunner(session);
+  }
+
+  static async pixels(image: DecodedImage): Promise<Buffer> {
+    return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+      .resize(BACKBONE_INPUT, BACKBONE_INPUT, { fit: 'fill', kernel: 'linear' })
+      .raw()
+      .toBuffer();
+  }
+
+  async run(images: DecodedImage[]): Promise<BackboneFeatures[]> {
+    if (images.length === 0) return [];
+    const size = BACKBONE_INPUT * BACKBONE_INPUT * 3;
+    const input = new Float32Array(images.length * size);
+    const pixels = await Promise.all(images.map((img) => BackboneRunner.pixels(img)));
+    pixels.forEach((p, i) => {
+      for (let j = 0; j < size; j++) input[i * size + j] = p[j]!;
+    });
+    const out = await this.session.run({ input_nhwc: new ort.Tensor('float32', input, [images.length, BACKBONE_INPUT, BACKBONE_INPUT, 3]) });
+    const mean = out.backbone_mean!.data as Float32Array;
+    const cls = out.class_max!.data as Float32Array;
+    const grid = out.grid!.data as Float32Array;
+    return images.map((_, i) => {
+      const pooled = new Float32Array(POOLED_DIM);
+      pooled.set(mean.subarray(i * BACKBONE_DIM, (i + 1) * BACKBONE_DIM));
+      pooled.set(cls.subarray(i * CLASS_DIM, (i + 1) * CLASS_DIM), BACKBONE_DIM);
+      return { pooled, grid: grid.slice(i * GRID_SIZE, (i + 1) * GRID_SIZE) };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Writes a training run's best weights as the starter model pack: ONNX graphs for the text
+ * side (word vectors → masked mean → head → L2 norm) and the image head (standardise →
+ * head → L2 norm), the vocabulary, and a manifest saying where every number came from.
+ * The backbone ONNX sits beside them.
+ */
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createError } from '../../errors.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
+import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../../train/dual-encoder.js';
+import type { HeadSpec, Params } from '../../train/layers.js';
+import { readRun } from '../../train/runs.js';
+import { loadTensors } from '../../train/tensor-file.js';
+import { encodeModel, int64s, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
+import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
+import { POOLED_DIM } from './backbone-runner.js';
+
+export const PACK_FORMAT = 'duo-starter-pack';
+
+function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
+  const initializers: TensorInit[] = [];
+  const nodes: NodeInit[] = [];
+  const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
+    initializers.push({ name: `${prefix}.${name}.W`, dims: [inDim, outDim], type: 'float', data: params.get(`${prefix}.${name}.W`)! });
+    initializers.push({ name: `${prefix}.${name}.b`, dims: [outDim], type: 'float', data: params.get(`${prefix}.${name}.b`)! });
+    nodes.push({ op: 'MatMul', inputs: [x, `${prefix}.${name}.W`], outputs: [`${out}_mm`] });
+    nodes.push({ op: 'Add', inputs: [`${out}_mm`, `${prefix}.${name}.b`], outputs: [out] });
+  };
+  if (spec.kind === 'linear') layer('l1', input, spec.inDim, spec.outDim, `${prefix}_raw`);
+  else {
+    layer('l1', input, spec.inDim, spec.hidden, `${prefix}_z1`);
+    nodes.push({ op: 'Relu', inputs: [`${prefix}_z1`], outputs: [`${prefix}_h`] });
+    layer('l2', `${prefix}_h`, spec.hidden, spec.outDim, `${prefix}_raw`);
+  }
+  nodes.push({ op: 'LpNormalization', inputs: [`${prefix}_raw`], outputs: [output], attrs: { axis: { i: -1 }, p: { i: 2 } } });
+  return { nodes, initializers };
+}
+
+export function textModelOnnx(params: Params, config: DualEncoderConfig): Uint8Array {
+  const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
+  return encodeModel({
+    name: 'starter-text',
+    nodes: [
+      { op: 'Gather', inputs: ['text.embed', 'input_ids'], outputs: ['tokens'] },
+      { op: 'Cast', inputs: ['attention_mask'], outputs: ['mask'], attrs: { to: { i: 1 } } },
+      { op: 'Unsqueeze', inputs: ['mask', 'axis2'], outputs: ['mask3'] },
+      { op: 'Mul', inputs: ['tokens', 'mask3'], outputs: ['masked'] },
+      { op: 'ReduceSum', inputs: ['masked', 'axis1'], outputs: ['summed'], attrs: { keepdims: { i: 0 } } },
+      { op: 'ReduceSum', inputs: ['mask3', 'axis1'], outputs: ['count'], attrs: { keepdims: { i: 0 } } },
+      { op: 'Max', inputs: ['count', 'one'], outputs: ['safe_count'] },
+      { op: 'Div', inputs: ['summed', 'safe_count'], outputs: ['pooled'] },
+      ...head.nodes,
+    ],
+    initializers: [
+      { name: 'text.embed', dims: [config.vocabSize, config.wordDim], type: 'float', data: params.get('text.embed')! },
+      { name: 'axis1', dims: [1], type: 'int64', data: int64s([1]) },
+      { name: 'axis2', dims: [1], type: 'int64', data: int64s([2]) },
+      { name: 'one', dims: [], type: 'float', data: Float32Array.from([1]) },
+      ...head.initializers,
+    ],
+    inputs: [
+      { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
+    ],
+    outputs: [{ name: 'text_embeds', type: 'float', shape: ['batch', config.embedDim] }],
+  });
+}
+
+export function imageHeadOnnx(params: Params, config: DualEncoderConfig, norm: Params): Uint8Array {
+  const head = headGraph(params, 'image.head', imageHeadSpec(config), 'standardised', 'image_embeds');
+  return encodeModel({
+    name: 'starter-image-head',
+    nodes: [
+      { op: 'Sub', inputs: ['features', 'feature_mean'], outputs: ['centred'] },
+      { op: 'Div', inputs: ['centred', 'feature_std'], outputs: ['standardised'] },
+      ...head.nodes,
+    ],
+    initializers: [
+      { name: 'feature_mean', dims: [POOLED_DIM], type: 'float', data: norm.get('mean')! },
+      { name: 'feature_std', dims: [POOLED_DIM], type: 'float', data: norm.get('std')! },
+      ...head.initializers,
+    ],
+    inputs: [{ name: 'features', type: 'float', shape: ['batch', POOLED_DIM] }],
+    outputs: [{ name: 'image_embeds', type: 'float', shape: ['batch', config.embedDim] }],
+  });
+}
+
+export async function exportStarterPack(runDir: string, outDir: string): Promise<void> {
+  const run = readRun(runDir);
+  if (!run.summary) throw createError('BAD_ARGUMENT', runDir, 'run has not finished (no summary.json)');
+  const params = await loadTensors(join(runDir, 'best.bin'));
+  const norm = await loadTensors(join(runDir, 'image-norm.bin'));
+  const config = run.params.config as DualEncoderConfig;
+  const vocab = JSON.parse(readFileSync(join(runDir, 'vocab.json'), 'utf8')) as string[];
+  const backbone = resolve(String(run.params.backbone));
+  if (!existsSync(backbone)) throw createError('FILE_NOT_FOUND', backbone);
+  if (resolve(join(outDir, 'backbone.onnx')) !== backbone) copyFileSync(backbone, join(outDir, 'backbone.onnx'));
+  await writeFileAtomic(join(outDir, 'text_model.onnx'), textModelOnnx(params, config));
+  await writeFileAtomic(join(outDir, 'image_head.onnx'), imageHeadOnnx(params, config, norm));
+  await writeFileAtomic(join(outDir, 'vocab.json'), `${JSON.stringify(vocab)}\n`);
+  const manifest = {
+    format: PACK_FORMAT,
+    version: 1,
+    name: 'duo-starter',
+    embedDim: config.embedDim,
+    similarity: 'cosine',
+    backbone: {
+      file: 'backbone.onnx',
+      source: `${BACKBONE_PACKAGE} models/centernet.json (COCO CenterNet, MobileNetV3), converted to ONNX by src/models/starter/backbone.ts`,
+      outputs: 'backbone_mean[480] + class_max[80]; grid[480x4x4] for stage 2',
+      sha256: sha256File(join(outDir, 'backbone.onnx')),
+    },
+    text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped' },
+    imageHead: { file: 'image_head.onnx', inputDim: POOLED_DIM },
+    head: config.head,
+    hidden: config.head === 'mlp' ? config.hidden : undefined,
+    training: {
+      data: 'Flickr8k (Hodosh et al. 2013)',
+      trainSplit: 'train (6000 images, 30000 captions)',
+      chosenOn: 'dev',
+      run: run.id,
+      hyper: run.params.hyper,
+      command: run.params.command,
+      bestEpoch: run.summary.bestEpoch,
+      epochsRun: run.summary.epochsRun,
+      trainSeconds: run.summary.trainSeconds,
+    },
+    devMetrics: run.summary.bestDev,
+  };
+  await writeFileAtomic(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+}

@@ -1,0 +1,98 @@
+/**
+ * The starter model pack behind the same Encoder interface as CLIP: text through the pack's
+ * vocabulary and text_model.onnx; images through the shared decoder, the CenterNet backbone
+ * and image_head.onnx.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { loadImage } from '../../data/image-loader.js';
+import { createError } from '../../errors.js';
+import { inBatches, type EncodeOptions, type Encoder, type ImageInput } from '../encoder.js';
+import { contentId, requireFiles, type ModelSource } from '../model-source.js';
+import { BackboneRunner, type BackboneFeatures } from './backbone-runner.js';
+import { Vocabulary } from './vocab.js';
+
+export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
+
+export interface StarterManifest {
+  format: string;
+  version: number;
+  embedDim: number;
+  [key: string]: unknown;
+}
+
+export class StarterEncoder implements Encoder {
+  readonly normalized = true;
+  readonly similarity = { kind: 'cosine' } as const;
+
+  private constructor(
+    readonly id: string,
+    readonly dim: number,
+    readonly manifest: StarterManifest,
+    private readonly vocab: Vocabulary,
+    private readonly text: ort.InferenceSession,
+    private readonly head: ort.InferenceSession,
+    readonly backbone: BackboneRunner,
+  ) {}
+
+  static async load(source: ModelSource): Promise<StarterEncoder> {
+    requireFiles(source, STARTER_FILES);
+    const dir = source.location;
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as StarterManifest;
+    if (manifest.version !== 1) throw createError('MODEL_UNSUPPORTED', dir, `starter pack version ${manifest.version}`);
+    const vocab = new Vocabulary(JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[]);
+    const opts = { graphOptimizationLevel: 'all' as const };
+    const [text, head, backbone] = await Promise.all([
+      ort.InferenceSession.create(join(dir, 'text_model.onnx'), opts),
+      ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
+      BackboneRunner.load(join(dir, 'backbone.onnx')),
+    ]);
+    return new StarterEncoder(await contentId(source, STARTER_FILES), manifest.embedDim, manifest, vocab, text, head, backbone);
+  }
+
+  async encodeTexts(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {
+    return inBatches(texts, options.batchSize ?? 256, async (batch) => {
+      const ids = batch.map((t) => this.vocab.encode(t));
+      const len = Math.max(...ids.map((i) => i.length));
+      const input = new BigInt64Array(batch.length * len);
+      const mask = new BigInt64Array(batch.length * len);
+      ids.forEach((row, i) => row.forEach((id, j) => {
+        input[i * len + j] = BigInt(id);
+        mask[i * len + j] = 1n;
+      }));
+      const out = await this.text.run({
+        input_ids: new ort.Tensor('int64', input, [batch.length, len]),
+        attention_mask: new ort.Tensor('int64', mask, [batch.length, len]),
+      });
+      return rows(out.text_embeds!.data as Float32Array, batch.length, this.dim);
+    }, options.onProgress);
+  }
+
+  /** Backbone features (pooled and grid) of images: what stage 2 and head training reuse. */
+  async features(images: ImageInput[]): Promise<BackboneFeatures[]> {
+    const decoded = await Promise.all(images.map((img) => (img instanceof Uint8Array || typeof img === 'string' ? loadImage(img) : img)));
+    return this.backbone.run(decoded);
+  }
+
+  async embedFeatures(pooled: Float32Array[]): Promise<Float32Array[]> {
+    if (pooled.length === 0) return [];
+    const d = pooled[0]!.length;
+    const flat = new Float32Array(pooled.length * d);
+    pooled.forEach((p, i) => flat.set(p, i * d));
+    const out = await this.head.run({ features: new ort.Tensor('float32', flat, [pooled.length, d]) });
+    return rows(out.image_embeds!.data as Float32Array, pooled.length, this.dim);
+  }
+
+  async encodeImages(images: ImageInput[], options: EncodeOptions = {}): Promise<Float32Array[]> {
+    return inBatches(images, options.batchSize ?? 8, async (batch) => this.embedFeatures((await this.features(batch)).map((f) => f.pooled)), options.onProgress);
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.text.release(), this.head.release(), this.backbone.dispose()]);
+  }
+}
+
+function rows(data: Float32Array, n: number, d: number): Float32Array[] {
+  return Array.from({ length: n }, (_, i) => data.slice(i * d, (i + 1) * d));
+}

@@ -1,0 +1,77 @@
+/**
+ * C = op(A)·op(B) for training. Large products run as an ONNX Gemm on onnxruntime-node
+ * (MLAS: vectorised and multithreaded, ~30x a JS loop here); small ones, and every product in
+ * the gradient tests, run in plain JavaScript. Both paths are tested to agree.
+ */
+import * as ort from 'onnxruntime-node';
+import { encodeModel } from '../models/fixtures/onnx-writer.js';
+
+export interface Mat {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+export const mat = (rows: number, cols: number, data: Float32Array = new Float32Array(rows * cols)): Mat => ({ data, rows, cols });
+
+/** JS reference: op(A) is m×k, op(B) is k×n. */
+export function matmulJs(a: Mat, b: Mat, transA = false, transB = false): Mat {
+  const m = transA ? a.cols : a.rows;
+  const k = transA ? a.rows : a.cols;
+  const n = transB ? b.rows : b.cols;
+  if ((transB ? b.cols : b.rows) !== k) throw new Error(`matmul: inner sizes ${k} and ${transB ? b.cols : b.rows}`);
+  const out = new Float32Array(m * n);
+  const A = a.data;
+  const B = b.data;
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const av = transA ? A[p * a.cols + i]! : A[i * a.cols + p]!;
+      if (av === 0) continue;
+      const o = i * n;
+      if (transB) for (let j = 0; j < n; j++) out[o + j]! += av * B[j * b.cols + p]!;
+      else {
+        const r = p * b.cols;
+        for (let j = 0; j < n; j++) out[o + j]! += av * B[r + j]!;
+      }
+    }
+  }
+  return mat(m, n, out);
+}
+
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+function gemmSession(transA: boolean, transB: boolean): Promise<ort.InferenceSession> {
+  const key = `${+transA}${+transB}`;
+  let s = sessions.get(key);
+  if (!s) {
+    const bytes = encodeModel({
+      name: `gemm${key}`,
+      nodes: [{ op: 'Gemm', inputs: ['A', 'B'], outputs: ['C'], attrs: { transA: { i: +transA }, transB: { i: +transB } } }],
+      initializers: [],
+      inputs: [
+        { name: 'A', type: 'float', shape: ['a0', 'a1'] },
+        { name: 'B', type: 'float', shape: ['b0', 'b1'] },
+      ],
+      outputs: [{ name: 'C', type: 'float', shape: ['m', 'n'] }],
+    });
+    s = ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+    sessions.set(key, s);
+  }
+  return s;
+}
+
+/** Below this many multiply-adds the JS loop is cheaper than a session call. */
+const ORT_MIN_MACS = 1 << 16;
+
+export async function matmul(a: Mat, b: Mat, transA = false, transB = false): Promise<Mat> {
+  const m = transA ? a.cols : a.rows;
+  const k = transA ? a.rows : a.cols;
+  const n = transB ? b.rows : b.cols;
+  if (m * k * n < ORT_MIN_MACS) return matmulJs(a, b, transA, transB);
+  const session = await gemmSession(transA, transB);
+  const out = await session.run({
+    A: new ort.Tensor('float32', a.data, [a.rows, a.cols]),
+    B: new ort.Tensor('float32', b.data, [b.rows, b.cols]),
+  });
+  return mat(m, n, out.C!.data as Float32Array);
+}

@@ -1,0 +1,75 @@
+/** Every hand-written gradient against central finite differences (float64 loss via tiny sizes). */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { initDualEncoder, lossAndGrads, mat, seeded, type DualEncoderConfig } from '../../src/train/dual-encoder.js';
+import { matmul, matmulJs } from '../../src/train/matmul.js';
+
+function batch(config: DualEncoderConfig, B: number, seed: number) {
+  const rand = seeded(seed);
+  const x = mat(B, config.imageDim, Float32Array.from({ length: B * config.imageDim }, () => rand() * 2 - 1));
+  const texts = Array.from({ length: B }, (_, i) => Int32Array.from({ length: 1 + (i % 3) }, () => Math.floor(rand() * Math.max(1, config.vocabSize))));
+  texts[B - 1] = Int32Array.from([2, 2, 5]); // a repeated word counts twice in the mean
+  return { x, texts };
+}
+
+const variants: [string, DualEncoderConfig][] = [
+  ['linear heads, word vectors', { imageDim: 5, vocabSize: 7, wordDim: 4, embedDim: 3, head: 'linear', hidden: 6 }],
+  ['MLP heads, word vectors', { imageDim: 5, vocabSize: 7, wordDim: 4, embedDim: 3, head: 'mlp', hidden: 6 }],
+  ['residual linear heads, dense text', { imageDim: 4, vocabSize: 0, wordDim: 0, textDim: 4, embedDim: 4, head: 'linear', hidden: 6, residual: true }],
+  ['residual MLP heads, dense text', { imageDim: 4, vocabSize: 0, wordDim: 0, textDim: 4, embedDim: 4, head: 'mlp', hidden: 6, residual: true }],
+];
+
+for (const [label, config] of variants) {
+  describe(`dual encoder gradients (${label})`, () => {
+    it('match finite differences for every parameter tensor', async () => {
+      const model = initDualEncoder(config, 3);
+      model.params.get('logScale')![0] = 1.2; // keep the softmax soft so differences are informative
+      // residual heads start with a zero last layer: move off it so every path carries gradient
+      const jitter = seeded(99);
+      for (const [name, p] of model.params) if (name !== 'logScale') for (let i = 0; i < p.length; i++) p[i]! += (jitter() - 0.5) * 0.3;
+      const b = batch(config, 5, 11);
+      const x = b.x;
+      const texts = config.vocabSize > 0 ? b.texts : mat(5, config.textDim!, Float32Array.from({ length: 5 * config.textDim! }, () => jitter() * 2 - 1));
+      const { grads } = await lossAndGrads(model, x, texts);
+      const eps = 1e-3;
+      let checked = 0;
+      for (const [name, p] of model.params) {
+        const g = grads.get(name)!;
+        assert.ok(g, `gradient for ${name}`);
+        for (let i = 0; i < p.length; i += Math.max(1, Math.floor(p.length / 6))) {
+          const keep = p[i]!;
+          p[i] = keep + eps;
+          const up = (await lossAndGrads(model, x, texts)).loss;
+          p[i] = keep - eps;
+          const down = (await lossAndGrads(model, x, texts)).loss;
+          p[i] = keep;
+          const numeric = (up - down) / (2 * eps);
+          const tol = 2e-3 + 3e-2 * Math.abs(numeric);
+          assert.ok(Math.abs(numeric - g[i]!) < tol, `${name}[${i}]: analytic ${g[i]} vs numeric ${numeric}`);
+          checked++;
+        }
+      }
+      assert.ok(checked >= 20, `checked ${checked}`);
+    });
+  });
+}
+
+describe('matmul', () => {
+  it('the onnxruntime Gemm path agrees with the JS loop for every transpose', async () => {
+    const rand = seeded(5);
+    const A = mat(70, 90, Float32Array.from({ length: 70 * 90 }, () => rand() - 0.5));
+    const B = mat(90, 80, Float32Array.from({ length: 90 * 80 }, () => rand() - 0.5));
+    const At = mat(90, 70, new Float32Array(90 * 70));
+    for (let i = 0; i < 70; i++) for (let j = 0; j < 90; j++) At.data[j * 70 + i] = A.data[i * 90 + j]!;
+    const Bt = mat(80, 90, new Float32Array(80 * 90));
+    for (let i = 0; i < 90; i++) for (let j = 0; j < 80; j++) Bt.data[j * 90 + i] = B.data[i * 80 + j]!;
+    const want = matmulJs(A, B);
+    for (const [a, b, ta, tb] of [[A, B, false, false], [At, B, true, false], [A, Bt, false, true], [At, Bt, true, true]] as const) {
+      const got = await matmul(a, b, ta, tb); // 504k multiply-adds: the ORT path
+      assert.equal(got.rows, 70);
+      assert.equal(got.cols, 80);
+      for (let k = 0; k < want.data.length; k++) assert.ok(Math.abs(got.data[k]! - want.data[k]!) < 1e-4);
+    }
+    assert.throws(() => matmulJs(A, A), /inner sizes/);
+  });
+});
