@@ -10,6 +10,7 @@ import { registerIndex } from './commands/index-command.js';
 import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
 import { registerTrain } from './commands/train-command.js';
+import { registerTrainHead } from './commands/train-head-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('duo')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerTrain(program);
   registerRuns(program);
+  registerTrainHead(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

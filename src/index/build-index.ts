@@ -19,6 +19,7 @@ export interface BuildOptions {
   encoder: Encoder;
   /** the hub id or directory the encoder was loaded from, recorded in the index */
   modelSpec: string;
+  headSpec?: string;
   /** index only these ids (paths relative to root), e.g. one split of a dataset */
   only?: Set<string>;
   batchSize?: number;
@@ -69,7 +70,7 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const save = () =>
     saveIndex(indexPath, {
       store,
-      header: { modelId: encoder.id, modelSpec: options.modelSpec, dim: encoder.dim, normalized: true, root, createdAt, updatedAt: new Date().toISOString(), entries: [...entries.values()] },
+      header: { modelId: encoder.id, modelSpec: options.modelSpec, headSpec: options.headSpec, dim: encoder.dim, normalized: true, root, createdAt, updatedAt: new Date().toISOString(), entries: [...entries.values()] },
     });
 
   const failed: BuildReport['failed'] = [];

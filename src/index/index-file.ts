@@ -29,6 +29,8 @@ export interface IndexHeader {
   modelId: string;
   /** what the index was built with (a hub id or a directory), so search can load the same model */
   modelSpec: string;
+  /** the projection-head folder applied on top of the model, if any */
+  headSpec?: string;
   dim: number;
   count: number;
   normalized: boolean;

@@ -10,6 +10,7 @@ import { createError } from '../errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { ClipEncoder, type ClipLoadOptions } from './clip/clip-encoder.js';
 import { StarterEncoder } from './starter/starter-encoder.js';
+import { HeadedEncoder } from './headed-encoder.js';
 import type { Encoder } from './encoder.js';
 import { explainLoadFailure, resolveModelSource, type ModelSource } from './model-source.js';
 
@@ -24,6 +25,8 @@ const REGISTRY: Record<string, Loader> = {
 export interface LoadEncoderOptions extends ClipLoadOptions {
   /** for hub ids: may files be downloaded (true unless set), or only read from the cache */
   allowRemote?: boolean;
+  /** a folder written by `duo train-head`: projection heads applied on top of the model */
+  head?: string;
 }
 
 /** The engine's default model until the starter model ships: the generated colour-clip fixture. */
@@ -70,5 +73,6 @@ export async function loadEncoder(spec: string = defaultModelPath(), options: Lo
   if (!loader) {
     throw createError('MODEL_UNSUPPORTED', source.location, `model_type "${type}" (known: ${Object.keys(REGISTRY).join(', ')})`);
   }
-  return loader(source, options);
+  const encoder = await loader(source, options);
+  return options.head ? HeadedEncoder.wrap(encoder, options.head) : encoder;
 }

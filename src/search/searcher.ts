@@ -34,7 +34,7 @@ export class Searcher {
   /** Opens an index and the model that built it (or `model`, which must have the same weights). */
   static async open(indexPath: string, options: { model?: string; encoder?: Encoder } & LoadEncoderOptions = {}): Promise<Searcher> {
     const { header, store } = await loadIndex(indexPath);
-    const encoder = options.encoder ?? (await loadEncoder(options.model ?? header.modelSpec, options));
+    const encoder = options.encoder ?? (await loadEncoder(options.model ?? header.modelSpec, { head: header.headSpec, ...options }));
     if (encoder.id !== header.modelId) throw createError('INDEX_MODEL_MISMATCH', indexPath, header.modelId, encoder.id);
     return new Searcher(header, store, encoder);
   }

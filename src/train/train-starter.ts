@@ -9,7 +9,7 @@ import { readFlickr8k } from '../data/readers/flickr8k.js';
 import type { RetrievalDataset } from '../data/dataset.js';
 import { createError } from '../errors.js';
 import { evaluateEmbeddings, rsum } from '../eval/retrieval-eval.js';
-import { POOLED_DIM } from '../models/starter/backbone-runner.js';
+import { featureDim, featureVector, type FeatureKind } from '../models/starter/backbone-runner.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
@@ -37,6 +37,7 @@ export interface TrainOptions {
   /** training-time dropout of image feature dimensions and of caption words */
   featureDropout: number;
   wordDropout: number;
+  features: FeatureKind;
   cacheDir: string;
   backboneOnnx: string;
   command: string;
@@ -83,11 +84,12 @@ function standardiser(x: Float32Array, n: number, d: number): { mean: Float32Arr
 async function loadSplit(opts: TrainOptions, split: string): Promise<Split> {
   const ds = await readFlickr8k(opts.data, split);
   const feats = await splitFeatures(ds, opts.backboneOnnx, opts.cacheDir, (d, n) => opts.onFeatures?.(split, d, n));
-  const x = new Float32Array(ds.images.length * POOLED_DIM);
-  feats.forEach((f, i) => x.set(f.pooled, i * POOLED_DIM));
+  const dim = featureDim(opts.features);
+  const x = new Float32Array(ds.images.length * dim);
+  feats.forEach((f, i) => x.set(featureVector(f, opts.features), i * dim));
   const index = new Map(ds.images.map((img, i) => [img.id, i]));
   const captionImage = ds.captions.map((c) => index.get(c.imageId)!);
-  return { ds, images: ds.images.length, dim: POOLED_DIM, x, captions: [], flatCaptions: [], captionImage };
+  return { ds, images: ds.images.length, dim, x, captions: [], flatCaptions: [], captionImage };
 }
 
 function tokenize(split: Split, vocab: Vocabulary): void {
@@ -130,9 +132,10 @@ function shuffle(n: number, rand: () => number): number[] {
   return a;
 }
 
-const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout'] as const;
+const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features'] as const;
 
-export type TrainLoopOptions = Omit<TrainOptions, 'data' | 'cacheDir' | 'backboneOnnx' | 'onFeatures'> & {
+export type TrainLoopOptions = Omit<TrainOptions, 'data' | 'cacheDir' | 'backboneOnnx' | 'onFeatures' | 'features'> & {
+  features?: FeatureKind;
   dataInfo: Record<string, unknown>;
   backbone: string;
   /** standardise image features with train statistics (starter) or feed them as they are (heads on embeddings) */

@@ -10,6 +10,7 @@ interface EvalOptions {
   data: string;
   split: string;
   model: string;
+  head?: string;
   images?: string;
   limit?: number;
   json?: boolean;
@@ -38,6 +39,7 @@ export function registerEval(program: Command): void {
     .requiredOption('--data <path>', 'Flickr8k folder, Flickr30k results.csv, Karpathy dataset_*.json, or parquet file/folder')
     .requiredOption('--split <name>', 'split to evaluate (dev, test, …)')
     .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())
+    .option('--head <dir>', 'projection heads from duo train-head on top of --model')
     .option('--images <dir>', 'image folder for CSV and Karpathy JSON datasets')
     .option('--limit <n>', 'evaluate only the first N images of the split (and their captions)', positiveInt('--limit'))
     .option('--json', 'print one JSON object')
@@ -48,7 +50,7 @@ export function registerEval(program: Command): void {
         const keep = new Set(ds.images.slice(0, opts.limit).map((i) => i.id));
         ds = { ...ds, images: ds.images.filter((i) => keep.has(i.id)), captions: ds.captions.filter((c) => keep.has(c.imageId)) };
       }
-      const encoder = await loadEncoder(opts.model);
+      const encoder = await loadEncoder(opts.model, { head: opts.head });
       const bars = { images: progressBar('images'), texts: progressBar('captions') };
       try {
         const result = await evaluateRetrieval(ds, encoder, { onProgress: (stage, d, n) => bars[stage].update(d, n) });

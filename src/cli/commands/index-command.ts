@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../../errors.js';
 import { buildIndex } from '../../index/build-index.js';
@@ -20,12 +21,13 @@ export function registerIndex(program: Command): void {
     .argument('<imagesDir>', 'folder of images')
     .requiredOption('--index <path>', 'index file to create or update')
     .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())
+    .option('--head <dir>', 'projection heads from duo train-head, applied at index and query time')
     .option('--only <listFile>', 'index only the files named in this list (one path relative to imagesDir a line)')
     .option('--batch-size <n>', 'images per encoder batch', positiveInt('--batch-size'), 16)
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .option('--json', 'print the report as JSON')
-    .action(async (imagesDir: string, opts: { index: string; model: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
-      const encoder = await loadEncoder(opts.model);
+    .action(async (imagesDir: string, opts: { index: string; model: string; head?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
+      const encoder = await loadEncoder(opts.model, { head: opts.head });
       const bar = progressBar('encoding');
       try {
         const report = await buildIndex({
@@ -33,6 +35,7 @@ export function registerIndex(program: Command): void {
           indexPath: opts.index,
           encoder,
           modelSpec: opts.model,
+          headSpec: opts.head ? resolve(opts.head) : undefined,
           only: opts.only ? readList(opts.only) : undefined,
           batchSize: opts.batchSize,
           maxPixels: opts.maxPixels,

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { createError } from '../../errors.js';
 import { exportStarterPack } from '../../models/starter/export-pack.js';
 import { trainStarter } from '../../train/train-starter.js';
+import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { packageRoot } from '../../util/package-root.js';
 import { positiveInt, progressBar } from '../output.js';
 
@@ -16,6 +17,11 @@ const probability = (flag: string, v: unknown): number => {
   const n = Number(v);
   if (!(n >= 0 && n < 1)) throw createError('BAD_ARGUMENT', flag, `must be in [0, 1), got "${v}"`);
   return n;
+};
+
+const featureKind = (v: unknown): FeatureKind => {
+  if (!FEATURE_KINDS.includes(v as FeatureKind)) throw createError('BAD_ARGUMENT', '--features', `must be one of ${FEATURE_KINDS.join(', ')}, got "${v}"`);
+  return v as FeatureKind;
 };
 
 export function registerTrain(program: Command): void {
@@ -39,6 +45,7 @@ export function registerTrain(program: Command): void {
     .option('--min-count <n>', 'keep words seen this often in train captions', positiveInt('--min-count'), 2)
     .option('--feature-dropout <p>', 'training-time dropout of image feature dimensions', Number, 0.2)
     .option('--word-dropout <p>', 'training-time dropout of caption words', Number, 0.1)
+    .option('--features <kind>', 'image features: pooled, pooled+gridmax or pooled+grid', 'pooled')
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
     .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)')
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
@@ -62,6 +69,7 @@ export function registerTrain(program: Command): void {
         minCount: Number(o.minCount),
         featureDropout: probability('--feature-dropout', o.featureDropout),
         wordDropout: probability('--word-dropout', o.wordDropout),
+        features: featureKind(o.features),
         cacheDir: String(o.cache),
         backboneOnnx: join(packageRoot(), 'models', 'starter', 'backbone.onnx'),
         command: `duo ${process.argv.slice(2).join(' ')}`,

@@ -17,6 +17,33 @@ export interface BackboneFeatures {
 export const POOLED_DIM = BACKBONE_DIM + CLASS_DIM;
 export const GRID_SIZE = BACKBONE_DIM * GRID * GRID;
 
+/**
+ * What the image head reads: the pooled vector alone, plus the per-channel max over the
+ * 4×4 grid cells, or plus the whole grid (spatial layout).
+ */
+export type FeatureKind = 'pooled' | 'pooled+gridmax' | 'pooled+grid';
+export const FEATURE_KINDS: FeatureKind[] = ['pooled', 'pooled+gridmax', 'pooled+grid'];
+
+export function featureDim(kind: FeatureKind): number {
+  return kind === 'pooled' ? POOLED_DIM : kind === 'pooled+gridmax' ? POOLED_DIM + BACKBONE_DIM : POOLED_DIM + GRID_SIZE;
+}
+
+export function featureVector(f: BackboneFeatures, kind: FeatureKind): Float32Array {
+  if (kind === 'pooled') return f.pooled;
+  const out = new Float32Array(featureDim(kind));
+  out.set(f.pooled);
+  if (kind === 'pooled+grid') out.set(f.grid, POOLED_DIM);
+  else {
+    const cells = GRID * GRID;
+    for (let c = 0; c < BACKBONE_DIM; c++) {
+      let m = -Infinity;
+      for (let k = 0; k < cells; k++) m = Math.max(m, f.grid[c * cells + k]!);
+      out[POOLED_DIM + c] = m;
+    }
+  }
+  return out;
+}
+
 export class BackboneRunner {
   private constructor(private readonly session: ort.InferenceSession) {}
 

@@ -14,11 +14,10 @@ import { readRun } from '../../train/runs.js';
 import { loadTensors } from '../../train/tensor-file.js';
 import { encodeModel, int64s, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
 import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
-import { POOLED_DIM } from './backbone-runner.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';
 
-function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
+export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
   const initializers: TensorInit[] = [];
   const nodes: NodeInit[] = [];
   const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
@@ -27,12 +26,14 @@ function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string
     nodes.push({ op: 'MatMul', inputs: [x, `${prefix}.${name}.W`], outputs: [`${out}_mm`] });
     nodes.push({ op: 'Add', inputs: [`${out}_mm`, `${prefix}.${name}.b`], outputs: [out] });
   };
-  if (spec.kind === 'linear') layer('l1', input, spec.inDim, spec.outDim, `${prefix}_raw`);
+  const last = spec.residual ? `${prefix}_delta` : `${prefix}_raw`;
+  if (spec.kind === 'linear') layer('l1', input, spec.inDim, spec.outDim, last);
   else {
     layer('l1', input, spec.inDim, spec.hidden, `${prefix}_z1`);
     nodes.push({ op: 'Relu', inputs: [`${prefix}_z1`], outputs: [`${prefix}_h`] });
-    layer('l2', `${prefix}_h`, spec.hidden, spec.outDim, `${prefix}_raw`);
+    layer('l2', `${prefix}_h`, spec.hidden, spec.outDim, last);
   }
+  if (spec.residual) nodes.push({ op: 'Add', inputs: [input, last], outputs: [`${prefix}_raw`] });
   nodes.push({ op: 'LpNormalization', inputs: [`${prefix}_raw`], outputs: [output], attrs: { axis: { i: -1 }, p: { i: 2 } } });
   return { nodes, initializers };
 }
@@ -77,11 +78,11 @@ export function imageHeadOnnx(params: Params, config: DualEncoderConfig, norm: P
       ...head.nodes,
     ],
     initializers: [
-      { name: 'feature_mean', dims: [POOLED_DIM], type: 'float', data: norm.get('mean')! },
-      { name: 'feature_std', dims: [POOLED_DIM], type: 'float', data: norm.get('std')! },
+      { name: 'feature_mean', dims: [config.imageDim], type: 'float', data: norm.get('mean')! },
+      { name: 'feature_std', dims: [config.imageDim], type: 'float', data: norm.get('std')! },
       ...head.initializers,
     ],
-    inputs: [{ name: 'features', type: 'float', shape: ['batch', POOLED_DIM] }],
+    inputs: [{ name: 'features', type: 'float', shape: ['batch', config.imageDim] }],
     outputs: [{ name: 'image_embeds', type: 'float', shape: ['batch', config.embedDim] }],
   });
 }
@@ -112,7 +113,8 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
       sha256: sha256File(join(outDir, 'backbone.onnx')),
     },
     text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped' },
-    imageHead: { file: 'image_head.onnx', inputDim: POOLED_DIM },
+    imageHead: { file: 'image_head.onnx', inputDim: config.imageDim },
+    features: (run.params.hyper as { features?: string }).features ?? 'pooled',
     head: config.head,
     hidden: config.head === 'mlp' ? config.hidden : undefined,
     training: {

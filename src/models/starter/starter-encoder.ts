@@ -10,7 +10,7 @@ import { loadImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
 import { inBatches, type EncodeOptions, type Encoder, type ImageInput } from '../encoder.js';
 import { contentId, requireFiles, type ModelSource } from '../model-source.js';
-import { BackboneRunner, type BackboneFeatures } from './backbone-runner.js';
+import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
@@ -19,6 +19,7 @@ export interface StarterManifest {
   format: string;
   version: number;
   embedDim: number;
+  features?: FeatureKind;
   [key: string]: unknown;
 }
 
@@ -85,7 +86,8 @@ export class StarterEncoder implements Encoder {
   }
 
   async encodeImages(images: ImageInput[], options: EncodeOptions = {}): Promise<Float32Array[]> {
-    return inBatches(images, options.batchSize ?? 8, async (batch) => this.embedFeatures((await this.features(batch)).map((f) => f.pooled)), options.onProgress);
+    const kind = this.manifest.features ?? 'pooled';
+    return inBatches(images, options.batchSize ?? 8, async (batch) => this.embedFeatures((await this.features(batch)).map((f) => featureVector(f, kind))), options.onProgress);
   }
 
   async dispose(): Promise<void> {

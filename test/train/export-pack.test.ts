@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { DuoError } from '../../src/errors.js';
+import { HeadedEncoder } from '../../src/models/headed-encoder.js';
+import { loadEncoder } from '../../src/models/load-encoder.js';
+import { POOLED_DIM } from '../../src/models/starter/backbone-runner.js';
+import { exportStarterPack } from '../../src/models/starter/export-pack.js';
+import { StarterEncoder } from '../../src/models/starter/starter-encoder.js';
+import { Vocabulary } from '../../src/models/starter/vocab.js';
+import { encodeImageFeatures, encodeTextIds, initDualEncoder, mat, seeded } from '../../src/train/dual-encoder.js';
+import { initHead, type Params } from '../../src/train/layers.js';
+import { loadTensors } from '../../src/train/tensor-file.js';
+import { headOnnx } from '../../src/train/train-head.js';
+import { trainOnSplits, type FeatureSplit } from '../../src/train/train-starter.js';
+import { packageRoot } from '../../src/util/package-root.js';
+import { tempDir } from '../helpers.js';
+
+const BACKBONE = join(packageRoot(), 'models', 'starter', 'backbone.onnx');
+
+describe('starter pack export', () => {
+  it('the exported ONNX pack computes what the training code computes', async () => {
+    const rand = seeded(4);
+    const vocab = Vocabulary.build(['red car on a road', 'red car on a road', 'a dog in the snow', 'a dog in the snow']);
+    const n = 24;
+    const split: FeatureSplit = {
+      images: n,
+      dim: POOLED_DIM,
+      x: Float32Array.from({ length: n * POOLED_DIM }, () => rand() * 3),
+      captions: [],
+      flatCaptions: Array.from({ length: n }, (_, i) => vocab.encode(i % 2 ? 'a red car' : 'a dog in snow')),
+      captionImage: Array.from({ length: n }, (_, i) => i),
+    };
+    const runDir = join(tempDir(), 'run');
+    await trainOnSplits(
+      { runDir, head: 'mlp', hidden: 16, wordDim: 8, embedDim: 6, batchSize: 8, epochs: 2, lr: 1e-2, weightDecay: 1e-4, patience: 5, seed: 1, minCount: 1, featureDropout: 0, wordDropout: 0, command: 'test', dataInfo: {}, backbone: BACKBONE },
+      split,
+      split,
+      vocab,
+    );
+    const pack = join(tempDir(), 'pack');
+    mkdirSync(pack);
+    await exportStarterPack(runDir, pack);
+    const encoder = await loadEncoder(pack);
+    assert.ok(encoder instanceof StarterEncoder);
+    assert.equal(encoder.dim, 6);
+
+    // the same weights, through the training code
+    const params = await loadTensors(join(runDir, 'best.bin'));
+    const norm = await loadTensors(join(runDir, 'image-norm.bin'));
+    const model = { ...initDualEncoder({ imageDim: POOLED_DIM, vocabSize: vocab.size, wordDim: 8, embedDim: 6, head: 'mlp', hidden: 16 }, 1), params };
+    const texts = ['a red car', 'dog snow', 'unknownword'];
+    const viaTraining = await encodeTextIds(model, texts.map((t) => vocab.encode(t)));
+    const viaPack = await encoder.encodeTexts(texts);
+    viaPack.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - viaTraining.data[i * 6 + j]!) < 1e-5)));
+
+    const raw = split.x.slice(0, 2 * POOLED_DIM);
+    const standardised = raw.map((x, i) => (x - norm.get('mean')![i % POOLED_DIM]!) / norm.get('std')![i % POOLED_DIM]!);
+    const imgTraining = await encodeImageFeatures(model, mat(2, POOLED_DIM, standardised));
+    const imgPack = await (encoder as StarterEncoder).embedFeatures([raw.subarray(0, POOLED_DIM), raw.subarray(POOLED_DIM)]);
+    imgPack.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - imgTraining.data[i * 6 + j]!) < 1e-4)));
+    await encoder.dispose();
+  });
+});
+
+describe('projection heads on a frozen encoder', () => {
+  async function writeHead(dir: string, baseId: string, dim: number, perturb: boolean) {
+    mkdirSync(dir, { recursive: true });
+    const params: Params = new Map();
+    const spec = { kind: 'linear' as const, inDim: dim, outDim: dim, hidden: 0, residual: true };
+    initHead(params, 'image.head', spec, seeded(1));
+    initHead(params, 'text.head', spec, seeded(2));
+    if (perturb) params.get('text.head.l1.W')![1] = 0.5;
+    writeFileSync(join(dir, 'image_head.onnx'), headOnnx(params, 'image.head', spec));
+    writeFileSync(join(dir, 'text_head.onnx'), headOnnx(params, 'text.head', spec));
+    writeFileSync(join(dir, 'head.json'), JSON.stringify({ format: 'duo-head', baseId, baseModel: 'x', kind: 'linear', dim }));
+  }
+
+  it('a fresh residual head is the identity; the id names base and head; a head for another base is refused', async () => {
+    const base = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'));
+    const dir = join(tempDir(), 'head');
+    await writeHead(dir, base.id, base.dim, false);
+    const headed = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'), { head: dir });
+    assert.ok(headed instanceof HeadedEncoder);
+    assert.notEqual(headed.id, base.id);
+    assert.ok(headed.id.startsWith(`${base.id}+head@`));
+    const [a] = await base.encodeTexts(['a red thing']);
+    const [b] = await headed.encodeTexts(['a red thing']);
+    a!.forEach((x, i) => assert.ok(Math.abs(x - b![i]!) < 1e-6));
+
+    const moved = join(tempDir(), 'moved');
+    await writeHead(moved, base.id, base.dim, true);
+    const changed = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'), { head: moved });
+    const [c] = await changed.encodeTexts(['a red thing']);
+    assert.ok(c!.some((x, i) => Math.abs(x - a![i]!) > 1e-3), 'a trained head changes the text embedding');
+
+    const wrong = join(tempDir(), 'wrong');
+    await writeHead(wrong, 'some-other-model@123', base.dim, false);
+    await assert.rejects(loadEncoder(join(packageRoot(), 'models', 'colour-clip'), { head: wrong }), (e: unknown) => e instanceof DuoError && /some-other-model/.test(e.message));
+    await Promise.all([base.dispose(), headed.dispose(), changed.dispose()]);
+  });
+});
+
