@@ -11,7 +11,7 @@ import { ExactIndex } from './index/exact-index.js';
 import { buildIndex, type BuildReport } from './index/build-index.js';
 import type { Encoder, ImageInput } from './models/encoder.js';
 import { defaultModelPath, loadEncoder, type LoadEncoderOptions } from './models/load-encoder.js';
-import { Searcher, type Query, type SearchHit } from './search/searcher.js';
+import { SearchEngine, type EngineHit, type Query, type SearchOptions } from './search/engine.js';
 
 export interface RankedImage {
   rank: number;
@@ -20,7 +20,7 @@ export interface RankedImage {
 }
 
 export class Predictor {
-  private searcher?: Searcher;
+  private engine?: SearchEngine;
 
   private constructor(
     readonly encoder: Encoder,
@@ -49,17 +49,17 @@ export class Predictor {
   }
 
   async openDatabase(indexPath: string): Promise<void> {
-    this.searcher = await Searcher.open(indexPath, { encoder: this.encoder });
+    this.engine = await SearchEngine.open(indexPath, { encoder: this.encoder });
   }
 
-  async search(query: Query | string, k = 10): Promise<SearchHit[]> {
-    if (!this.searcher) throw new Error('no database open: call buildDatabase or openDatabase first');
+  async search(query: Query | string, k = 10, options: Partial<SearchOptions> = {}): Promise<EngineHit[]> {
+    if (!this.engine) throw new Error('no database open: call buildDatabase or openDatabase first');
     const q: Query = typeof query === 'string' ? { text: query } : query;
-    const [response] = await this.searcher.search([q], k);
+    const [response] = await this.engine.search([q], { ...options, k2: k });
     return response!.results;
   }
 
-  async searchImage(image: ImageInput, k = 10): Promise<SearchHit[]> {
+  async searchImage(image: ImageInput, k = 10): Promise<EngineHit[]> {
     return this.search({ image }, k);
   }
 

@@ -50,7 +50,8 @@ describe('duo command line (the documented contract)', () => {
     assert.equal(out.results[0].rank, 1);
     assert.equal(out.results[0].path, join(images, 'red.jpg'));
     assert.ok(out.results[0].score >= out.results[1].score);
-    assert.ok(out.latencyMs.total >= out.latencyMs.search);
+    assert.ok(out.latencyMs.total >= out.latencyMs.stage1);
+    assert.equal(out.mode, "stage1");
     assert.deepEqual(JSON.parse(readFileSync(saved, 'utf8')), out);
   });
 

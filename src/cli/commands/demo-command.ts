@@ -5,7 +5,7 @@ import { readFlickr8k } from '../../data/readers/flickr8k.js';
 import { createError } from '../../errors.js';
 import { buildIndex } from '../../index/build-index.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
-import { Searcher } from '../../search/searcher.js';
+import { SearchEngine } from '../../search/engine.js';
 import { formatTable, progressBar } from '../output.js';
 
 const QUERIES = ['a black dog running in the snow', 'a child in a red shirt', 'people on a beach near blue water', 'a man riding a bike'];
@@ -35,13 +35,13 @@ export function registerDemo(program: Command): void {
       bar.stop();
       console.log(`indexed ${report.total} images (${report.encoded} encoded, ${report.reused} unchanged, ${report.failed.length} failed) in ${report.seconds.toFixed(1)} s → ${opts.index}`);
       console.log(`model: ${encoder.id}${opts.model === defaultModelPath() ? ' (the generated colour-clip fixture: it understands colour words only, so expect colour matches, not meaning)' : ''}\n`);
-      const searcher = await Searcher.open(opts.index, { encoder });
-      const responses = await searcher.search(QUERIES.map((text) => ({ text })), 5);
+      const engine = await SearchEngine.open(opts.index, { encoder });
+      const responses = await engine.search(QUERIES.map((text) => ({ text })), { k2: 5 });
       for (const r of responses) {
         console.log(`query: ${r.query}`);
         console.log(formatTable(['rank', 'score', 'image'], r.results.map((h) => [h.rank, h.score, h.id])));
         console.log('');
       }
-      await searcher.close();
+      await engine.close();
     });
 }
