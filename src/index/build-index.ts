@@ -12,6 +12,8 @@ import { createError } from '../errors.js';
 import type { Encoder } from '../models/encoder.js';
 import { ExactIndex } from './exact-index.js';
 import { loadIndex, saveIndex, type IndexEntry } from './index-file.js';
+import { loadRegions, regionPath, saveRegions } from './region-file.js';
+import type { CrossEncoder } from '../models/reranker.js';
 
 export interface BuildOptions {
   root: string;
@@ -20,6 +22,8 @@ export interface BuildOptions {
   /** the hub id or directory the encoder was loaded from, recorded in the index */
   modelSpec: string;
   headSpec?: string;
+  /** a cross-encoder whose image side is computed now and stored beside the index (`<index>.stage2`) */
+  reranker?: CrossEncoder;
   /** index only these ids (paths relative to root), e.g. one split of a dataset */
   only?: Set<string>;
   batchSize?: number;
@@ -62,16 +66,27 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const gone = [...entries.keys()].filter((id) => !onDisk.has(id));
   store.remove(gone);
   gone.forEach((id) => entries.delete(id));
-  const todo = files.filter((f) => {
-    const e = entries.get(f.id);
-    return !(e && e.size === f.size && e.mtimeMs === f.mtimeMs && store.has(f.id));
-  });
+  const regionsOf = options.reranker?.regionsOf?.bind(options.reranker);
+  const regions = regionsOf ? await loadRegions(regionPath(indexPath), options.reranker!.id) : new Map<string, Float32Array>();
+  gone.forEach((id) => regions.delete(id));
+  const stale = new Set(
+    files
+      .filter((f) => {
+        const e = entries.get(f.id);
+        return !(e && e.size === f.size && e.mtimeMs === f.mtimeMs && store.has(f.id));
+      })
+      .map((f) => f.id),
+  );
+  // unchanged images whose stage-2 side is missing are decoded again, but not re-embedded
+  const todo = files.filter((f) => stale.has(f.id) || (regionsOf && !regions.has(f.id)));
 
-  const save = () =>
-    saveIndex(indexPath, {
+  const save = async () => {
+    await saveIndex(indexPath, {
       store,
       header: { modelId: encoder.id, modelSpec: options.modelSpec, headSpec: options.headSpec, dim: encoder.dim, normalized: true, root, createdAt, updatedAt: new Date().toISOString(), entries: [...entries.values()] },
     });
+    if (regionsOf) await saveRegions(regionPath(indexPath), options.reranker!.id, regions);
+  };
 
   const failed: BuildReport['failed'] = [];
   const batchSize = options.batchSize ?? 16;
@@ -81,24 +96,29 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   for (let i = 0; i < todo.length; i += batchSize) {
     const batch = todo.slice(i, i + batchSize);
     const decoded = await decodeAll(batch, options.maxPixels, failed);
-    if (decoded.length > 0) {
-      const vectors = await encoder.encodeImages(decoded.map((d) => d.image), { batchSize });
-      store.upsert(decoded.map((d) => d.file.id), vectors);
-      for (const { file } of decoded) entries.set(file.id, { id: file.id, size: file.size, mtimeMs: file.mtimeMs });
-      encoded += decoded.length;
-      sinceCheckpoint += decoded.length;
+    const fresh = decoded.filter((d) => stale.has(d.file.id));
+    if (fresh.length > 0) {
+      const vectors = await encoder.encodeImages(fresh.map((d) => d.image), { batchSize });
+      store.upsert(fresh.map((d) => d.file.id), vectors);
+      for (const { file } of fresh) entries.set(file.id, { id: file.id, size: file.size, mtimeMs: file.mtimeMs });
+      encoded += fresh.length;
     }
+    if (regionsOf && decoded.length > 0) {
+      const r = await regionsOf(decoded.map((d) => d.image));
+      decoded.forEach((d, j) => regions.set(d.file.id, r[j]!));
+    }
+    sinceCheckpoint += decoded.length;
     options.onProgress?.(Math.min(i + batchSize, todo.length), todo.length);
     if (sinceCheckpoint >= checkpointEvery) {
       await save();
       sinceCheckpoint = 0;
     }
   }
-  if (encoded > 0 || gone.length > 0 || !existsSync(indexPath)) await save();
+  if (todo.length > 0 || gone.length > 0 || !existsSync(indexPath)) await save();
   return {
     indexPath,
     total: files.length,
-    reused: files.length - todo.length,
+    reused: files.length - stale.size,
     encoded,
     removed: gone.length,
     failed,

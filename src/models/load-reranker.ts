@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createError } from '../errors.js';
 import { BlipItmReranker, type BlipOptions } from './blip/blip-itm.js';
 import { resolveModelSource } from './model-source.js';
+import { StarterCrossEncoder } from './starter/starter-cross-encoder.js';
 import type { CrossEncoder } from './reranker.js';
 
 const REGISTRY: Record<string, (dir: string, options: BlipOptions) => Promise<CrossEncoder>> = {
@@ -12,6 +13,8 @@ const REGISTRY: Record<string, (dir: string, options: BlipOptions) => Promise<Cr
 
 export async function loadReranker(spec: string, options: BlipOptions = {}): Promise<CrossEncoder> {
   const { location } = resolveModelSource(spec);
+  // the project's starter pack carries its cross-encoder beside the bi-encoder
+  if (existsSync(join(location, 'manifest.json')) && existsSync(join(location, 'cross_encoder.bin'))) return StarterCrossEncoder.load(location);
   const configPath = join(location, 'config.json');
   if (!existsSync(configPath)) throw createError('MODEL_NOT_FOUND', location, 'config.json');
   const type = String((JSON.parse(readFileSync(configPath, 'utf8')) as { model_type?: string }).model_type);

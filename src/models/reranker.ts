@@ -3,6 +3,7 @@
  * match. BLIP ITM and the project's starter cross-encoder plug in behind this;
  * test/contracts/reranker.contract.ts holds the contract.
  */
+import type { DecodedImage } from '../data/image-loader.js';
 import type { ImageInput } from './encoder.js';
 
 export type RerankQuery = { text: string } | { image: ImageInput };
@@ -12,6 +13,8 @@ export interface RerankCandidate {
   id: string;
   text?: string;
   image?: ImageInput;
+  /** the image side precomputed at index time (a model-specific layout), when the index holds it */
+  regions?: Float32Array;
 }
 
 export interface RerankOptions {
@@ -30,6 +33,8 @@ export interface RerankResult {
 
 export interface CrossEncoder {
   readonly id: string;
+  /** when defined, the image side this model computes at index time (stored beside the index) */
+  regionsOf?(images: DecodedImage[]): Promise<Float32Array[]>;
   score(query: RerankQuery, candidates: RerankCandidate[], options?: RerankOptions): Promise<RerankResult>;
   dispose(): Promise<void>;
 }

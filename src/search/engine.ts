@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createError } from '../errors.js';
 import type { ExactIndex } from '../index/exact-index.js';
 import { loadIndex, type IndexEntry, type IndexHeader } from '../index/index-file.js';
+import { loadRegions, regionPath } from '../index/region-file.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import { loadEncoder, type LoadEncoderOptions } from '../models/load-encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
@@ -82,6 +83,8 @@ export class SearchEngine {
     readonly store: ExactIndex,
     readonly encoder: Encoder,
     readonly reranker?: CrossEncoder,
+    /** the cross-encoder's image sides stored at index time, by id */
+    readonly regions: Map<string, Float32Array> = new Map(),
   ) {
     if (encoder.id !== header.modelId) throw createError('INDEX_MODEL_MISMATCH', '<index>', header.modelId, encoder.id);
     this.entries = new Map(header.entries.map((e) => [e.id, e]));
@@ -92,7 +95,8 @@ export class SearchEngine {
     const { header, store } = await loadIndex(indexPath);
     const encoder = options.encoder ?? (await loadEncoder(options.model ?? header.modelSpec, { head: header.headSpec, ...options }));
     if (encoder.id !== header.modelId) throw createError('INDEX_MODEL_MISMATCH', indexPath, header.modelId, encoder.id);
-    return new SearchEngine(header, store, encoder, options.reranker);
+    const regions = options.reranker?.regionsOf ? await loadRegions(regionPath(indexPath), options.reranker.id) : new Map<string, Float32Array>();
+    return new SearchEngine(header, store, encoder, options.reranker, regions);
   }
 
   get size(): number {
@@ -170,7 +174,7 @@ export class SearchEngine {
       const t = performance.now();
       try {
         stage2Scores = await withBudget(
-          this.reranker!.score(query, stage1.map((h) => ({ id: h.id, image: this.pathOf(h.id) })), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
+          this.reranker!.score(query, stage1.map((h) => ({ id: h.id, image: this.pathOf(h.id), regions: this.regions.get(h.id) })), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
           o.budgetMs,
         );
       } catch (error) {

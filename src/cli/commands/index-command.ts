@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../../errors.js';
 import { buildIndex } from '../../index/build-index.js';
+import { loadReranker } from '../../models/load-reranker.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
 
@@ -22,12 +23,14 @@ export function registerIndex(program: Command): void {
     .requiredOption('--index <path>', 'index file to create or update')
     .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())
     .option('--head <dir>', 'projection heads from duo train-head, applied at index and query time')
+    .option('--reranker <dir>', 'also store this cross-encoder\'s image side (e.g. the starter pack\'s regions) for stage 2')
     .option('--only <listFile>', 'index only the files named in this list (one path relative to imagesDir a line)')
     .option('--batch-size <n>', 'images per encoder batch', positiveInt('--batch-size'), 16)
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .option('--json', 'print the report as JSON')
-    .action(async (imagesDir: string, opts: { index: string; model: string; head?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
+    .action(async (imagesDir: string, opts: { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
       const encoder = await loadEncoder(opts.model, { head: opts.head });
+      const reranker = opts.reranker ? await loadReranker(opts.reranker) : undefined;
       const bar = progressBar('encoding');
       try {
         const report = await buildIndex({
@@ -36,6 +39,7 @@ export function registerIndex(program: Command): void {
           encoder,
           modelSpec: opts.model,
           headSpec: opts.head ? resolve(opts.head) : undefined,
+          reranker,
           only: opts.only ? readList(opts.only) : undefined,
           batchSize: opts.batchSize,
           maxPixels: opts.maxPixels,
@@ -58,6 +62,7 @@ export function registerIndex(program: Command): void {
       } finally {
         bar.stop();
         await encoder.dispose();
+        await reranker?.dispose();
       }
     });
 }

@@ -44,6 +44,13 @@ export function featureVector(f: BackboneFeatures, kind: FeatureKind): Float32Ar
   return out;
 }
 
+/**
+ * Features by decoded image object: the starter encoder (stage 1) and the starter
+ * cross-encoder (stage 2) read the same backbone outputs, so when both see the same decoded
+ * image during indexing the backbone runs once.
+ */
+const memo = new WeakMap<DecodedImage, BackboneFeatures>();
+
 export class BackboneRunner {
   private constructor(private readonly session: ort.InferenceSession) {}
 
@@ -61,6 +68,13 @@ export class BackboneRunner {
   }
 
   async run(images: DecodedImage[]): Promise<BackboneFeatures[]> {
+    const todo = images.filter((img) => !memo.has(img));
+    const computed = await this.compute(todo);
+    todo.forEach((img, i) => memo.set(img, computed[i]!));
+    return images.map((img) => memo.get(img)!);
+  }
+
+  private async compute(images: DecodedImage[]): Promise<BackboneFeatures[]> {
     if (images.length === 0) return [];
     const size = BACKBONE_INPUT * BACKBONE_INPUT * 3;
     const input = new Float32Array(images.length * size);

@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../../util/atomic-write.js';
 import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../../train/dual-encoder.js';
 import type { HeadSpec, Params } from '../../train/layers.js';
 import { readRun } from '../../train/runs.js';
-import { loadTensors } from '../../train/tensor-file.js';
+import { loadTensors, saveTensors } from '../../train/tensor-file.js';
 import { encodeModel, int64s, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
 import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
 
@@ -131,4 +131,32 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
     devMetrics: run.summary.bestDev,
   };
   await writeFileAtomic(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/** Adds a cross-encoder run's best weights to a starter pack (cross_encoder.bin + a manifest section). */
+export async function exportCrossEncoder(runDir: string, packDir: string): Promise<void> {
+  const run = readRun(runDir);
+  if (!run.summary) throw createError('BAD_ARGUMENT', runDir, 'run has not finished (no summary.json)');
+  const params = await loadTensors(join(runDir, 'best.bin'));
+  for (const [k, v] of await loadTensors(join(runDir, 'standardiser.bin'))) params.set(`std.${k}`, v);
+  await saveTensors(join(packDir, 'cross_encoder.bin'), params);
+  const manifestPath = join(packDir, 'manifest.json');
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+  const hyper = run.params.hyper as { dim: number; lambda: number };
+  manifest.crossEncoder = {
+    file: 'cross_encoder.bin',
+    dim: hyper.dim,
+    lambda: hyper.lambda,
+    regions: '4x4 grid cells + pooled vector, projected to dim; stored fp16 beside an index by duo index --reranker',
+    training: {
+      data: 'Flickr8k train; hard negatives mined by this pack\'s bi-encoder',
+      chosenOn: 'dev (first caption of each image, reranking the bi-encoder top k1)',
+      run: run.id,
+      hyper: run.params.hyper,
+      command: run.params.command,
+      bestEpoch: run.summary.bestEpoch,
+    },
+    devMetrics: run.summary.bestDev,
+  };
+  await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
 }

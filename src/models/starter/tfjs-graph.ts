@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createError } from '../../errors.js';
+import { halfToFloat } from '../../util/float16.js';
 
 export interface TfNode {
   name: string;
@@ -36,16 +37,6 @@ interface ManifestEntry {
   shape: number[];
   dtype: 'float32' | 'int32';
   quantization?: { dtype: 'float16' | 'uint8' | 'uint16'; original_dtype?: string; min?: number; scale?: number };
-}
-
-/** IEEE 754 half → float. */
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 export async function readTfjsGraph(modelJsonPath: string): Promise<TfGraph> {
