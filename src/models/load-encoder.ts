@@ -29,8 +29,13 @@ export interface LoadEncoderOptions extends ClipLoadOptions {
   head?: string;
 }
 
-/** The engine's default model until the starter model ships: the generated colour-clip fixture. */
+/** The engine's default model: the project's starter pack, trained on Flickr8k, shipped in models/starter. */
 export function defaultModelPath(): string {
+  return join(packageRoot(), 'models', 'starter');
+}
+
+/** The generated colour-clip fixture: CLIP's file layout, colour words only; for tests and offline checks. */
+export function fixtureModelPath(): string {
   return join(packageRoot(), 'models', 'colour-clip');
 }
 

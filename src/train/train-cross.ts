@@ -37,6 +37,8 @@ export interface TrainCrossOptions {
   lambda: number;
   batchSize: number;
   negatives: number;
+  /** how many of the negatives come from the bi-encoder's hard pool; the rest are random images */
+  hard: number;
   hardPool: number;
   epochs: number;
   lr: number;
@@ -85,7 +87,7 @@ interface Prepared {
   vocab: Vocabulary;
 }
 
-async function prepare(opts: TrainCrossOptions): Promise<Prepared> {
+export async function prepare(opts: TrainCrossOptions): Promise<Prepared> {
   const log = opts.onLog ?? (() => {});
   const pack = resolveModelSource(opts.pack).location;
   const bi = await StarterEncoder.load(resolveModelSource(pack));
@@ -170,7 +172,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   } else {
     await writeJson(join(opts.runDir, 'params.json'), {
       kind: 'cross-encoder',
-      hyper: { dim: opts.dim, lambda: opts.lambda, batchSize: opts.batchSize, negatives: opts.negatives, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
+      hyper: { dim: opts.dim, lambda: opts.lambda, batchSize: opts.batchSize, negatives: opts.negatives, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
       config,
       data: { path: opts.data, train: 'train', dev: 'dev (first caption of each image)' },
       biEncoder: opts.pack,
@@ -199,7 +201,12 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
         const c = caps[Math.floor(rand() * caps.length)]!;
         const pool = Array.from(train.hard[c]!);
         const negs: number[] = [];
-        while (negs.length < opts.negatives && pool.length > 0) negs.push(pool.splice(Math.floor(rand() * pool.length), 1)[0]!);
+        while (negs.length < Math.min(opts.hard, opts.negatives) && pool.length > 0) negs.push(pool.splice(Math.floor(rand() * pool.length), 1)[0]!);
+        // random negatives keep the easy distinctions in view; only hard ones stall learning early
+        while (negs.length < opts.negatives) {
+          const r = Math.floor(rand() * train.feats.length);
+          if (r !== img && !negs.includes(r)) negs.push(r);
+        }
         return { ids: train.ids[c]!, images: [img, ...negs] };
       });
       const unique = [...new Set(queries.flatMap((q) => q.images))];

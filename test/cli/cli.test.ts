@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
+import { fixtureModelPath } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
@@ -32,7 +33,7 @@ describe('duo command line (the documented contract)', () => {
   });
 
   it('index <dir> --index <path> builds an index and reports it', async () => {
-    const r = await run(['index', images, '--index', index, '--json']);
+    const r = await run(['index', images, '--index', index, '--json', '--model', fixtureModelPath()]);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.total, names.length);
@@ -63,7 +64,7 @@ describe('duo command line (the documented contract)', () => {
   });
 
   it('eval --data <dir> --split <name> --json prints the documented object', async () => {
-    const r = await run(['eval', '--data', data, '--split', 'dev', '--json']);
+    const r = await run(['eval', '--data', data, '--split', 'dev', '--json', '--model', fixtureModelPath()]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     for (const dir of ['textToImage', 'imageToText']) {

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { RetrievalDataset } from '../../src/data/dataset.js';
 import { evaluateRetrieval } from '../../src/eval/retrieval-eval.js';
 import type { Encoder } from '../../src/models/encoder.js';
-import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
+import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
 /** An encoder that maps image i and every caption "i" to basis vector i (or a fixed wrong one). */
@@ -61,7 +61,7 @@ describe('evaluateRetrieval', () => {
       images: names.map((n) => ({ id: n, source: join(dir, `${n}.jpg`) })),
       captions: names.flatMap((n) => [{ imageId: n, text: `a ${n} square` }, { imageId: n, text: `something ${n}` }]),
     };
-    const encoder = await loadEncoder(defaultModelPath());
+    const encoder = await loadEncoder(fixtureModelPath());
     const r = await evaluateRetrieval(ds, encoder);
     assert.equal(r.textToImage['R@1'], 100);
     assert.equal(r.imageToText['R@1'], 100);

@@ -6,7 +6,7 @@ import { DuoError } from '../../src/errors.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { loadIndex } from '../../src/index/index-file.js';
 import type { Encoder } from '../../src/models/encoder.js';
-import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
+import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
 /** Wraps an encoder to count images encoded and, optionally, die after some batches. */
@@ -33,7 +33,7 @@ describe('buildIndex', () => {
   let base: Encoder;
   const root = join(tempDir(), 'photos');
   before(async () => {
-    base = await loadEncoder(defaultModelPath());
+    base = await loadEncoder(fixtureModelPath());
     mkdirSync(join(root, 'album'), { recursive: true });
     const names = Object.keys(COLOURS);
     await Promise.all(names.map((n, i) => writeColourImage(join(root, i % 2 ? 'album' : '', `${n}.jpg`), COLOURS[n]!)));
@@ -45,7 +45,7 @@ describe('buildIndex', () => {
   it('indexes recursively, skips bad files with a report, and reruns encode nothing', async () => {
     const indexPath = join(tempDir(), 'photos.duo');
     const first = counting(base);
-    const report = await buildIndex({ root, indexPath, encoder: first.encoder, modelSpec: defaultModelPath(), batchSize: 4 });
+    const report = await buildIndex({ root, indexPath, encoder: first.encoder, modelSpec: fixtureModelPath(), batchSize: 4 });
     assert.equal(report.total, 7);
     assert.equal(report.encoded, 6);
     assert.deepEqual(report.failed.map((f) => f.id), ['broken.jpg']);
@@ -55,7 +55,7 @@ describe('buildIndex', () => {
     assert.ok(header.entries.some((e) => e.id === 'album/green.jpg'));
 
     const again = counting(base);
-    const second = await buildIndex({ root, indexPath, encoder: again.encoder, modelSpec: defaultModelPath() });
+    const second = await buildIndex({ root, indexPath, encoder: again.encoder, modelSpec: fixtureModelPath() });
     assert.equal(again.counter.images, 0, 'nothing reaches the encoder again');
     assert.equal(second.reused, 6);
     assert.deepEqual(second.failed.map((f) => f.id), ['broken.jpg'], 'the broken file is tried again and reported again');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuoError } from '../../src/errors.js';
 import { colourClipFiles, SIGLIP_TEXT_LENGTH } from '../../src/models/fixtures/colour-clip.js';
-import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
+import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
@@ -37,8 +37,8 @@ describe('colour fixtures through the real adapter', () => {
     });
   }
 
-  it('the default model is the colour-clip fixture', () => {
-    assert.equal(defaultModelPath(), CLIP_DIR);
+  it('fixtureModelPath is the colour-clip fixture', () => {
+    assert.equal(fixtureModelPath(), CLIP_DIR);
   });
 
   it('the committed fixture files are exactly what the generator writes', () => {

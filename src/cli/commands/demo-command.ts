@@ -34,7 +34,7 @@ export function registerDemo(program: Command): void {
       });
       bar.stop();
       console.log(`indexed ${report.total} images (${report.encoded} encoded, ${report.reused} unchanged, ${report.failed.length} failed) in ${report.seconds.toFixed(1)} s → ${opts.index}`);
-      console.log(`model: ${encoder.id}${opts.model === defaultModelPath() ? ' (the generated colour-clip fixture: it understands colour words only, so expect colour matches, not meaning)' : ''}\n`);
+      console.log(`model: ${encoder.id}\n`);
       const engine = await SearchEngine.open(opts.index, { encoder });
       const responses = await engine.search(QUERIES.map((text) => ({ text })), { k2: 5 });
       for (const r of responses) {

@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { lineChartSpec, renderPng } from '../../report/chart.js';
+import type { RankMetrics } from '../../eval/metrics.js';
 import { bestEpoch, listRuns, readRun, type RunInfo } from '../../train/runs.js';
+import type { CrossEpoch } from '../../train/train-cross.js';
 import { formatTable } from '../output.js';
 
 const f1 = (n: number | undefined) => (n === undefined ? '-' : n.toFixed(1));
@@ -24,6 +26,16 @@ function row(run: RunInfo) {
     f1(best?.dev.rsum),
   ];
 }
+const isCross = (run: RunInfo) => run.params.kind === 'cross-encoder';
+const CROSS_HEADER = ['run', 'epochs', 'best', 'stage 1 R@1', 'R@10', 'replace R@1', 'R@10', 'weighted R@1', 'R@10', 'rrf R@1', 'R@10'];
+
+function crossRow(run: RunInfo) {
+  const lines = run.metrics as unknown as CrossEpoch[];
+  const best = lines.reduce<CrossEpoch | undefined>((b, m) => (!b || m.score > b.score ? m : b), undefined);
+  const pair = (m: RankMetrics | undefined) => [f1(m?.['R@1']), f1(m?.['R@10'])];
+  return [run.id, String(lines.length), best ? String(best.epoch) : '-', ...pair(best?.dev.stage1), ...pair(best?.dev.replace), ...pair(best?.dev.weighted), ...pair(best?.dev.rrf)];
+}
+
 const HEADER = ['run', 'head', 'epochs', 'best', 't→i R@1', 'R@5', 'R@10', 'i→t R@1', 'R@5', 'R@10', 'rsum'];
 
 export function registerRuns(program: Command): void {
@@ -34,7 +46,13 @@ export function registerRuns(program: Command): void {
     .action((o: { runs: string }) => {
       const all = listRuns(o.runs);
       if (all.length === 0) return console.log(`no runs in ${o.runs}`);
-      console.log(formatTable(HEADER, all.map(row)));
+      const cross = all.filter(isCross);
+      const dual = all.filter((r) => !isCross(r));
+      if (dual.length > 0) console.log(formatTable(HEADER, dual.map(row)));
+      if (cross.length > 0) {
+        console.log('\ncross-encoder runs (dev text→image, reranking the bi-encoder top k1):');
+        console.log(formatTable(CROSS_HEADER, cross.map(crossRow)));
+      }
     });
   runs
     .command('show')

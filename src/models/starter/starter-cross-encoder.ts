@@ -43,7 +43,7 @@ export class StarterCrossEncoder implements CrossEncoder {
     const params: Params = new Map([...t].filter(([k]) => !k.startsWith('std.')));
     const config: CrossConfig = { vocabSize: vocab.size, dim: manifest.crossEncoder.dim, lambda: manifest.crossEncoder.lambda };
     const backbone = await BackboneRunner.load(join(source.location, 'backbone.onnx'));
-    return new StarterCrossEncoder(`${await contentId(source, CROSS_FILES)}:cross`, config, params, std, vocab, backbone);
+    return new StarterCrossEncoder(`${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`, config, params, std, vocab, backbone);
   }
 
   async regionsOf(images: DecodedImage[]): Promise<Float32Array[]> {

@@ -14,6 +14,8 @@ import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind 
 import { Vocabulary } from './vocab.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
+/** what the id hashes: the weights and vocabulary, not the manifest (adding a cross-encoder to a pack keeps its indexes valid) */
+const WEIGHT_FILES = STARTER_FILES.filter((f) => f !== 'manifest.json');
 
 export interface StarterManifest {
   format: string;
@@ -49,7 +51,7 @@ export class StarterEncoder implements Encoder {
       ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
       BackboneRunner.load(join(dir, 'backbone.onnx')),
     ]);
-    return new StarterEncoder(await contentId(source, STARTER_FILES), manifest.embedDim, manifest, vocab, text, head, backbone);
+    return new StarterEncoder(await contentId(source, WEIGHT_FILES), manifest.embedDim, manifest, vocab, text, head, backbone);
   }
 
   async encodeTexts(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { readFlickr8k } from '../../src/data/readers/flickr8k.js';
+import { evaluateRetrieval } from '../../src/eval/retrieval-eval.js';
+import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
+import { StarterEncoder } from '../../src/models/starter/starter-encoder.js';
+import { runEncoderContract } from '../contracts/encoder.contract.js';
+
+const PACK = defaultModelPath();
+const SHARED = join(import.meta.dirname, '..', '..', '..', 'shared', 'datasets', 'flickr8k');
+
+runEncoderContract('starter pack (the default model)', () => loadEncoder(PACK));
+
+describe('the shipped starter pack', () => {
+  it('is the default model, loads as a StarterEncoder, and stays under 25 MB', async () => {
+    const encoder = await loadEncoder();
+    assert.ok(encoder instanceof StarterEncoder);
+    assert.equal(encoder.dim, 256);
+    await encoder.dispose();
+    const bytes = readdirSync(PACK).reduce((s, f) => s + statSync(join(PACK, f)).size, 0);
+    assert.ok(bytes < 25 * 2 ** 20, `${(bytes / 2 ** 20).toFixed(1)} MB`);
+  });
+
+  it('has a manifest naming its backbone, training data, split and command', () => {
+    const m = JSON.parse(readFileSync(join(PACK, 'manifest.json'), 'utf8'));
+    assert.equal(m.format, 'duo-starter-pack');
+    assert.match(m.backbone.source, /@vladmandic\/human-models@3\.0\.4/);
+    assert.match(m.training.trainSplit, /train/);
+    assert.equal(m.training.chosenOn, 'dev');
+    assert.match(m.training.command, /^duo train/);
+    assert.ok(m.devMetrics.textToImage['R@10'] >= 40, 'the recorded dev R@10 meets the target');
+  });
+
+  it('retrieves far above chance on 100 Flickr8k dev images', { skip: !existsSync(SHARED) && 'no shared dataset' }, async () => {
+    const dev = await readFlickr8k(SHARED, 'dev');
+    const keep = new Set(dev.images.slice(0, 100).map((i) => i.id));
+    const ds = { ...dev, images: dev.images.filter((i) => keep.has(i.id)), captions: dev.captions.filter((c) => keep.has(c.imageId)) };
+    const encoder = await loadEncoder(PACK);
+    const r = await evaluateRetrieval(ds, encoder);
+    await encoder.dispose();
+    // chance is R@10 = 10 on 100 images; the pack scores ~45 on all 1000
+    assert.ok(r.textToImage['R@10'] > 50, `t→i R@10 ${r.textToImage['R@10']}`);
+    assert.ok(r.imageToText['R@10'] > 50, `i→t R@10 ${r.imageToText['R@10']}`);
+  });
+});
