@@ -3,6 +3,10 @@ import { openDataset } from '../../data/readers/open-dataset.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../../eval/retrieval-eval.js';
 import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
+import { loadReranker } from '../../models/load-reranker.js';
+import { evaluateHybrid } from '../../eval/hybrid-eval.js';
+import { FUSION_MODES, type FusionMode } from '../../search/fusion.js';
+import { createError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
 
@@ -13,6 +17,12 @@ interface EvalOptions {
   head?: string;
   images?: string;
   limit?: number;
+  mode: string;
+  k1: number;
+  fusion: string;
+  alpha: number;
+  reranker?: string;
+  maxQueries?: number;
   json?: boolean;
   save?: string;
 }
@@ -32,6 +42,14 @@ export function evalJson(r: RetrievalEvalResult) {
   };
 }
 
+type Public = ReturnType<typeof publicMetrics>;
+
+function printMetrics(t2i: Public | undefined, i2t: Public | undefined): void {
+  const row = (name: string, m: Public) => [name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.MRR.toFixed(4), m.medianRank];
+  const rows = [...(t2i ? [row('text→image', t2i)] : []), ...(i2t ? [row('image→text', i2t)] : [])];
+  console.log(formatTable(['direction', 'R@1', 'R@5', 'R@10', 'MRR', 'median rank'], rows));
+}
+
 export function registerEval(program: Command): void {
   program
     .command('eval')
@@ -42,6 +60,12 @@ export function registerEval(program: Command): void {
     .option('--head <dir>', 'projection heads from duo train-head on top of --model')
     .option('--images <dir>', 'image folder for CSV and Karpathy JSON datasets')
     .option('--limit <n>', 'evaluate only the first N images of the split (and their captions)', positiveInt('--limit'))
+    .option('--mode <mode>', 'stage1 (bi-encoder alone) or hybrid (stage 2 reranks the top k1)', 'stage1')
+    .option('--k1 <n>', 'candidates stage 2 reranks', positiveInt('--k1'), 100)
+    .option('--fusion <mode>', 'replace, weighted or rrf', 'weighted')
+    .option('--alpha <x>', 'weight of stage 2 in weighted fusion', Number, 0.5)
+    .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
+    .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
     .option('--json', 'print one JSON object')
     .option('--save <file>', 'also write the JSON to this file')
     .action(async (opts: EvalOptions) => {
@@ -50,7 +74,49 @@ export function registerEval(program: Command): void {
         const keep = new Set(ds.images.slice(0, opts.limit).map((i) => i.id));
         ds = { ...ds, images: ds.images.filter((i) => keep.has(i.id)), captions: ds.captions.filter((c) => keep.has(c.imageId)) };
       }
+      if (opts.mode !== 'stage1' && opts.mode !== 'hybrid') throw createError('BAD_ARGUMENT', '--mode', `must be stage1 or hybrid, got "${opts.mode}"`);
+      if (!FUSION_MODES.includes(opts.fusion as FusionMode)) throw createError('BAD_ARGUMENT', '--fusion', `must be replace, weighted or rrf, got "${opts.fusion}"`);
       const encoder = await loadEncoder(opts.model, { head: opts.head });
+      if (opts.mode === 'hybrid') {
+        const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
+        const bar = progressBar('hybrid');
+        try {
+          const r = await evaluateHybrid(ds, encoder, reranker, {
+            k1: opts.k1,
+            fusion: opts.fusion as FusionMode,
+            alpha: opts.alpha,
+            maxQueries: opts.maxQueries,
+            onProgress: (_s, d, n) => bar.update(d, n),
+          });
+          bar.stop();
+          const out = {
+            dataset: ds.name,
+            split: ds.split,
+            model: encoder.id,
+            reranker: reranker.id,
+            mode: 'hybrid',
+            k1: opts.k1,
+            fusion: opts.fusion,
+            ...(opts.fusion === 'weighted' ? { alpha: opts.alpha } : {}),
+            images: ds.images.length,
+            captions: ds.captions.length,
+            textToImage: r.textToImage && publicMetrics(r.textToImage),
+            imageToText: r.imageToText && publicMetrics(r.imageToText),
+            latencyMs: r.latencyMs,
+          };
+          if (opts.save) await writeFileAtomic(opts.save, `${JSON.stringify(out, null, 2)}\n`);
+          if (opts.json) console.log(JSON.stringify(out));
+          else {
+            console.log(`${out.dataset} ${out.split} hybrid (k1 ${opts.k1}, ${opts.fusion}): model ${out.model}, reranker ${out.reranker}`);
+            printMetrics(out.textToImage, out.imageToText);
+          }
+        } finally {
+          bar.stop();
+          await reranker.dispose();
+          await encoder.dispose();
+        }
+        return;
+      }
       const bars = { images: progressBar('images'), texts: progressBar('captions') };
       try {
         const result = await evaluateRetrieval(ds, encoder, { onProgress: (stage, d, n) => bars[stage].update(d, n) });
@@ -63,10 +129,7 @@ export function registerEval(program: Command): void {
           return;
         }
         console.log(`${out.dataset} ${out.split}: ${out.images} images, ${out.captions} captions, model ${out.model}`);
-        const row = (name: string, m: ReturnType<typeof publicMetrics>) => [
-          name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.MRR.toFixed(4), m.medianRank,
-        ];
-        console.log(formatTable(['direction', 'R@1', 'R@5', 'R@10', 'MRR', 'median rank'], [row('text→image', out.textToImage), row('image→text', out.imageToText)]));
+        printMetrics(out.textToImage, out.imageToText);
       } finally {
         await encoder.dispose();
       }
