@@ -85,7 +85,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       const stage1Rank = top.rows.indexOf(gt) + 1;
       const cand = top.rows.slice(0, o.k1);
       t = performance.now();
-      const candidates = await Promise.all(cand.map(async (i) => ({ id: ds.images[i]!.id, image: await image(i) })));
+      const candidates = await Promise.all(cand.map(async (i, j) => ({ id: ds.images[i]!.id, image: await image(i), stage1Score: top.scores[j]! })));
       const { scores } = await reranker.score({ text: ds.captions[c]!.text }, candidates);
       s2.push(performance.now() - t);
       ranks.push(hybridRank(cand, fuse(top.scores.slice(0, o.k1), scores, o.fusion, o), new Set([gt]), stage1Rank));
@@ -101,7 +101,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       const top = topK(images[i]!, texts, texts.length);
       const stage1Rank = top.rows.findIndex((c) => captionsOf[i]!.has(c)) + 1;
       const cand = top.rows.slice(0, o.k1);
-      const { scores } = await reranker.score({ image: await image(i) }, cand.map((c) => ({ id: `caption:${c}`, text: ds.captions[c]!.text })));
+      const { scores } = await reranker.score({ image: await image(i) }, cand.map((c, j) => ({ id: `caption:${c}`, text: ds.captions[c]!.text, stage1Score: top.scores[j]! })));
       ranks.push(hybridRank(cand, fuse(top.scores.slice(0, o.k1), scores, o.fusion, o), captionsOf[i]!, stage1Rank));
       o.onProgress?.('image→text queries', i + 1, images.length);
     }

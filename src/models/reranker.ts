@@ -15,6 +15,8 @@ export interface RerankCandidate {
   image?: ImageInput;
   /** the image side precomputed at index time (a model-specific layout), when the index holds it */
   regions?: Float32Array;
+  /** the candidate's stage-1 (bi-encoder) score; models that use it as a feature require it */
+  stage1Score?: number;
 }
 
 export interface RerankOptions {

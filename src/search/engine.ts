@@ -174,7 +174,7 @@ export class SearchEngine {
       const t = performance.now();
       try {
         stage2Scores = await withBudget(
-          this.reranker!.score(query, stage1.map((h) => ({ id: h.id, image: this.pathOf(h.id), regions: this.regions.get(h.id) })), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
+          this.reranker!.score(query, stage1.map((h) => ({ id: h.id, image: this.pathOf(h.id), regions: this.regions.get(h.id), stage1Score: h.score })), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
           o.budgetMs,
         );
       } catch (error) {

@@ -37,6 +37,8 @@ export interface TrainCrossOptions {
   lambda: number;
   batchSize: number;
   negatives: number;
+  /** add the bi-encoder's cosine to the score with a learned weight (else stage 2 is attention alone) */
+  biFeature: boolean;
   /** how many of the negatives come from the bi-encoder's hard pool; the rest are random images */
   hard: number;
   hardPool: number;
@@ -82,7 +84,9 @@ async function topRows(q: Float32Array, nq: number, c: Float32Array, nc: number,
 }
 
 interface Prepared {
-  train: { ds: RetrievalDataset; feats: BackboneFeatures[]; ids: Int32Array[]; captionImage: number[]; hard: Int32Array[] };
+  /** the bi-encoder's embedding of each vocabulary word alone (V × bi dim): the token table's frozen basis */
+  words: { data: Float32Array; dim: number };
+  train: { ds: RetrievalDataset; feats: BackboneFeatures[]; ids: Int32Array[]; captionImage: number[]; hard: Int32Array[]; textEmb: Float32Array[]; imageEmb: Float32Array[] };
   dev: { feats: BackboneFeatures[]; queries: { ids: Int32Array; gt: number; candidates: number[]; stage1: number[] }[] };
   vocab: Vocabulary;
 }
@@ -116,10 +120,20 @@ export async function prepare(opts: TrainCrossOptions): Promise<Prepared> {
   const qs = [...firstCaption.values()];
   const qRows = rows(qs.map((c) => dev.textEmb[c]!), d);
   const top = await topRows(qRows, qs.length, rows(dev.imageEmb, d), dev.imageEmb.length, d, opts.evalK1);
+  const words = await bi.encodeTexts(vocab.tokens);
   await bi.dispose();
   return {
     vocab,
-    train: { ds: train.ds, feats: train.feats, ids: train.ds.captions.map((c) => vocab.encode(c.text)), captionImage: train.captionImage, hard: hard.map((h) => Int32Array.from(h.rows)) },
+    words: { data: rows(words, d), dim: d },
+    train: {
+      ds: train.ds,
+      feats: train.feats,
+      ids: train.ds.captions.map((c) => vocab.encode(c.text)),
+      captionImage: train.captionImage,
+      hard: hard.map((h) => Int32Array.from(h.rows)),
+      textEmb: train.textEmb,
+      imageEmb: train.imageEmb,
+    },
     dev: {
       feats: dev.feats,
       queries: qs.map((c, i) => ({ ids: vocab.encode(dev.ds.captions[c]!.text), gt: dev.captionImage[c]!, candidates: top[i]!.rows, stage1: top[i]!.scores })),
@@ -138,7 +152,8 @@ async function evaluate(params: Params, config: CrossConfig, s: Standardiser, de
   const regions = await projectRegions(params, config.dim, regionInputs(dev.feats, s));
   for (const q of dev.queries) {
     const tokens = tokenVectors(params, config.dim, q.ids);
-    const s2 = q.candidates.map((c) => pairScore({ tokens, n: q.ids.length, regions: regions[c]!, m: CELLS + 1 }, config.dim, config.lambda).score);
+    const w = params.get('bi.w')![0]!;
+    const s2 = q.candidates.map((c, i) => pairScore({ tokens, n: q.ids.length, regions: regions[c]!, m: CELLS + 1 }, config.dim, config.lambda).score + w * q.stage1[i]!);
     const at = q.candidates.indexOf(q.gt);
     for (const mode of ['stage1', 'replace', 'weighted', 'rrf'] as const) {
       if (at < 0) {
@@ -153,6 +168,18 @@ async function evaluate(params: Params, config: CrossConfig, s: Standardiser, de
   return { ...m, score: m.replace['R@1'] + m.replace['R@5'] + m.replace['R@10'] };
 }
 
+const dotRows = (a: Float32Array, b: Float32Array) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+};
+
+/** The token table the scorer reads: each word's bi-encoder vector through the learned projection P. */
+async function withTokens(params: Params, words: Prepared['words'], dim: number): Promise<Params> {
+  const table = await matmul(mat(words.data.length / words.dim, words.dim, words.data), mat(words.dim, dim, params.get('word.P')!));
+  return new Map([...params, ['tokens', table.data]]);
+}
+
 export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: CrossEpoch }> {
   const log = opts.onLog ?? (() => {});
   mkdirSync(opts.runDir, { recursive: true });
@@ -161,6 +188,13 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda };
   const std = computeStandardiser(data.train.feats);
   let params = initCross(config, opts.seed);
+  // tokens start from what the bi-encoder learned each word means (frozen), through a learned projection
+  params.delete('tokens');
+  const prand = seeded(opts.seed + 17);
+  params.set('word.P', Float32Array.from({ length: data.words.dim * opts.dim }, () => (prand() * 2 - 1) * Math.sqrt(3 / data.words.dim)));
+  // the bi-encoder's cosine enters the score with a learned weight: stage 2 starts from stage 1's
+  // ranking and the attention learns what it gets wrong (20 ≈ the bi-encoder's own logit scale)
+  params.set('bi.w', Float32Array.from([opts.biFeature ? 20 : 0]));
   let adam: AdamWState = adamwInit(params);
   let state = { epoch: 0, best: -1, bestEpoch: 0, bad: 0, adamStep: 0 };
   if (opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) {
@@ -172,7 +206,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   } else {
     await writeJson(join(opts.runDir, 'params.json'), {
       kind: 'cross-encoder',
-      hyper: { dim: opts.dim, lambda: opts.lambda, batchSize: opts.batchSize, negatives: opts.negatives, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
+      hyper: { biFeature: opts.biFeature, dim: opts.dim, lambda: opts.lambda, batchSize: opts.batchSize, negatives: opts.negatives, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
       config,
       data: { path: opts.data, train: 'train', dev: 'dev (first caption of each image)' },
       biEncoder: opts.pack,
@@ -180,13 +214,13 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
       startedAt: new Date().toISOString(),
     });
     await saveTensors(join(opts.runDir, 'standardiser.bin'), new Map(Object.entries(std)));
-    const before = await evaluate(params, config, std, data.dev);
+    const before = await evaluate(await withTokens(params, data.words, config.dim), config, std, data.dev);
     log(`dev before training: stage 1 R@1/5/10 ${before.stage1['R@1'].toFixed(1)}/${before.stage1['R@5'].toFixed(1)}/${before.stage1['R@10'].toFixed(1)}`);
   }
   const { train } = data;
   const captionsOf: number[][] = train.feats.map(() => []);
   train.captionImage.forEach((img, c) => captionsOf[img]!.push(c));
-  const decay = (name: string) => name.endsWith('.W') || name === 'tokens';
+  const decay = (name: string) => name.endsWith('.W') || name === 'word.P';
   const totalSteps = opts.epochs * Math.ceil(train.feats.length / opts.batchSize);
 
   for (let epoch = state.epoch + 1; epoch <= opts.epochs; epoch++) {
@@ -207,18 +241,23 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
           const r = Math.floor(rand() * train.feats.length);
           if (r !== img && !negs.includes(r)) negs.push(r);
         }
-        return { ids: train.ids[c]!, images: [img, ...negs] };
+        return { ids: train.ids[c]!, caption: c, images: [img, ...negs] };
       });
       const unique = [...new Set(queries.flatMap((q) => q.images))];
       const slot = new Map(unique.map((img, i) => [img, i]));
       const inputs = regionInputs(unique.map((i) => train.feats[i]!), std);
-      const regions = await projectRegions(params, config.dim, inputs);
+      const view = await withTokens(params, data.words, config.dim);
+      const regions = await projectRegions(view, config.dim, inputs);
       const dRegions = unique.map(() => new Float32Array((CELLS + 1) * config.dim));
-      const dTokens = new Float32Array(params.get('tokens')!.length);
+      const dTokens = new Float32Array(view.get('tokens')!.length);
+      const w = params.get('bi.w')![0]!;
+      let dW = 0;
       for (const q of queries) {
-        const tokens = tokenVectors(params, config.dim, q.ids);
-        const scores = q.images.map((img) => pairScore({ tokens, n: q.ids.length, regions: regions[slot.get(img)!]!, m: CELLS + 1 }, config.dim, config.lambda).score);
+        const tokens = tokenVectors(view, config.dim, q.ids);
+        const bi = q.images.map((img) => dotRows(train.textEmb[q.caption]!, train.imageEmb[img]!));
+        const scores = q.images.map((img, j) => pairScore({ tokens, n: q.ids.length, regions: regions[slot.get(img)!]!, m: CELLS + 1 }, config.dim, config.lambda).score + w * bi[j]!);
         const { loss, dScores } = listwiseLoss(scores);
+        dScores.forEach((g, j) => (dW += (g * bi[j]!) / queries.length));
         lossSum += loss / queries.length;
         q.images.forEach((img, j) => {
           const { grad } = pairScore({ tokens, n: q.ids.length, regions: regions[slot.get(img)!]!, m: CELLS + 1 }, config.dim, config.lambda, dScores[j]! / queries.length);
@@ -243,9 +282,10 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
         return s;
       };
       const grads: Params = new Map([
-        ['tokens', dTokens],
+        ['word.P', (await matmul(mat(data.words.data.length / data.words.dim, data.words.dim, data.words.data), mat(dTokens.length / config.dim, config.dim, dTokens), true)).data],
         ['cell.W', (await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), dCells, true)).data],
         ['cell.b', colSum(dCells)],
+        ...(opts.biFeature ? [['bi.w', Float32Array.from([dW])] as [string, Float32Array]] : []),
         ['global.W', (await matmul(mat(u, POOLED_DIM, inputs.pooled), dGlobal, true)).data],
         ['global.b', colSum(dGlobal)],
       ]);
@@ -255,7 +295,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
       adamwStep(params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, lr);
       steps++;
     }
-    const dev = await evaluate(params, config, std, data.dev);
+    const dev = await evaluate(await withTokens(params, data.words, config.dim), config, std, data.dev);
     const m: CrossEpoch = { epoch, loss: lossSum / steps, dev: { stage1: dev.stage1, replace: dev.replace, weighted: dev.weighted, rrf: dev.rrf }, score: dev.score, seconds: (performance.now() - started) / 1000 };
     await appendFile(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(m)}\n`);
     const improved = dev.score > state.best;
@@ -263,7 +303,10 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
       state.best = dev.score;
       state.bestEpoch = epoch;
       state.bad = 0;
-      await saveTensors(join(opts.runDir, 'best.bin'), params);
+      // the pack stores the token table itself: words · P, so stage 2 needs no bi-encoder
+      const best = await withTokens(params, data.words, config.dim);
+      best.delete('word.P');
+      await saveTensors(join(opts.runDir, 'best.bin'), best);
     } else state.bad++;
     state.epoch = epoch;
     state.adamStep = adam.step;

@@ -23,6 +23,7 @@ interface EvalOptions {
   alpha: number;
   reranker?: string;
   maxQueries?: number;
+  directions: string;
   json?: boolean;
   save?: string;
 }
@@ -43,6 +44,12 @@ export function evalJson(r: RetrievalEvalResult) {
 }
 
 type Public = ReturnType<typeof publicMetrics>;
+
+function parseDirections(list: string): ('textToImage' | 'imageToText')[] {
+  const parts = list.split(',').map((s) => s.trim());
+  for (const p of parts) if (p !== 'textToImage' && p !== 'imageToText') throw createError('BAD_ARGUMENT', '--directions', `unknown direction "${p}" (textToImage, imageToText)`);
+  return parts as ('textToImage' | 'imageToText')[];
+}
 
 function printMetrics(t2i: Public | undefined, i2t: Public | undefined): void {
   const row = (name: string, m: Public) => [name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.MRR.toFixed(4), m.medianRank];
@@ -65,6 +72,7 @@ export function registerEval(program: Command): void {
     .option('--fusion <mode>', 'replace, weighted or rrf', 'weighted')
     .option('--alpha <x>', 'weight of stage 2 in weighted fusion', Number, 0.5)
     .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
+    .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
     .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
     .option('--json', 'print one JSON object')
     .option('--save <file>', 'also write the JSON to this file')
@@ -86,6 +94,7 @@ export function registerEval(program: Command): void {
             fusion: opts.fusion as FusionMode,
             alpha: opts.alpha,
             maxQueries: opts.maxQueries,
+            directions: parseDirections(opts.directions),
             onProgress: (_s, d, n) => bar.update(d, n),
           });
           bar.stop();

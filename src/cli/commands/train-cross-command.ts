@@ -25,10 +25,11 @@ export function registerTrainCross(program: Command): void {
     .option('--lambda <x>', 'attention sharpness', positiveNumber('--lambda'), 4)
     .option('--batch-size <n>', 'captions per batch', positiveInt('--batch-size'), 32)
     .option('--negatives <n>', 'hard negatives per caption', positiveInt('--negatives'), 7)
+    .option('--bi-feature', "add the bi-encoder's cosine to the score with a learned weight")
     .option('--hard <n>', 'how many of the negatives are hard (the rest random)', positiveInt('--hard'), 3)
     .option('--hard-pool <n>', 'sample negatives from the bi-encoder\'s top N wrong images', positiveInt('--hard-pool'), 30)
     .option('--epochs <n>', 'maximum epochs (one caption per image each)', positiveInt('--epochs'), 20)
-    .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 2e-3)
+    .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 5e-3)
     .option('--weight-decay <x>', 'AdamW weight decay', positiveNumber('--weight-decay'), 1e-4)
     .option('--patience <n>', 'early-stopping patience', positiveInt('--patience'), 4)
     .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
@@ -47,6 +48,7 @@ export function registerTrainCross(program: Command): void {
         batchSize: Number(o.batchSize),
         negatives: Number(o.negatives),
         hard: Number(o.hard),
+        biFeature: Boolean(o.biFeature),
         hardPool: Number(o.hardPool),
         epochs: Number(o.epochs),
         lr: Number(o.lr),

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { buildIndex } from '../../src/index/build-index.js';
+import { loadRegions, regionPath, saveRegions } from '../../src/index/region-file.js';
+import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
+import { loadReranker } from '../../src/models/load-reranker.js';
+import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
+import { SearchEngine } from '../../src/search/engine.js';
+import { computeStandardiser, initCross } from '../../src/train/cross-encoder-model.js';
+import { saveTensors } from '../../src/train/tensor-file.js';
+import { fromHalf, toHalf } from '../../src/util/float16.js';
+import { runRerankerContract } from '../contracts/reranker.contract.js';
+import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+
+/** A copy of the shipped pack with a randomly initialised cross-encoder added. */
+async function packWithCross(): Promise<string> {
+  const dir = join(tempDir(), 'pack');
+  mkdirSync(dir);
+  for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
+  const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[];
+  const params = initCross({ vocabSize: vocab.length, dim: 16, lambda: 4 }, 1);
+  params.set('bi.w', Float32Array.from([0]));
+  const fake = { pooled: new Float32Array(560).map((_, i) => i % 7), grid: new Float32Array(480 * 16).map((_, i) => i % 5) };
+  for (const [k, v] of Object.entries(computeStandardiser([fake, { pooled: fake.pooled.map((x) => x + 1), grid: fake.grid.map((x) => x * 2) }]))) params.set(`std.${k}`, v);
+  await saveTensors(join(dir, 'cross_encoder.bin'), params);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, crossEncoder: { file: 'cross_encoder.bin', dim: 16, lambda: 4 } }));
+  return dir;
+}
+
+const packPromise = packWithCross();
+runRerankerContract('starter cross-encoder (random weights)', async () => loadReranker(await packPromise));
+
+describe('starter cross-encoder in the engine', () => {
+  it('stores regions at index time, so stage 2 runs without the image files', async () => {
+    const pack = await packPromise;
+    const root = join(tempDir(), 'photos');
+    mkdirSync(root);
+    const names = Object.keys(COLOURS);
+    await Promise.all(names.map((n) => writeColourImage(join(root, `${n}.jpg`), COLOURS[n]!)));
+    const encoder = await loadEncoder(pack);
+    const reranker = await loadReranker(pack);
+    assert.ok(reranker instanceof StarterCrossEncoder);
+    const indexPath = join(tempDir(), 'i.duo');
+    await buildIndex({ root, indexPath, encoder, modelSpec: pack, reranker });
+    assert.ok(existsSync(regionPath(indexPath)));
+    const stored = await loadRegions(regionPath(indexPath), reranker.id);
+    assert.deepEqual([...stored.keys()].sort(), names.map((n) => `${n}.jpg`).sort());
+    assert.equal(stored.get('red.jpg')!.length, 17 * 16);
+    assert.equal((await loadRegions(regionPath(indexPath), 'another-reranker')).size, 0, 'regions of another cross-encoder are never read');
+
+    const direct = await reranker.score({ text: 'a red shirt' }, [{ id: 'x', image: join(root, 'red.jpg') }]);
+    rmSync(root, { recursive: true }); // from here on, any backbone pass over an indexed image would fail
+    const engine = await SearchEngine.open(indexPath, { encoder, reranker });
+    const [r] = await engine.search([{ text: 'a red shirt' }], { mode: 'hybrid', k1: 6, k2: 6 });
+    assert.equal(r!.fallback, undefined);
+    assert.equal(r!.results.length, 6);
+    const red = r!.results.find((h) => h.id === 'red.jpg')!;
+    assert.ok(Math.abs(red.stage2!.score - direct.scores[0]!) < 1e-2, 'fp16 regions give the same score as fresh ones, to fp16 precision');
+    await engine.close();
+  });
+});
+
+describe('fp16 storage', () => {
+  it('round-trips within half precision and keeps special values', () => {
+    const x = Float32Array.from([0, 1, -2.5, 3.14159, 1e-5, 65504, 1e6, -1e-8]);
+    const y = fromHalf(toHalf(x));
+    [0, 1, -2.5].forEach((v, i) => assert.equal(y[i], v));
+    assert.ok(Math.abs(y[3]! - 3.14159) < 2e-3);
+    assert.ok(Math.abs(y[4]! - 1e-5) < 1e-7);
+    assert.equal(y[5], 65504);
+    assert.equal(y[6], Infinity);
+    assert.ok(Math.abs(y[7]!) < 1e-7);
+  });
+
+  it('region files round-trip by id', async () => {
+    const path = join(tempDir(), 'r.stage2');
+    await saveRegions(path, 'model-a', new Map([['a', Float32Array.from([1, 2])], ['b', Float32Array.from([-0.5, 0.25])]]));
+    const back = await loadRegions(path, 'model-a');
+    assert.deepEqual([...back.get('b')!], [-0.5, 0.25]);
+  });
+});
