@@ -18,7 +18,7 @@ interface EvalOptions {
   images?: string;
   limit?: number;
   mode: string;
-  k1: number;
+  k1: string;
   fusion: string;
   alpha: number;
   reranker?: string;
@@ -68,8 +68,8 @@ export function registerEval(program: Command): void {
     .option('--images <dir>', 'image folder for CSV and Karpathy JSON datasets')
     .option('--limit <n>', 'evaluate only the first N images of the split (and their captions)', positiveInt('--limit'))
     .option('--mode <mode>', 'stage1 (bi-encoder alone) or hybrid (stage 2 reranks the top k1)', 'stage1')
-    .option('--k1 <n>', 'candidates stage 2 reranks', positiveInt('--k1'), 100)
-    .option('--fusion <mode>', 'replace, weighted or rrf', 'weighted')
+    .option('--k1 <list>', 'candidates stage 2 reranks; a comma list sweeps (e.g. 50,100,200)', '100')
+    .option('--fusion <list>', 'replace, weighted or rrf; a comma list compares them', 'weighted')
     .option('--alpha <x>', 'weight of stage 2 in weighted fusion', Number, 0.5)
     .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
     .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
@@ -83,15 +83,17 @@ export function registerEval(program: Command): void {
         ds = { ...ds, images: ds.images.filter((i) => keep.has(i.id)), captions: ds.captions.filter((c) => keep.has(c.imageId)) };
       }
       if (opts.mode !== 'stage1' && opts.mode !== 'hybrid') throw createError('BAD_ARGUMENT', '--mode', `must be stage1 or hybrid, got "${opts.mode}"`);
-      if (!FUSION_MODES.includes(opts.fusion as FusionMode)) throw createError('BAD_ARGUMENT', '--fusion', `must be replace, weighted or rrf, got "${opts.fusion}"`);
+      const fusions = opts.fusion.split(',').map((f) => f.trim()) as FusionMode[];
+      for (const f of fusions) if (!FUSION_MODES.includes(f)) throw createError('BAD_ARGUMENT', '--fusion', `must be replace, weighted or rrf, got "${f}"`);
+      const k1s = opts.k1.split(',').map((k) => positiveInt('--k1')(k.trim()));
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       if (opts.mode === 'hybrid') {
         const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
         const bar = progressBar('hybrid');
         try {
           const r = await evaluateHybrid(ds, encoder, reranker, {
-            k1: opts.k1,
-            fusion: opts.fusion as FusionMode,
+            k1: k1s,
+            fusion: fusions,
             alpha: opts.alpha,
             maxQueries: opts.maxQueries,
             directions: parseDirections(opts.directions),
@@ -104,20 +106,32 @@ export function registerEval(program: Command): void {
             model: encoder.id,
             reranker: reranker.id,
             mode: 'hybrid',
-            k1: opts.k1,
-            fusion: opts.fusion,
-            ...(opts.fusion === 'weighted' ? { alpha: opts.alpha } : {}),
+            k1: k1s[0],
+            fusion: fusions[0],
+            alpha: opts.alpha,
             images: ds.images.length,
             captions: ds.captions.length,
             textToImage: r.textToImage && publicMetrics(r.textToImage),
             imageToText: r.imageToText && publicMetrics(r.imageToText),
             latencyMs: r.latencyMs,
+            stage1: { textToImage: r.stage1.textToImage && publicMetrics(r.stage1.textToImage), imageToText: r.stage1.imageToText && publicMetrics(r.stage1.imageToText) },
+            configs: r.configs.map((c) => ({ k1: c.k1, fusion: c.fusion, textToImage: c.textToImage && publicMetrics(c.textToImage), imageToText: c.imageToText && publicMetrics(c.imageToText) })),
           };
           if (opts.save) await writeFileAtomic(opts.save, `${JSON.stringify(out, null, 2)}\n`);
           if (opts.json) console.log(JSON.stringify(out));
           else {
-            console.log(`${out.dataset} ${out.split} hybrid (k1 ${opts.k1}, ${opts.fusion}): model ${out.model}, reranker ${out.reranker}`);
-            printMetrics(out.textToImage, out.imageToText);
+            console.log(`${out.dataset} ${out.split}: ${out.images} images, ${out.captions} captions; model ${out.model}, reranker ${out.reranker}`);
+            const rows: (string | number)[][] = [];
+            const add = (label: string, dir: string, m: Public | undefined) => m && rows.push([label, dir, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.MRR.toFixed(4), m.medianRank]);
+            add('stage 1', 'text→image', out.stage1.textToImage);
+            add('stage 1', 'image→text', out.stage1.imageToText);
+            for (const c of out.configs) {
+              add(`hybrid k1=${c.k1} ${c.fusion}`, 'text→image', c.textToImage);
+              add(`hybrid k1=${c.k1} ${c.fusion}`, 'image→text', c.imageToText);
+            }
+            console.log(formatTable(['mode', 'direction', 'R@1', 'R@5', 'R@10', 'MRR', 'median rank'], rows));
+            const l = out.latencyMs;
+            console.log(`per query: stage 1 p50 ${l.stage1.p50.toFixed(1)} ms, stage 2 (k1 ${Math.max(...k1s)}) p50 ${l.stage2.p50.toFixed(1)} ms, p95 ${l.stage2.p95.toFixed(1)} ms`);
           }
         } finally {
           bar.stop();

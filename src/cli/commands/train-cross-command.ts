@@ -29,7 +29,7 @@ export function registerTrainCross(program: Command): void {
     .option('--hard <n>', 'how many of the negatives are hard (the rest random)', positiveInt('--hard'), 3)
     .option('--hard-pool <n>', 'sample negatives from the bi-encoder\'s top N wrong images', positiveInt('--hard-pool'), 30)
     .option('--epochs <n>', 'maximum epochs (one caption per image each)', positiveInt('--epochs'), 20)
-    .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 5e-3)
+    .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 2e-3)
     .option('--weight-decay <x>', 'AdamW weight decay', positiveNumber('--weight-decay'), 1e-4)
     .option('--patience <n>', 'early-stopping patience', positiveInt('--patience'), 4)
     .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
