@@ -58,3 +58,11 @@ export function positiveInt(flag: string) {
     return n;
   };
 }
+
+export function positiveNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw createError('BAD_ARGUMENT', flag, `must be a positive number, got "${value}"`);
+    return n;
+  };
+}

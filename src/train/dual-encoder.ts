@@ -6,6 +6,7 @@
  */
 import { embeddingBag, embeddingBagBackward, headBackward, headForward, infoNce, initHead, normalizeRows, normalizeRowsBackward, type HeadKind, type HeadSpec, type Params } from './layers.js';
 import { mat, type Mat } from './matmul.js';
+import { seeded } from '../util/random.js';
 
 export interface DualEncoderConfig {
   imageDim: number;
@@ -40,16 +41,7 @@ export const INITIAL_LOG_SCALE = Math.log(1 / 0.07);
 /** CLIP clamps the scale at 100 to keep training stable. */
 export const MAX_LOG_SCALE = Math.log(100);
 
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
 
 export function initDualEncoder(config: DualEncoderConfig, seed: number): DualEncoder {
   const rand = seeded(seed);

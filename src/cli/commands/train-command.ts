@@ -5,13 +5,7 @@ import { exportStarterPack } from '../../models/starter/export-pack.js';
 import { trainStarter } from '../../train/train-starter.js';
 import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { packageRoot } from '../../util/package-root.js';
-import { positiveInt, progressBar } from '../output.js';
-
-const positiveNumber = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw createError('BAD_ARGUMENT', flag, `must be a positive number, got "${v}"`);
-  return n;
-};
+import { positiveInt, positiveNumber, progressBar } from '../output.js';
 
 const probability = (flag: string, v: unknown): number => {
   const n = Number(v);

@@ -1,16 +1,9 @@
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
-import { createError } from '../../errors.js';
 import { exportCrossEncoder } from '../../models/starter/export-pack.js';
 import { trainCross } from '../../train/train-cross.js';
 import { packageRoot } from '../../util/package-root.js';
-import { positiveInt } from '../output.js';
-
-const positiveNumber = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw createError('BAD_ARGUMENT', flag, `must be a positive number, got "${v}"`);
-  return n;
-};
+import { positiveInt, positiveNumber } from '../output.js';
 
 export function registerTrainCross(program: Command): void {
   program

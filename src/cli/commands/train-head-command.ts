@@ -3,13 +3,7 @@ import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { trainHead } from '../../train/train-head.js';
-import { formatTable, positiveInt, progressBar } from '../output.js';
-
-const positiveNumber = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw createError('BAD_ARGUMENT', flag, `must be a positive number, got "${v}"`);
-  return n;
-};
+import { formatTable, positiveInt, positiveNumber, progressBar } from '../output.js';
 
 export function registerTrainHead(program: Command): void {
   program
