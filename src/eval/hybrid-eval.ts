@@ -12,7 +12,7 @@ import { dot } from '../index/exact-index.js';
 import type { Encoder } from '../models/encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
 import { fuse, type FusionMode, type FusionOptions } from '../search/fusion.js';
-import { rankMetrics, type RankMetrics } from './metrics.js';
+import { fullMetrics, type FullMetrics } from './metrics.js';
 
 export type Direction = 'textToImage' | 'imageToText';
 
@@ -41,19 +41,33 @@ export const latencyStats = (xs: number[]): LatencyStats => {
 export interface HybridConfigResult {
   k1: number;
   fusion: FusionMode;
-  textToImage?: RankMetrics;
-  imageToText?: RankMetrics;
+  textToImage?: FullMetrics;
+  imageToText?: FullMetrics;
+}
+
+/** One query's outcome: the rank of its first relevant item under stage 1 and under each config. */
+export interface QueryRecord {
+  direction: Direction;
+  query: string;
+  relevant: string[];
+  stage1: number;
+  hybrid: Record<string, number>;
 }
 
 export interface HybridEvalResult {
-  stage1: { textToImage?: RankMetrics; imageToText?: RankMetrics };
+  stage1: { textToImage?: FullMetrics; imageToText?: FullMetrics };
   configs: HybridConfigResult[];
-  /** per query, at the largest k1: stage 1 (exact search over the split) and stage 2 */
-  latencyMs: { stage1: LatencyStats; stage2: LatencyStats };
+  /** per query, at the largest k1: stage 1 (exact search over the split), stage 2 and both */
+  latencyMs: { stage1: LatencyStats; stage2: LatencyStats; total: LatencyStats };
+  /** raw per-query latencies (ms), for distributions */
+  latencySamples: { stage1: number[]; stage2: number[] };
+  queries: QueryRecord[];
   /** the first config's fields, for single-config callers */
-  textToImage?: RankMetrics;
-  imageToText?: RankMetrics;
+  textToImage?: FullMetrics;
+  imageToText?: FullMetrics;
 }
+
+export const configKey = (k1: number, fusion: FusionMode) => `k1=${k1} ${fusion}`;
 
 function topAll(q: Float32Array, rows: Float32Array[]): { rows: number[]; scores: number[] } {
   const heap = new TopK(rows.length);
@@ -62,11 +76,14 @@ function topAll(q: Float32Array, rows: Float32Array[]): { rows: number[]; scores
   return { rows: s.map((x) => x.row), scores: s.map((x) => x.score) };
 }
 
-/** Rank of the best relevant item once the top k1 are reordered by `fused`; below k1, stage-1 order. */
-function hybridRank(candidates: number[], fused: number[], relevant: Set<number>, stage1Rank: number): number {
-  const order = candidates.map((c, i) => [c, fused[i]!] as const).sort((a, b) => b[1] - a[1]);
-  const at = order.findIndex(([c]) => relevant.has(c));
-  return at >= 0 ? at + 1 : stage1Rank;
+/** Ranks of every relevant item once the top k1 are reordered by `fused`; below k1, stage-1 order. */
+function hybridRanks(order1: number[], k1: number, fused: number[], relevant: Set<number>): number[] {
+  const head = order1.slice(0, k1).map((c, i) => [c, fused[i]!, i] as const).sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([c]) => c);
+  const order = [...head, ...order1.slice(k1)];
+  const ranks: number[] = [];
+  order.forEach((c, i) => relevant.has(c) && ranks.push(i + 1));
+  while (ranks.length < relevant.size) ranks.push(Infinity);
+  return ranks;
 }
 
 export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, reranker: CrossEncoder, o: HybridEvalOptions): Promise<HybridEvalResult> {
@@ -88,19 +105,24 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   };
   const s1: number[] = [];
   const s2: number[] = [];
-  const key = (k1: number, f: FusionMode) => `${k1}|${f}`;
-  const ranks = new Map<string, { textToImage: number[]; imageToText: number[] }>();
-  for (const k1 of k1s) for (const f of fusions) ranks.set(key(k1, f), { textToImage: [], imageToText: [] });
-  const stage1 = { textToImage: [] as number[], imageToText: [] as number[] };
-  const record = (dir: Direction, top: { rows: number[]; scores: number[] }, scores: number[], relevant: Set<number>) => {
-    const stage1Rank = top.rows.findIndex((r) => relevant.has(r)) + 1;
-    stage1[dir].push(stage1Rank);
+  const ranks = new Map<string, { textToImage: number[][]; imageToText: number[][] }>();
+  for (const k1 of k1s) for (const f of fusions) ranks.set(configKey(k1, f), { textToImage: [], imageToText: [] });
+  const stage1 = { textToImage: [] as number[][], imageToText: [] as number[][] };
+  const queries: QueryRecord[] = [];
+  const record = (dir: Direction, query: string, relevantIds: string[], top: { rows: number[]; scores: number[] }, scores: number[], relevant: Set<number>) => {
+    const s1: number[] = [];
+    top.rows.forEach((r, i) => relevant.has(r) && s1.push(i + 1));
+    stage1[dir].push(s1);
+    const hybrid: Record<string, number> = {};
     for (const k1 of k1s) {
       for (const f of fusions) {
         const fused = fuse(top.scores.slice(0, k1), scores.slice(0, k1), f, o);
-        ranks.get(key(k1, f))![dir].push(hybridRank(top.rows.slice(0, k1), fused, relevant, stage1Rank));
+        const r = hybridRanks(top.rows, k1, fused, relevant);
+        ranks.get(configKey(k1, f))![dir].push(r);
+        hybrid[configKey(k1, f)] = r[0]!;
       }
     }
+    queries.push({ direction: dir, query, relevant: relevantIds, stage1: s1[0] ?? Infinity, hybrid });
   };
   const directions = o.directions ?? ['textToImage', 'imageToText'];
 
@@ -115,7 +137,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       const candidates = await Promise.all(cand.map(async (i, j) => ({ id: ds.images[i]!.id, image: await image(i), stage1Score: top.scores[j]! })));
       const { scores } = await reranker.score({ text: ds.captions[c]!.text }, candidates);
       s2.push(performance.now() - t);
-      record('textToImage', top, scores, new Set([captionImage[c]!]));
+      record('textToImage', ds.captions[c]!.text, [ds.images[captionImage[c]!]!.id], top, scores, new Set([captionImage[c]!]));
       o.onProgress?.('text→image queries', c + 1, n);
     }
   }
@@ -127,19 +149,23 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       const top = topAll(images[i]!, texts);
       const cand = top.rows.slice(0, kMax);
       const { scores } = await reranker.score({ image: await image(i) }, cand.map((c, j) => ({ id: `caption:${c}`, text: ds.captions[c]!.text, stage1Score: top.scores[j]! })));
-      record('imageToText', top, scores, captionsOf[i]!);
+      record('imageToText', ds.images[i]!.id, [...captionsOf[i]!].map((c) => ds.captions[c]!.text), top, scores, captionsOf[i]!);
       o.onProgress?.('image→text queries', i + 1, n);
     }
   }
-  const metrics = (xs: number[]) => (xs.length > 0 ? rankMetrics(xs) : undefined);
-  const configs = [...ranks].map(([k, r]) => {
-    const [k1, fusion] = k.split('|') as [string, FusionMode];
-    return { k1: Number(k1), fusion, textToImage: metrics(r.textToImage), imageToText: metrics(r.imageToText) };
-  });
+  const metrics = (xs: number[][]) => (xs.length > 0 ? fullMetrics(xs) : undefined);
+  const configs = k1s.flatMap((k1) =>
+    fusions.map((fusion) => {
+      const r = ranks.get(configKey(k1, fusion))!;
+      return { k1, fusion, textToImage: metrics(r.textToImage), imageToText: metrics(r.imageToText) };
+    }),
+  );
   return {
     stage1: { textToImage: metrics(stage1.textToImage), imageToText: metrics(stage1.imageToText) },
     configs,
-    latencyMs: { stage1: latencyStats(s1), stage2: latencyStats(s2) },
+    latencyMs: { stage1: latencyStats(s1), stage2: latencyStats(s2), total: latencyStats(s1.map((x, i) => x + (s2[i] ?? 0))) },
+    latencySamples: { stage1: s1, stage2: s2 },
+    queries,
     textToImage: configs[0]?.textToImage,
     imageToText: configs[0]?.imageToText,
   };

@@ -56,3 +56,64 @@ export function firstRelevantRank(scores: Float32Array, relevant: ArrayLike<numb
   for (let j = 0; j < scores.length; j++) if (!isRelevant.has(j) && scores[j]! >= best) ahead++;
   return ahead + 1;
 }
+
+/**
+ * Ranks (1-based, ascending) of every relevant item in a row of scores, ties counted against
+ * the query: an item ranks behind everything that scores higher and every irrelevant item that
+ * scores the same. Relevant items missing from the row get Infinity.
+ */
+export function relevantRanks(scores: ArrayLike<number>, relevant: ArrayLike<number>): number[] {
+  const isRelevant = new Set(Array.from(relevant));
+  const ranks: number[] = [];
+  for (const r of isRelevant) {
+    const s = scores[r];
+    if (s === undefined) {
+      ranks.push(Infinity);
+      continue;
+    }
+    let ahead = 0;
+    for (let j = 0; j < scores.length; j++) {
+      if (j === r) continue;
+      if (scores[j]! > s || (scores[j] === s && !isRelevant.has(j))) ahead++;
+    }
+    ranks.push(ahead + 1);
+  }
+  return ranks.sort((a, b) => a - b);
+}
+
+/** Average precision of one query from its relevant items' ranks (ascending; Infinity = never retrieved). */
+export function averagePrecision(ranks: number[]): number {
+  if (ranks.length === 0) return 0;
+  let sum = 0;
+  ranks.forEach((r, j) => {
+    if (Number.isFinite(r)) sum += (j + 1) / Math.max(r, j + 1);
+  });
+  return sum / ranks.length;
+}
+
+/** Precision@K of one query: relevant items in the top K, over K. */
+export function precisionAt(ranks: number[], k: number): number {
+  return ranks.filter((r) => r <= k).length / k;
+}
+
+export interface FullMetrics extends RankMetrics {
+  'R@20': number;
+  mAP: number;
+  'P@1': number;
+  'P@5': number;
+  'P@10': number;
+}
+
+/** Every metric of the report from each query's relevant ranks (recall and MRR by the first relevant item). */
+export function fullMetrics(queries: number[][]): FullMetrics {
+  const first = queries.map((r) => r[0] ?? Infinity);
+  const mean = (f: (r: number[]) => number) => (queries.length === 0 ? 0 : queries.reduce((s, r) => s + f(r), 0) / queries.length);
+  return {
+    ...rankMetrics(first),
+    'R@20': recallAt(first, 20),
+    mAP: mean(averagePrecision),
+    'P@1': 100 * mean((r) => precisionAt(r, 1)),
+    'P@5': 100 * mean((r) => precisionAt(r, 5)),
+    'P@10': 100 * mean((r) => precisionAt(r, 10)),
+  };
+}

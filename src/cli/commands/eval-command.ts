@@ -6,13 +6,21 @@ import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { evaluateHybrid } from '../../eval/hybrid-eval.js';
 import { FUSION_MODES, type FusionMode } from '../../search/fusion.js';
+import { compareReports, runReport } from '../../eval/report.js';
+import { packageRoot } from '../../util/package-root.js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
 
 interface EvalOptions {
-  data: string;
-  split: string;
+  data?: string;
+  split?: string;
+  report?: string;
+  ceSubset: number;
+  compare?: string[];
   model: string;
   head?: string;
   images?: string;
@@ -45,6 +53,27 @@ export function evalJson(r: RetrievalEvalResult) {
 
 type Public = ReturnType<typeof publicMetrics>;
 
+function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function readReport(path: string): Record<string, unknown> {
+  const file = path.endsWith('.json') ? path : join(path, 'report.json');
+  if (!existsSync(file)) throw createError('FILE_NOT_FOUND', file);
+  return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+
+function compare(paths: string[]): void {
+  if (paths.length !== 2) throw createError('BAD_ARGUMENT', '--compare', `takes two report folders, got ${paths.length}`);
+  const rows = compareReports(readReport(paths[0]!), readReport(paths[1]!));
+  console.log(`b = ${paths[1]} minus a = ${paths[0]}`);
+  console.log(formatTable(['mode', 'direction', 'metric', 'a', 'b', 'b − a'], rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), `${r.delta >= 0 ? '+' : ''}${r.delta.toFixed(4)}`])));
+}
+
 function parseDirections(list: string): ('textToImage' | 'imageToText')[] {
   const parts = list.split(',').map((s) => s.trim());
   for (const p of parts) if (p !== 'textToImage' && p !== 'imageToText') throw createError('BAD_ARGUMENT', '--directions', `unknown direction "${p}" (textToImage, imageToText)`);
@@ -61,8 +90,11 @@ export function registerEval(program: Command): void {
   program
     .command('eval')
     .description('text→image and image→text retrieval metrics on a dataset split')
-    .requiredOption('--data <path>', 'Flickr8k folder, Flickr30k results.csv, Karpathy dataset_*.json, or parquet file/folder')
-    .requiredOption('--split <name>', 'split to evaluate (dev, test, …)')
+    .option('--data <path>', 'Flickr8k folder, Flickr30k results.csv, Karpathy dataset_*.json, or parquet file/folder')
+    .option('--split <name>', 'split to evaluate (dev, test, …)')
+    .option('--report <dir>', 'the full comparison (stage 1, hybrid sweeps, cross-encoder alone) written to this run folder')
+    .option('--ce-subset <n>', 'report: queries per direction for the cross-encoder over all candidates', positiveInt('--ce-subset'), 100)
+    .option('--compare <runs...>', 'print the difference between two report folders (or report.json files)')
     .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())
     .option('--head <dir>', 'projection heads from duo train-head on top of --model')
     .option('--images <dir>', 'image folder for CSV and Karpathy JSON datasets')
@@ -77,6 +109,9 @@ export function registerEval(program: Command): void {
     .option('--json', 'print one JSON object')
     .option('--save <file>', 'also write the JSON to this file')
     .action(async (opts: EvalOptions) => {
+      if (opts.compare) return compare(opts.compare);
+      if (!opts.data) throw createError('BAD_ARGUMENT', '--data', 'required');
+      if (!opts.split) throw createError('BAD_ARGUMENT', '--split', 'required');
       let ds = await openDataset(opts.data, { split: opts.split, imagesDir: opts.images });
       if (opts.limit && opts.limit < ds.images.length) {
         const keep = new Set(ds.images.slice(0, opts.limit).map((i) => i.id));
@@ -87,6 +122,29 @@ export function registerEval(program: Command): void {
       for (const f of fusions) if (!FUSION_MODES.includes(f)) throw createError('BAD_ARGUMENT', '--fusion', `must be replace, weighted or rrf, got "${f}"`);
       const k1s = opts.k1.split(',').map((k) => positiveInt('--k1')(k.trim()));
       const encoder = await loadEncoder(opts.model, { head: opts.head });
+      if (opts.report) {
+        const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
+        const bar = progressBar('report');
+        try {
+          const report = await runReport(ds, encoder, reranker, {
+            outDir: opts.report,
+            k1s,
+            fusions,
+            alpha: opts.alpha,
+            ceSubset: opts.ceSubset,
+            maxQueries: opts.maxQueries,
+            describe: { command: `duo ${process.argv.slice(2).join(' ')}`, commit: gitCommit() },
+            onProgress: (_s, d, n) => bar.update(d, n),
+          });
+          bar.stop();
+          console.log(`report: ${join(opts.report, 'report.md')} (${(report.seconds as number).toFixed(0)} s)`);
+        } finally {
+          bar.stop();
+          await reranker.dispose();
+          await encoder.dispose();
+        }
+        return;
+      }
       if (opts.mode === 'hybrid') {
         const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
         const bar = progressBar('hybrid');
