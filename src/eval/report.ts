@@ -142,7 +142,7 @@ async function charts(main: HybridEvalResult, ce: HybridEvalResult, o: ReportOpt
       ],
     };
   });
-  await renderPng(lineChartSpec('Recall@K by mode', 'K', panels), join(o.outDir, 'recall-at-k.png'));
+  await renderPng(lineChartSpec('Recall@K by mode', 'K (log scale)', panels, { logX: true }), join(o.outDir, 'recall-at-k.png'));
   const byK1 = (metric: 'R@1' | 'R@10') => ({
     title: `text→image ${metric}`,
     series: [

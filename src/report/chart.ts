@@ -21,7 +21,7 @@ export interface Series {
 }
 
 /** One line per series and panel, sharing the x axis. */
-export function lineChartSpec(title: string, xTitle: string, panels: { title: string; series: Series[] }[]): TopLevelSpec {
+export function lineChartSpec(title: string, xTitle: string, panels: { title: string; series: Series[] }[], options: { logX?: boolean } = {}): TopLevelSpec {
   const values = panels.flatMap((p) => p.series.flatMap((s) => s.points.map((pt) => ({ panel: p.title, series: s.name, x: pt.x, y: pt.y }))));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -34,9 +34,9 @@ export function lineChartSpec(title: string, xTitle: string, panels: { title: st
       height: 200,
       mark: { type: 'line', point: true },
       encoding: {
-        x: { field: 'x', type: 'quantitative', title: xTitle },
+        x: { field: 'x', type: 'quantitative', title: xTitle, ...(options.logX ? { scale: { type: 'log' } } : {}) },
         y: { field: 'y', type: 'quantitative', title: null, scale: { zero: false } },
-        color: { field: 'series', type: 'nominal', title: null },
+        color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 0 } },
       },
     },
   } as TopLevelSpec;
