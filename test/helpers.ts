@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import sharp from 'sharp';
+import type { RetrievalDataset } from '../src/data/dataset.js';
 
 /** A temporary directory removed when the test file ends. */
 export function tempDir(prefix = 'duo-test-'): string {
@@ -27,4 +28,17 @@ export async function writeColourImage(path: string, rgb: [number, number, numbe
     for (let c = 0; c < 3; c++) data[i * 3 + c] = Math.max(0, Math.min(255, rgb[c]! + ((i * 7 + c * 13) % 11) - 5));
   }
   await sharp(data, { raw: { width: size, height: size, channels: 3 } }).toFormat(format).toFile(path);
+}
+
+/** One solid-colour image per colour, each with two colour captions: a dataset every colour fixture can ace. */
+export async function colourDataset(captions: (colour: string) => string[] = (n) => [`a ${n} square`, `something ${n}`]): Promise<RetrievalDataset> {
+  const dir = tempDir();
+  const names = Object.keys(COLOURS);
+  await Promise.all(names.map((n) => writeColourImage(join(dir, `${n}.jpg`), COLOURS[n]!)));
+  return {
+    name: 'colours',
+    split: 'all',
+    images: names.map((n) => ({ id: `${n}.jpg`, source: join(dir, `${n}.jpg`) })),
+    captions: names.flatMap((n) => captions(n).map((text) => ({ imageId: `${n}.jpg`, text }))),
+  };
 }

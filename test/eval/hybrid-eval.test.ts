@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { RetrievalDataset } from '../../src/data/dataset.js';
 import { evaluateHybrid, latencyStats } from '../../src/eval/hybrid-eval.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import type { Encoder } from '../../src/models/encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+import { colourDataset } from '../helpers.js';
 
 /** A stage 1 that ranks every image alike (all vectors equal): only stage 2 can find anything. */
 const blind: Encoder = {
@@ -21,15 +20,7 @@ const blind: Encoder = {
 
 describe('hybrid evaluation', () => {
   it('stage 2 over all candidates fixes a blind stage 1; with k1 = 1 it cannot', async () => {
-    const dir = tempDir();
-    const names = Object.keys(COLOURS);
-    await Promise.all(names.map((n) => writeColourImage(join(dir, `${n}.jpg`), COLOURS[n]!)));
-    const ds: RetrievalDataset = {
-      name: 'colours',
-      split: 'all',
-      images: names.map((n) => ({ id: n, source: join(dir, `${n}.jpg`) })),
-      captions: names.flatMap((n) => [{ imageId: n, text: `a ${n} square` }, { imageId: n, text: `${n}` }]),
-    };
+    const ds = await colourDataset((n) => [`a ${n} square`, n]);
     const blip = await BlipItmReranker.load(join(packageRoot(), 'models', 'colour-blip'));
     const all = await evaluateHybrid(ds, blind, blip, { k1: ds.captions.length, fusion: 'replace' }); // every image and every caption
     assert.equal(all.textToImage!['R@1'], 100);

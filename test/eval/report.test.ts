@@ -2,24 +2,16 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { RetrievalDataset } from '../../src/data/dataset.js';
 import { changes, compareReports, runReport } from '../../src/eval/report.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+import { colourDataset, tempDir } from '../helpers.js';
 
 describe('evaluation report', () => {
   it('writes JSON, Markdown, per-query records and charts, and compares two runs', async () => {
+    const ds = await colourDataset((n) => [`a ${n} square`, `a ${n} photo`]);
     const dir = tempDir();
-    const names = Object.keys(COLOURS);
-    await Promise.all(names.map((n) => writeColourImage(join(dir, `${n}.jpg`), COLOURS[n]!)));
-    const ds: RetrievalDataset = {
-      name: 'colours',
-      split: 'all',
-      images: names.map((n) => ({ id: `${n}.jpg`, source: join(dir, `${n}.jpg`) })),
-      captions: names.flatMap((n) => [{ imageId: `${n}.jpg`, text: `a ${n} square` }, { imageId: `${n}.jpg`, text: `a ${n} photo` }]),
-    };
     const encoder = await loadEncoder(fixtureModelPath());
     const blip = await BlipItmReranker.load(join(packageRoot(), 'models', 'colour-blip'));
     const out = join(dir, 'run-a');

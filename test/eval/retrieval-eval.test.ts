@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { RetrievalDataset } from '../../src/data/dataset.js';
 import { evaluateRetrieval } from '../../src/eval/retrieval-eval.js';
 import type { Encoder } from '../../src/models/encoder.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
-import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+import { colourDataset } from '../helpers.js';
 
 /** An encoder that maps image i and every caption "i" to basis vector i (or a fixed wrong one). */
 function oracle(n: number, wrongFor = new Set<number>()): Encoder {
@@ -52,15 +51,7 @@ describe('evaluateRetrieval', () => {
   });
 
   it('the colour fixture beats chance on colour captions of colour images', async () => {
-    const dir = tempDir();
-    const names = Object.keys(COLOURS);
-    await Promise.all(names.map((n) => writeColourImage(join(dir, `${n}.jpg`), COLOURS[n]!)));
-    const ds: RetrievalDataset = {
-      name: 'colours',
-      split: 'all',
-      images: names.map((n) => ({ id: n, source: join(dir, `${n}.jpg`) })),
-      captions: names.flatMap((n) => [{ imageId: n, text: `a ${n} square` }, { imageId: n, text: `something ${n}` }]),
-    };
+    const ds = await colourDataset();
     const encoder = await loadEncoder(fixtureModelPath());
     const r = await evaluateRetrieval(ds, encoder);
     assert.equal(r.textToImage['R@1'], 100);
