@@ -177,6 +177,11 @@ export class SearchEngine {
           this.reranker!.score(query, stage1.map((h) => ({ id: h.id, image: this.pathOf(h.id), regions: this.regions.get(h.id), stage1Score: h.score })), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
           o.budgetMs,
         );
+        // a reranker that computes synchronously never yields to the timer: judge it on arrival too
+        if (performance.now() - t > o.budgetMs) {
+          stage2Scores = undefined;
+          throw new BudgetExceeded();
+        }
       } catch (error) {
         fallback = `stage 2 ${error instanceof BudgetExceeded ? `passed its ${o.budgetMs} ms budget` : `failed: ${(error as Error).message}`}; stage-1 results`;
       }

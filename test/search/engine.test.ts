@@ -72,7 +72,17 @@ describe('SearchEngine', () => {
   it('falls back to stage 1, marked, when stage 2 fails or is too slow', async () => {
     const broken: CrossEncoder = { id: 'broken', score: async () => { throw new Error('model crashed'); }, dispose: async () => {} };
     const slow: CrossEncoder = { id: 'slow', score: () => new Promise((res) => setTimeout(() => res({ scores: [], ms: 0, calls: 1, batchSize: 1 }), 500)), dispose: async () => {} };
-    for (const [reranker, reason] of [[broken, /failed: model crashed/], [slow, /passed its 50 ms budget/]] as const) {
+    // busy for 80 ms without ever yielding: the timer cannot fire, the arrival check must catch it
+    const blocking: CrossEncoder = {
+      id: 'blocking',
+      score: async (_q, c) => {
+        const end = performance.now() + 80;
+        while (performance.now() < end);
+        return { scores: c.map(() => 1), ms: 80, calls: 1, batchSize: c.length };
+      },
+      dispose: async () => {},
+    };
+    for (const [reranker, reason] of [[broken, /failed: model crashed/], [slow, /passed its 50 ms budget/], [blocking, /passed its 50 ms budget/]] as const) {
       const engine = await SearchEngine.open(indexPath, { encoder, reranker });
       const [r] = await engine.search([{ text: 'white' }], { mode: 'hybrid', k1: 5, k2: 2, budgetMs: 50 });
       assert.match(r!.fallback!, reason);
