@@ -12,7 +12,8 @@ import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../../train
 import type { HeadSpec, Params } from '../../train/layers.js';
 import { readRun } from '../../train/runs.js';
 import { loadTensors, saveTensors } from '../../train/tensor-file.js';
-import { encodeModel, int64s, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
+import { encodeModel, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
+import { maskedMean } from '../fixtures/graph-parts.js';
 import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';
@@ -40,24 +41,17 @@ export function headGraph(params: Params, prefix: string, spec: HeadSpec, input:
 
 export function textModelOnnx(params: Params, config: DualEncoderConfig): Uint8Array {
   const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
+  const pooling = maskedMean('tokens', 'pooled', { guardEmpty: true });
   return encodeModel({
     name: 'starter-text',
     nodes: [
       { op: 'Gather', inputs: ['text.embed', 'input_ids'], outputs: ['tokens'] },
-      { op: 'Cast', inputs: ['attention_mask'], outputs: ['mask'], attrs: { to: { i: 1 } } },
-      { op: 'Unsqueeze', inputs: ['mask', 'axis2'], outputs: ['mask3'] },
-      { op: 'Mul', inputs: ['tokens', 'mask3'], outputs: ['masked'] },
-      { op: 'ReduceSum', inputs: ['masked', 'axis1'], outputs: ['summed'], attrs: { keepdims: { i: 0 } } },
-      { op: 'ReduceSum', inputs: ['mask3', 'axis1'], outputs: ['count'], attrs: { keepdims: { i: 0 } } },
-      { op: 'Max', inputs: ['count', 'one'], outputs: ['safe_count'] },
-      { op: 'Div', inputs: ['summed', 'safe_count'], outputs: ['pooled'] },
+      ...pooling.nodes,
       ...head.nodes,
     ],
     initializers: [
       { name: 'text.embed', dims: [config.vocabSize, config.wordDim], type: 'float', data: params.get('text.embed')! },
-      { name: 'axis1', dims: [1], type: 'int64', data: int64s([1]) },
-      { name: 'axis2', dims: [1], type: 'int64', data: int64s([2]) },
-      { name: 'one', dims: [], type: 'float', data: Float32Array.from([1]) },
+      ...pooling.initializers,
       ...head.initializers,
     ],
     inputs: [
