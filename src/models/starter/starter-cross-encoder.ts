@@ -61,8 +61,8 @@ export class StarterCrossEncoder implements CrossEncoder {
   }
 
   /** attention score plus the learned weight times the bi-encoder's cosine of the pair */
-  private pair(ids: Int32Array, regions: Float32Array, c: RerankCandidate): number {
-    const attention = pairScore({ tokens: tokenVectors(this.params, this.config.dim, ids), n: ids.length, regions, m: CELLS + 1 }, this.config.dim, this.config.lambda).score;
+  private pair(ids: Int32Array, tokens: Float32Array, regions: Float32Array, c: RerankCandidate): number {
+    const attention = pairScore({ tokens, n: ids.length, regions, m: CELLS + 1 }, this.config.dim, this.config.lambda).score;
     const w = this.params.get('bi.w')?.[0] ?? 0;
     if (w === 0) return attention;
     if (c.stage1Score === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'this cross-encoder uses the stage-1 score of each candidate as a feature');
@@ -73,12 +73,14 @@ export class StarterCrossEncoder implements CrossEncoder {
     const started = performance.now();
     if ('text' in query) {
       const ids = this.vocab.encode(query.text);
+      // one query, many candidates: look its token vectors up once
+      const tokens = tokenVectors(this.params, this.config.dim, ids);
       const { results, calls, batchSize } = await guardedBatches(candidates, options.batchSize ?? 64, async (batch) =>
         Promise.all(
           batch.map(async (c) => {
-            if (c.regions) return this.pair(ids, c.regions, c);
+            if (c.regions) return this.pair(ids, tokens, c.regions, c);
             if (c.image === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'a text query needs candidates with an image or stored regions');
-            return this.pair(ids, await this.regionsFor(c.id, c.image), c);
+            return this.pair(ids, tokens, await this.regionsFor(c.id, c.image), c);
           }),
         ),
       );
@@ -88,7 +90,8 @@ export class StarterCrossEncoder implements CrossEncoder {
     const { results, calls, batchSize } = await guardedBatches(candidates, options.batchSize ?? 64, async (batch) =>
       batch.map((c) => {
         if (c.text === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'an image query needs candidates with a text');
-        return this.pair(this.vocab.encode(c.text), regions, c);
+        const ids = this.vocab.encode(c.text);
+        return this.pair(ids, tokenVectors(this.params, this.config.dim, ids), regions, c);
       }),
     );
     return { scores: results, ms: performance.now() - started, calls, batchSize };
