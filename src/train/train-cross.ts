@@ -24,6 +24,7 @@ import { seeded } from './dual-encoder.js';
 import type { Params } from './layers.js';
 import { mat, matmul } from './matmul.js';
 import { writeJson } from './runs.js';
+import { shuffle, warmupCosine } from './schedule.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
 import { loadTensors, saveTensors } from './tensor-file.js';
 import { appendFile } from 'node:fs/promises';
@@ -226,7 +227,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   for (let epoch = state.epoch + 1; epoch <= opts.epochs; epoch++) {
     const started = performance.now();
     const rand = seeded(opts.seed * 7919 + epoch);
-    const order = Array.from({ length: train.feats.length }, (_, i) => i).sort(() => rand() - 0.5);
+    const order = shuffle(train.feats.length, rand);
     let lossSum = 0;
     let steps = 0;
     for (let b = 0; b < order.length; b += opts.batchSize) {
@@ -289,9 +290,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
         ['global.W', (await matmul(mat(u, POOLED_DIM, inputs.pooled), dGlobal, true)).data],
         ['global.b', colSum(dGlobal)],
       ]);
-      const warm = Math.max(1, Math.round(totalSteps * 0.05));
-      const step = adam.step;
-      const lr = step < warm ? (opts.lr * (step + 1)) / warm : 0.5 * opts.lr * (1 + Math.cos((Math.PI * (step - warm)) / Math.max(1, totalSteps - warm)));
+      const lr = warmupCosine(adam.step, totalSteps, opts.lr, 0.05);
       adamwStep(params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, lr);
       steps++;
     }

@@ -15,6 +15,7 @@ import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
 import type { HeadKind, Params } from './layers.js';
 import { mat } from './matmul.js';
+import { shuffle, warmupCosine } from './schedule.js';
 import { appendMetrics, writeJson, type EpochMetrics } from './runs.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
 import { loadTensors, saveTensors } from './tensor-file.js';
@@ -115,21 +116,6 @@ export async function evaluateOnFeatures(model: DualEncoder, split: FeatureSplit
   const rows = (m: { data: Float32Array; cols: number; rows: number }) => Array.from({ length: m.rows }, (_, i) => m.data.subarray(i * m.cols, (i + 1) * m.cols));
   const metrics = evaluateEmbeddings(rows(imgs), rows(txts), split.captionImage);
   return { ...metrics, rsum: rsum(metrics) };
-}
-
-function lrAt(step: number, total: number, base: number): number {
-  const warmup = Math.max(1, Math.round(total * 0.03));
-  if (step < warmup) return (base * (step + 1)) / warmup;
-  return 0.5 * base * (1 + Math.cos((Math.PI * (step - warmup)) / Math.max(1, total - warmup)));
-}
-
-function shuffle(n: number, rand: () => number): number[] {
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features'] as const;
@@ -255,7 +241,7 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
               return kept.length > 0 ? Int32Array.from(kept) : ids;
             });
         const { loss, accuracy, grads } = await lossAndGrads(model, x, texts);
-        lr = lrAt(state.step, totalSteps, opts.lr);
+        lr = warmupCosine(state.step, totalSteps, opts.lr, 0.03);
         adamwStep(model.params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, lr);
         const ls = model.params.get('logScale')!;
         ls[0] = Math.min(ls[0]!, MAX_LOG_SCALE);
