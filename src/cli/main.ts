@@ -7,6 +7,7 @@ import { DuoError, exitCodeFor } from '../errors.js';
 import { registerDemo } from './commands/demo-command.js';
 import { registerEval } from './commands/eval-command.js';
 import { registerIndex } from './commands/index-command.js';
+import { registerIndexCaptions } from './commands/index-captions-command.js';
 import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
 import { registerTrain } from './commands/train-command.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerIndex(program);
+  registerIndexCaptions(program);
   registerSearch(program);
   registerEval(program);
   registerDemo(program);

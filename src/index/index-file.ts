@@ -26,6 +26,8 @@ export interface IndexEntry {
 
 export interface IndexHeader {
   formatVersion: number;
+  /** what the rows are: image files under `root` (the default) or a caption collection, each entry's text in meta.text */
+  items?: 'images' | 'captions';
   modelId: string;
   /** what the index was built with (a hub id or a directory), so search can load the same model */
   modelSpec: string;

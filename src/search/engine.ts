@@ -6,6 +6,8 @@
  *   fusion   replace / weighted / rrf, then optional MMR diversity, then the top k2
  * If stage 2 fails or runs past its budget, the stage-1 ranking is returned, marked with
  * the reason: a search never fails because the reranker did. Whole responses are cached too.
+ * An index of images answers text→image and image→image; an index of a caption collection
+ * (buildCaptionIndex) answers image→text, stage 2 rescoring the captions for the image.
  */
 import { join } from 'node:path';
 import { createError } from '../errors.js';
@@ -14,7 +16,7 @@ import { loadIndex, type IndexEntry, type IndexHeader } from '../index/index-fil
 import { loadRegions, regionPath } from '../index/region-file.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import { loadEncoder, type LoadEncoderOptions } from '../models/load-encoder.js';
-import type { CrossEncoder } from '../models/reranker.js';
+import type { CrossEncoder, RerankCandidate } from '../models/reranker.js';
 import { LruCache } from '../util/lru.js';
 import { fuse, ranksOf, type FusionMode, type Normalisation } from './fusion.js';
 import { mmr } from './mmr.js';
@@ -53,7 +55,10 @@ export const DEFAULT_SEARCH: SearchOptions = {
 export interface EngineHit {
   rank: number;
   id: string;
-  path: string;
+  /** the image file, in an index of images */
+  path?: string;
+  /** the caption, in an index of captions */
+  text?: string;
   /** the score the final order is by: fused in hybrid mode, stage 1's otherwise */
   score: number;
   stage1: { score: number; rank: number };
@@ -107,6 +112,20 @@ export class SearchEngine {
     return join(this.header.root, id);
   }
 
+  /** the index holds a caption collection (image→text), not images */
+  get captions(): boolean {
+    return this.header.items === 'captions';
+  }
+
+  private candidate(id: string, stage1Score: number): RerankCandidate {
+    if (this.captions) return { id, text: String(this.entries.get(id)?.meta?.text ?? ''), stage1Score };
+    return { id, image: this.pathOf(id), regions: this.regions.get(id), stage1Score };
+  }
+
+  private item(id: string): { path: string } | { text: string } {
+    return this.captions ? { text: String(this.entries.get(id)?.meta?.text ?? '') } : { path: this.pathOf(id) };
+  }
+
   /** Query embeddings, from the cache where the same text or image path was seen before. */
   async embed(queries: Query[]): Promise<Float32Array[]> {
     const out: (Float32Array | undefined)[] = queries.map((q) => {
@@ -139,6 +158,9 @@ export class SearchEngine {
     const o = { ...DEFAULT_SEARCH, ...options };
     validate(o);
     if (o.mode === 'hybrid' && !this.reranker) throw createError('BAD_ARGUMENT', 'mode', 'hybrid search needs a cross-encoder (--reranker)');
+    if (o.mode === 'hybrid' && this.captions && queries.some((q) => 'text' in q)) {
+      throw createError('BAD_ARGUMENT', 'mode', 'this index holds captions: a cross-encoder scores image–text pairs, so hybrid search here takes image queries');
+    }
     const keys = queries.map((q) => {
       const k = cacheKey(q);
       return k ? `${k}|${JSON.stringify(o)}` : undefined;
@@ -174,7 +196,7 @@ export class SearchEngine {
       const t = performance.now();
       try {
         stage2Scores = await withBudget(
-          this.reranker!.score(query, stage1.map((h) => ({ id: h.id, image: this.pathOf(h.id), regions: this.regions.get(h.id), stage1Score: h.score })), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
+          this.reranker!.score(query, stage1.map((h) => this.candidate(h.id, h.score)), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
           o.budgetMs,
         );
         // a reranker that computes synchronously never yields to the timer: judge it on arrival too
@@ -199,7 +221,7 @@ export class SearchEngine {
     const results = order.slice(0, o.k2).map((i, r) => ({
       rank: r + 1,
       id: stage1[i]!.id,
-      path: this.pathOf(stage1[i]!.id),
+      ...this.item(stage1[i]!.id),
       score: fused[i]!,
       stage1: { score: stage1[i]!.score, rank: stage1[i]!.rank },
       ...(stage2Scores ? { stage2: { score: stage2Scores[i]!, rank: ranks2![i]! } } : {}),

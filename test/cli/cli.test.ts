@@ -63,6 +63,24 @@ describe('duo command line (the documented contract)', () => {
     assert.match(firstRow ?? '', /blue\.jpg/);
   });
 
+  it('index-captions then search --image: image→text from a file or a dataset split', async () => {
+    const captions = join(data, 'captions.txt');
+    writeFileSync(captions, names.map((n) => `a ${n} square`).join('\n'));
+    const captionIndex = join(data, 'captions.duo');
+    const built = await run(['index-captions', captions, '--index', captionIndex, '--json', '--model', fixtureModelPath()]);
+    assert.equal(built.code, 0, built.stderr);
+    assert.equal(JSON.parse(built.stdout).total, names.length);
+    const r = await run(['search', '--image', join(images, 'green.jpg'), '--index', captionIndex, '--k', '2', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).results[0].text, 'a green square');
+    const fromData = await run(['index-captions', '--data', data, '--split', 'dev', '--index', join(data, 'dev-captions.duo'), '--json', '--model', fixtureModelPath()]);
+    assert.equal(fromData.code, 0, fromData.stderr);
+    assert.equal(JSON.parse(fromData.stdout).total, 2 * names.length);
+    const both = await run(['index-captions', captions, '--data', data, '--index', join(data, 'x.duo')]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /either a captions file or --data/);
+  });
+
   it('eval --data <dir> --split <name> --json prints the documented object', async () => {
     const r = await run(['eval', '--data', data, '--split', 'dev', '--json', '--model', fixtureModelPath()]);
     assert.equal(r.code, 0, r.stderr);

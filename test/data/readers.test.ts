@@ -8,6 +8,7 @@ import { readFlickr8k } from '../../src/data/readers/flickr8k.js';
 import { readHfParquet } from '../../src/data/readers/hf-parquet.js';
 import { readKarpathy } from '../../src/data/readers/karpathy.js';
 import { openDataset } from '../../src/data/readers/open-dataset.js';
+import { readCaptionFile } from '../../src/data/caption-file.js';
 import { loadImage } from '../../src/data/image-loader.js';
 import { DuoError } from '../../src/errors.js';
 import { assertDatasetContract } from '../contracts/dataset.contract.js';
@@ -120,5 +121,37 @@ describe('Hugging Face parquet reader (lmms-lab/flickr30k layout)', () => {
     assertDatasetContract(await openDataset(dir, { split: 'test' }), { images: 2, captions: 3 });
     writeFileSync(join(dir, 'junk.parquet'), 'not parquet');
     await assert.rejects(readHfParquet([join(dir, 'junk.parquet')]), isCode('DATASET_FORMAT', /junk\.parquet/));
+  });
+});
+
+describe('caption collection files', () => {
+  it('reads .txt lines and .jsonl rows with their fields as metadata', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'c.txt'), 'a dog runs\n\n  two kids play  \n');
+    assert.deepEqual(await readCaptionFile(join(dir, 'c.txt')), [
+      { id: 'line-1', text: 'a dog runs' },
+      { id: 'line-3', text: 'two kids play' },
+    ]);
+    writeFileSync(join(dir, 'c.jsonl'), '{"id": 7, "text": "a red car", "year": 2020, "tags": ["x"]}\n{"text": "a cat"}\n');
+    assert.deepEqual(await readCaptionFile(join(dir, 'c.jsonl')), [
+      { id: '7', text: 'a red car', meta: { year: 2020 } },
+      { id: 'line-2', text: 'a cat' },
+    ]);
+  });
+
+  it('names the file and line of what is wrong', async () => {
+    const dir = tempDir();
+    const cases: [string, string, RegExp][] = [
+      ['bad.jsonl', '{"text": "ok"}\n{oops\n', /bad\.jsonl.*line 2 is not valid JSON/],
+      ['notext.jsonl', '{"id": "a", "caption": "x"}\n', /notext\.jsonl.*line 1 has no "text"/],
+      ['dup.jsonl', '{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', /dup\.jsonl.*duplicate id "a"/],
+      ['empty.txt', '\n\n', /empty\.txt.*no captions/],
+      ['c.csv', 'text\nx\n', /c\.csv.*\.txt .* or \.jsonl/],
+    ];
+    for (const [name, body, why] of cases) {
+      writeFileSync(join(dir, name), body);
+      await assert.rejects(readCaptionFile(join(dir, name)), isCode('DATASET_FORMAT', why));
+    }
+    await assert.rejects(readCaptionFile(join(dir, 'missing.txt')), isCode('FILE_NOT_FOUND', /missing\.txt/));
   });
 });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readCaptionFile } from '../../src/data/caption-file.js';
+import { buildCaptionIndex } from '../../src/index/build-caption-index.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import type { Encoder } from '../../src/models/encoder.js';
@@ -100,6 +102,30 @@ describe('SearchEngine', () => {
     assert.deepEqual(plain!.results.slice(0, 2).map((h) => h.id).sort(), ['warm/red.jpg', 'warm/red2.jpg']);
     const [diverse] = await engine.search([{ text: 'red' }], { k2: 3, mmrLambda: 0.3 });
     assert.ok(diverse!.results[1]!.id !== 'warm/red.jpg' && diverse!.results[1]!.id !== 'warm/red2.jpg', `second: ${diverse!.results[1]!.id}`);
+  });
+
+  it('image→text over a caption collection: stage 2 rescores the captions for the image', async () => {
+    const file = join(tempDir(), 'captions.jsonl');
+    const names = Object.keys(COLOURS);
+    writeFileSync(file, names.map((n, i) => JSON.stringify({ id: `c${i}`, text: `a ${n} photo`, album: i % 2 ? 'odd' : 'even' })).join('\n'));
+    const captionIndex = join(tempDir(), 'captions.duo');
+    await buildCaptionIndex({ captions: await readCaptionFile(file), indexPath: captionIndex, encoder, modelSpec: CLIP, source: file });
+    const engine = await SearchEngine.open(captionIndex, { encoder, reranker: blip });
+    assert.equal(engine.captions, true);
+    const image = { image: join(root, 'cold', 'blue.jpg') };
+    const [s1] = await engine.search([image], { k2: 2 });
+    assert.equal(s1!.results[0]!.text, 'a blue photo');
+    assert.equal(s1!.results[0]!.path, undefined);
+    for (const fusion of ['replace', 'weighted', 'rrf'] as const) {
+      const [r] = await engine.search([image], { mode: 'hybrid', k1: 6, k2: 3, fusion });
+      assert.equal(r!.fallback, undefined, fusion);
+      assert.equal(r!.results[0]!.text, 'a blue photo', fusion);
+      assert.ok(r!.results.every((h) => h.stage2 && Number.isFinite(h.stage2.score)));
+    }
+    // blue is c2: an even album; filters read the stored fields
+    const [odd] = await engine.search([image], { k2: 6, where: { album: 'odd' } });
+    assert.deepEqual(odd!.results.map((h) => h.id).sort(), ['c1', 'c3', 'c5']);
+    await assert.rejects(engine.search([{ text: 'blue' }], { mode: 'hybrid' }), /holds captions/);
   });
 
   it('rejects bad options by name', async () => {

@@ -94,18 +94,19 @@ export function registerSearch(program: Command): void {
         }
         console.log(`query: ${out.query}${out.fallback ? `  [${out.fallback}]` : ''}`);
         const explain = flags.explain || out.mode === 'hybrid';
+        const item = engine.captions ? 'caption' : 'image';
         console.log(
           formatTable(
-            explain ? ['rank', 'score', 'stage 1 (rank)', 'stage 2 (rank)', 'image'] : ['rank', 'score', 'image'],
+            explain ? ['rank', 'score', 'stage 1 (rank)', 'stage 2 (rank)', item] : ['rank', 'score', item],
             out.results.map((r) =>
               explain
-                ? [r.rank, r.score, `${r.stage1.score.toFixed(4)} (${r.stage1.rank})`, r.stage2 ? `${r.stage2.score.toFixed(4)} (${r.stage2.rank})` : '-', r.path]
-                : [r.rank, r.score, r.path],
+                ? [r.rank, r.score, `${r.stage1.score.toFixed(4)} (${r.stage1.rank})`, r.stage2 ? `${r.stage2.score.toFixed(4)} (${r.stage2.rank})` : '-', r.path ?? r.text ?? '']
+                : [r.rank, r.score, r.path ?? r.text ?? ''],
             ),
           ),
         );
         const l = out.latencyMs;
-        console.log(`${l.total.toFixed(1)} ms (encode ${l.encode.toFixed(1)}, stage 1 ${l.stage1.toFixed(1)}, stage 2 ${l.stage2.toFixed(1)}, fusion ${l.fusion.toFixed(1)}) over ${engine.size} images`);
+        console.log(`${l.total.toFixed(1)} ms (encode ${l.encode.toFixed(1)}, stage 1 ${l.stage1.toFixed(1)}, stage 2 ${l.stage2.toFixed(1)}, fusion ${l.fusion.toFixed(1)}) over ${engine.size} ${item}s`);
       } finally {
         await engine.close();
       }
