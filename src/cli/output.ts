@@ -59,10 +59,27 @@ export function positiveInt(flag: string) {
   };
 }
 
+export function nonNegativeInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw createError('BAD_ARGUMENT', flag, `must be a whole number ≥ 0, got "${value}"`);
+    return n;
+  };
+}
+
 export function positiveNumber(flag: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isFinite(n) || n <= 0) throw createError('BAD_ARGUMENT', flag, `must be a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+/** A share or a dropout rate: a number in [0, 1). */
+export function fraction(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n >= 0 && n < 1)) throw createError('BAD_ARGUMENT', flag, `must be in [0, 1), got "${value}"`);
     return n;
   };
 }

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createError } from '../errors.js';
+import type { RetrievalDataset } from './dataset.js';
 
 export interface CaptionItem {
   id: string;
@@ -49,4 +50,14 @@ export async function readCaptionFile(path: string): Promise<CaptionItem[]> {
     seen.add(item.id);
   }
   return items;
+}
+
+/** A dataset's captions as a collection: ids `<image>#<n>`, numbered within their image, the image kept as metadata. */
+export function datasetCaptions(ds: RetrievalDataset): CaptionItem[] {
+  const seen = new Map<string, number>();
+  return ds.captions.map((c) => {
+    const n = seen.get(c.imageId) ?? 0;
+    seen.set(c.imageId, n + 1);
+    return { id: `${c.imageId}#${n}`, text: c.text, meta: { image: c.imageId } };
+  });
 }

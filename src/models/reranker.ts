@@ -35,6 +35,8 @@ export interface RerankResult {
 
 export interface CrossEncoder {
   readonly id: string;
+  /** the weighted-fusion α this model was chosen with (the engine's default for it) */
+  readonly fusionAlpha?: number;
   /** when defined, the image side this model computes at index time (stored beside the index) */
   regionsOf?(images: DecodedImage[]): Promise<Float32Array[]>;
   score(query: RerankQuery, candidates: RerankCandidate[], options?: RerankOptions): Promise<RerankResult>;

@@ -155,7 +155,8 @@ export class SearchEngine {
   }
 
   async search(queries: Query[], options: Partial<SearchOptions> = {}): Promise<EngineResponse[]> {
-    const o = { ...DEFAULT_SEARCH, ...options };
+    // unless the caller sets α, a reranker that was tuned with one brings its own
+    const o = { ...DEFAULT_SEARCH, alpha: this.reranker?.fusionAlpha ?? DEFAULT_SEARCH.alpha, ...options };
     validate(o);
     if (o.mode === 'hybrid' && !this.reranker) throw createError('BAD_ARGUMENT', 'mode', 'hybrid search needs a cross-encoder (--reranker)');
     if (o.mode === 'hybrid' && this.captions && queries.some((q) => 'text' in q)) {

@@ -1,13 +1,15 @@
 /**
  * The starter cross-encoder's parameters and its image side: standardised grid cells and the
- * pooled vector projected to d-dim regions (17 per image: 4×4 cells + 1 global). Regions are
- * what an index stores for stage 2, so reranking never runs the backbone again.
+ * pooled vector projected to unit d-dim regions (17 per image: 4×4 cells + 1 global), and
+ * unit token vectors, so attention logits are cosines. Regions are what an index stores for
+ * stage 2, so reranking never runs the backbone again.
  */
 import { BACKBONE_DIM, GRID } from '../models/starter/backbone.js';
 import { POOLED_DIM, type BackboneFeatures } from '../models/starter/backbone-runner.js';
-import { mat, matmul } from './matmul.js';
-import type { Params } from './layers.js';
-import { seeded } from './dual-encoder.js';
+import { mat, matmul, type Mat } from './matmul.js';
+import type { TokenRows } from './batched-attention.js';
+import { normalizeRows, type Params } from './layers.js';
+import { INITIAL_LOG_SCALE, seeded } from './dual-encoder.js';
 
 export const CELLS = GRID * GRID;
 export const REGIONS = CELLS + 1;
@@ -34,6 +36,7 @@ export function initCross(config: CrossConfig, seed: number): Params {
   params.set('cell.b', new Float32Array(config.dim));
   params.set('global.W', Float32Array.from({ length: POOLED_DIM * config.dim }, () => gauss(1 / Math.sqrt(POOLED_DIM))));
   params.set('global.b', new Float32Array(config.dim));
+  params.set('logScale', Float32Array.from([INITIAL_LOG_SCALE]));
   return params;
 }
 
@@ -52,26 +55,48 @@ export function regionInputs(features: BackboneFeatures[], s: Standardiser): { c
   return { cells, pooled };
 }
 
-/** Projected regions per image (REGIONS × dim each). */
-export async function projectRegions(params: Params, dim: number, inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Float32Array[]> {
+/** Projected regions of the images stacked REGIONS rows each (16 cells, then the pooled vector), not yet unit length. */
+export async function regionRows(params: Params, dim: number, inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Mat> {
   const u = inputs.pooled.length / POOLED_DIM;
   const rc = await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), mat(BACKBONE_DIM, dim, params.get('cell.W')!));
   const rg = await matmul(mat(u, POOLED_DIM, inputs.pooled), mat(POOLED_DIM, dim, params.get('global.W')!));
   const cb = params.get('cell.b')!;
   const gb = params.get('global.b')!;
-  return Array.from({ length: u }, (_, i) => {
-    const r = new Float32Array(REGIONS * dim);
-    for (let k = 0; k < CELLS; k++) for (let j = 0; j < dim; j++) r[k * dim + j] = rc.data[(i * CELLS + k) * dim + j]! + cb[j]!;
-    for (let j = 0; j < dim; j++) r[CELLS * dim + j] = rg.data[i * dim + j]! + gb[j]!;
-    return r;
-  });
+  const out = mat(u * REGIONS, dim);
+  for (let i = 0; i < u; i++) {
+    for (let k = 0; k < CELLS; k++) for (let j = 0; j < dim; j++) out.data[(i * REGIONS + k) * dim + j] = rc.data[(i * CELLS + k) * dim + j]! + cb[j]!;
+    for (let j = 0; j < dim; j++) out.data[(i * REGIONS + CELLS) * dim + j] = rg.data[i * dim + j]! + gb[j]!;
+  }
+  return out;
 }
 
-export function tokenVectors(params: Params, dim: number, ids: Int32Array): Float32Array {
+/** Unit-length regions per image (REGIONS × dim each): what the index stores for stage 2. */
+export async function projectRegions(params: Params, dim: number, inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Float32Array[]> {
+  const { y } = normalizeRows(await regionRows(params, dim, inputs));
+  const size = REGIONS * dim;
+  return Array.from({ length: y.rows / REGIONS }, (_, i) => y.data.slice(i * size, (i + 1) * size));
+}
+
+/** The token rows of several captions stacked (as looked up, not yet unit length), for attentionScores. */
+export function stackTokens(params: Params, dim: number, captions: Int32Array[]): TokenRows {
+  const total = captions.reduce((n, ids) => n + ids.length, 0);
+  const raw = mat(total, dim);
+  const owner = new Int32Array(total);
   const table = params.get('tokens')!;
-  const out = new Float32Array(ids.length * dim);
-  ids.forEach((id, i) => out.set(table.subarray(id * dim, (id + 1) * dim), i * dim));
-  return out;
+  let r = 0;
+  captions.forEach((ids, c) => {
+    for (const id of ids) {
+      raw.data.set(table.subarray(id * dim, (id + 1) * dim), r * dim);
+      owner[r++] = c;
+    }
+  });
+  return { T: raw, owner, counts: Int32Array.from(captions, (ids) => ids.length) };
+}
+
+/** The same with unit-length rows: what scoring reads. */
+export function unitTokens(params: Params, dim: number, captions: Int32Array[]): TokenRows {
+  const rows = stackTokens(params, dim, captions);
+  return { ...rows, T: normalizeRows(rows.T).y };
 }
 
 export function computeStandardiser(features: BackboneFeatures[]): Standardiser {

@@ -133,13 +133,12 @@ export function embeddingBagBackward(grad: Float32Array, dim: number, texts: Int
 }
 
 /**
- * Symmetric InfoNCE (CLIP's loss) over a batch of matched pairs (row i of T with row i of I),
- * logits = exp(logScale) · T·Iᵀ. Returns the loss and gradients for T, I and logScale.
+ * Symmetric InfoNCE (CLIP's loss) over a square score matrix whose diagonal holds the matched
+ * pairs, logits = exp(logScale) · sim. Returns the loss, dL/dsim and dL/dlogScale.
  */
-export async function infoNce(T: Mat, I: Mat, logScale: number): Promise<{ loss: number; dT: Mat; dI: Mat; dLogScale: number; accuracy: number }> {
-  const B = T.rows;
+export function contrastive(sim: Mat, logScale: number): { loss: number; dSim: Mat; dLogScale: number; accuracy: number } {
+  const B = sim.rows;
   const scale = Math.exp(logScale);
-  const sim = await matmul(T, I, false, true); // B×B cosines
   const G = mat(B, B);
   let loss = 0;
   let correct = 0;
@@ -168,8 +167,11 @@ export async function infoNce(T: Mat, I: Mat, logScale: number): Promise<{ loss:
   }
   let dLogScale = 0;
   for (let k = 0; k < B * B; k++) dLogScale += G.data[k]! * sim.data[k]! * scale;
-  const Gs = mat(B, B, G.data.map((g) => g * scale));
-  const dT = await matmul(Gs, I);
-  const dI = await matmul(Gs, T, true);
-  return { loss, dT, dI, dLogScale, accuracy: correct / B };
+  return { loss, dSim: mat(B, B, G.data.map((g) => g * scale)), dLogScale, accuracy: correct / B };
+}
+
+/** InfoNCE over embeddings: row i of T matches row i of I, sim = T·Iᵀ (cosines for unit rows). */
+export async function infoNce(T: Mat, I: Mat, logScale: number): Promise<{ loss: number; dT: Mat; dI: Mat; dLogScale: number; accuracy: number }> {
+  const { loss, dSim, dLogScale, accuracy } = contrastive(await matmul(T, I, false, true), logScale);
+  return { loss, dT: await matmul(dSim, I), dI: await matmul(dSim, T, true), dLogScale, accuracy };
 }

@@ -1,28 +1,28 @@
 /**
- * Trains the starter cross-encoder on Flickr8k train with hard negatives mined by the starter
- * bi-encoder (the images it ranks highest for a caption that are not the caption's own, as
- * ALBEF/BLIP mine them), with a listwise softmax loss over [positive, negatives]. Chosen on
- * dev by reranking the bi-encoder's top-k1 for one caption per dev image.
+ * Trains the starter cross-encoder on Flickr8k train: every caption of a batch is scored by
+ * attention against every image of it (symmetric InfoNCE), and batches are built around hard
+ * negatives mined by the starter bi-encoder (the images it ranks highest for a caption that
+ * are not the caption's own). Chosen on dev by reranking the bi-encoder's top k1 of every dev
+ * caption and fusing the two scores, as the engine does.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFlickr8k } from '../data/readers/flickr8k.js';
-import type { RetrievalDataset } from '../data/dataset.js';
 import { createError } from '../errors.js';
 import { rankMetrics, type RankMetrics } from '../eval/metrics.js';
 import { TopK } from '../index/top-k.js';
 import { BACKBONE_DIM } from '../models/starter/backbone.js';
-import { POOLED_DIM, type BackboneFeatures } from '../models/starter/backbone-runner.js';
+import { featureVector, POOLED_DIM, type BackboneFeatures } from '../models/starter/backbone-runner.js';
 import { StarterEncoder } from '../models/starter/starter-encoder.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { resolveModelSource } from '../models/model-source.js';
 import { fuse } from '../search/fusion.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
-import { CELLS, computeStandardiser, initCross, projectRegions, regionInputs, tokenVectors, type CrossConfig, type Standardiser } from './cross-encoder-model.js';
-import { listwiseLoss, pairScore } from './cross-attention.js';
-import { seeded } from './dual-encoder.js';
-import type { Params } from './layers.js';
-import { mat, matmul } from './matmul.js';
+import { attentionBackward, attentionScores, type TokenRows } from './batched-attention.js';
+import { CELLS, computeStandardiser, initCross, projectRegions, regionInputs, regionRows, REGIONS, stackTokens, unitTokens, type CrossConfig, type Standardiser } from './cross-encoder-model.js';
+import { MAX_LOG_SCALE, seeded } from './dual-encoder.js';
+import { contrastive, normalizeRows, normalizeRowsBackward, type Params } from './layers.js';
+import { mat, matmul, type Mat } from './matmul.js';
 import { writeJson } from './runs.js';
 import { shuffle, warmupCosine } from './schedule.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
@@ -36,16 +36,19 @@ export interface TrainCrossOptions {
   cacheDir: string;
   dim: number;
   lambda: number;
+  /** also read adjacent word pairs seen this often in train captions as tokens (0: single words only) */
+  pairMinCount: number;
+  /** images per batch; every caption in it is scored against every image (in-batch negatives) */
   batchSize: number;
-  negatives: number;
-  /** add the bi-encoder's cosine to the score with a learned weight (else stage 2 is attention alone) */
-  biFeature: boolean;
-  /** how many of the negatives come from the bi-encoder's hard pool; the rest are random images */
+  /** share of a batch that is a bi-encoder hard negative of another image in it */
   hard: number;
+  /** hard negatives are drawn from the bi-encoder's top N wrong images for a caption */
   hardPool: number;
   epochs: number;
   lr: number;
   weightDecay: number;
+  featureDropout: number;
+  wordDropout: number;
   patience: number;
   seed: number;
   evalK1: number;
@@ -57,7 +60,10 @@ export interface TrainCrossOptions {
 export interface CrossEpoch {
   epoch: number;
   loss: number;
+  trainAccuracy: number;
   dev: { stage1: RankMetrics; replace: RankMetrics; weighted: RankMetrics; rrf: RankMetrics };
+  /** the weighted-fusion α that scored best on dev this epoch */
+  alpha: number;
   score: number;
   seconds: number;
 }
@@ -85,18 +91,19 @@ async function topRows(q: Float32Array, nq: number, c: Float32Array, nc: number,
 }
 
 interface Prepared {
-  /** the bi-encoder's embedding of each vocabulary word alone (V × bi dim): the token table's frozen basis */
-  words: { data: Float32Array; dim: number };
-  train: { ds: RetrievalDataset; feats: BackboneFeatures[]; ids: Int32Array[]; captionImage: number[]; hard: Int32Array[]; textEmb: Float32Array[]; imageEmb: Float32Array[] };
+  train: { feats: BackboneFeatures[]; ids: Int32Array[]; captionImage: number[]; hard: Int32Array[] };
+  /** every dev caption with the bi-encoder's top k1 dev images and their scores */
   dev: { feats: BackboneFeatures[]; queries: { ids: Int32Array; gt: number; candidates: number[]; stage1: number[] }[] };
   vocab: Vocabulary;
 }
 
-export async function prepare(opts: TrainCrossOptions): Promise<Prepared> {
+export async function prepare(opts: Pick<TrainCrossOptions, 'data' | 'pack' | 'cacheDir' | 'hardPool' | 'evalK1' | 'pairMinCount' | 'onLog'>): Promise<Prepared> {
   const log = opts.onLog ?? (() => {});
   const pack = resolveModelSource(opts.pack).location;
   const bi = await StarterEncoder.load(resolveModelSource(pack));
-  const vocab = new Vocabulary(JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[]);
+  const words = new Vocabulary(JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[]);
+  // the pairs come from train captions alone, like the words
+  const vocab = opts.pairMinCount > 0 ? words.withPairs((await readFlickr8k(opts.data, 'train')).captions.map((c) => c.text), opts.pairMinCount) : words;
   const backbone = join(pack, 'backbone.onnx');
   await ensureBackbone(backbone, opts.cacheDir);
   const load = async (split: string) => {
@@ -104,81 +111,130 @@ export async function prepare(opts: TrainCrossOptions): Promise<Prepared> {
     const feats = await splitFeatures(ds, backbone, opts.cacheDir);
     const index = new Map(ds.images.map((img, i) => [img.id, i]));
     const captionImage = ds.captions.map((c) => index.get(c.imageId)!);
-    const kind = bi.manifest.features ?? 'pooled';
-    const { featureVector } = await import('../models/starter/backbone-runner.js');
-    const imageEmb = await bi.embedFeatures(feats.map((f) => featureVector(f, kind)));
+    const imageEmb = await bi.embedFeatures(feats.map((f) => featureVector(f, bi.manifest.features ?? 'pooled')));
     const textEmb = await bi.encodeTexts(ds.captions.map((c) => c.text));
-    return { ds, feats, captionImage, imageEmb, textEmb };
+    return { ds, feats, captionImage, imageEmb, textEmb, ids: ds.captions.map((c) => vocab.encode(c.text)) };
   };
   const train = await load('train');
   const dev = await load('dev');
+  await bi.dispose();
   const d = bi.dim;
   log(`mining ${opts.hardPool} hard negatives for ${train.ds.captions.length} train captions with ${bi.id}`);
   const hard = await topRows(rows(train.textEmb, d), train.textEmb.length, rows(train.imageEmb, d), train.imageEmb.length, d, opts.hardPool, (qi, ci) => train.captionImage[qi] === ci);
-  // dev: the first caption of every image, reranking the bi-encoder's top k1 of all dev images
-  const firstCaption = new Map<number, number>();
-  dev.captionImage.forEach((img, c) => firstCaption.has(img) || firstCaption.set(img, c));
-  const qs = [...firstCaption.values()];
-  const qRows = rows(qs.map((c) => dev.textEmb[c]!), d);
-  const top = await topRows(qRows, qs.length, rows(dev.imageEmb, d), dev.imageEmb.length, d, opts.evalK1);
-  const words = await bi.encodeTexts(vocab.tokens);
-  await bi.dispose();
+  const top = await topRows(rows(dev.textEmb, d), dev.textEmb.length, rows(dev.imageEmb, d), dev.imageEmb.length, d, opts.evalK1);
   return {
     vocab,
-    words: { data: rows(words, d), dim: d },
-    train: {
-      ds: train.ds,
-      feats: train.feats,
-      ids: train.ds.captions.map((c) => vocab.encode(c.text)),
-      captionImage: train.captionImage,
-      hard: hard.map((h) => Int32Array.from(h.rows)),
-      textEmb: train.textEmb,
-      imageEmb: train.imageEmb,
-    },
-    dev: {
-      feats: dev.feats,
-      queries: qs.map((c, i) => ({ ids: vocab.encode(dev.ds.captions[c]!.text), gt: dev.captionImage[c]!, candidates: top[i]!.rows, stage1: top[i]!.scores })),
-    },
+    train: { feats: train.feats, ids: train.ids, captionImage: train.captionImage, hard: hard.map((h) => Int32Array.from(h.rows)) },
+    dev: { feats: dev.feats, queries: dev.ids.map((ids, c) => ({ ids, gt: dev.captionImage[c]!, candidates: top[c]!.rows, stage1: top[c]!.scores })) },
   };
 }
 
-export async function crossScores(params: Params, config: CrossConfig, s: Standardiser, ids: Int32Array, feats: BackboneFeatures[]): Promise<number[]> {
-  const regions = await projectRegions(params, config.dim, regionInputs(feats, s));
-  const tokens = tokenVectors(params, config.dim, ids);
-  return regions.map((r) => pairScore({ tokens, n: ids.length, regions: r, m: CELLS + 1 }, config.dim, config.lambda).score);
-}
+/** Weighted-fusion weights tried on dev; the pack records the best one for the engine. */
+const ALPHAS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
-async function evaluate(params: Params, config: CrossConfig, s: Standardiser, dev: Prepared['dev']): Promise<CrossEpoch['dev'] & { score: number }> {
-  const ranks = { stage1: [] as number[], replace: [] as number[], weighted: [] as number[], rrf: [] as number[] };
+/** Reranks each dev caption's stage-1 top k1 with the cross-encoder, alone and fused (weighted: at the best α). */
+async function evaluate(params: Params, config: CrossConfig, s: Standardiser, dev: Prepared['dev']): Promise<CrossEpoch['dev'] & { score: number; alpha: number }> {
+  const modes = ['stage1', 'replace', 'rrf', ...ALPHAS.map((a) => `weighted ${a}`)];
+  const ranks = new Map(modes.map((m) => [m, [] as number[]]));
   const regions = await projectRegions(params, config.dim, regionInputs(dev.feats, s));
+  const size = REGIONS * config.dim;
   for (const q of dev.queries) {
-    const tokens = tokenVectors(params, config.dim, q.ids);
-    const w = params.get('bi.w')![0]!;
-    const s2 = q.candidates.map((c, i) => pairScore({ tokens, n: q.ids.length, regions: regions[c]!, m: CELLS + 1 }, config.dim, config.lambda).score + w * q.stage1[i]!);
     const at = q.candidates.indexOf(q.gt);
-    for (const mode of ['stage1', 'replace', 'weighted', 'rrf'] as const) {
-      if (at < 0) {
-        ranks[mode].push(Infinity); // outside k1: no reranking can bring it back
-        continue;
-      }
-      const fused = mode === 'stage1' ? q.stage1 : fuse(q.stage1, s2, mode);
-      ranks[mode].push(1 + fused.filter((v, i) => i !== at && v >= fused[at]!).length);
+    if (at < 0) {
+      // outside k1: no reranking can bring it back
+      for (const r of ranks.values()) r.push(Infinity);
+      continue;
     }
+    const R = mat(q.candidates.length * REGIONS, config.dim);
+    q.candidates.forEach((c, i) => R.data.set(regions[c]!, i * size));
+    const s2 = Array.from((await attentionScores(unitTokens(params, config.dim, [q.ids]), R, REGIONS, config.lambda)).S.data);
+    const rankOf = (fused: number[]) => 1 + fused.filter((v, i) => i !== at && v >= fused[at]!).length;
+    ranks.get('stage1')!.push(rankOf(q.stage1));
+    ranks.get('replace')!.push(rankOf(s2));
+    ranks.get('rrf')!.push(rankOf(fuse(q.stage1, s2, 'rrf')));
+    for (const alpha of ALPHAS) ranks.get(`weighted ${alpha}`)!.push(rankOf(fuse(q.stage1, s2, 'weighted', { alpha })));
   }
-  const m = { stage1: rankMetrics(ranks.stage1), replace: rankMetrics(ranks.replace), weighted: rankMetrics(ranks.weighted), rrf: rankMetrics(ranks.rrf) };
-  return { ...m, score: m.replace['R@1'] + m.replace['R@5'] + m.replace['R@10'] };
+  const m = new Map([...ranks].map(([k, r]) => [k, rankMetrics(r)]));
+  const rsum = (r: RankMetrics) => r['R@1'] + r['R@5'] + r['R@10'];
+  // chosen for what the engine returns by default: stage 1 fused with stage 2
+  const alpha = ALPHAS.reduce((best, a) => (rsum(m.get(`weighted ${a}`)!) > rsum(m.get(`weighted ${best}`)!) ? a : best));
+  const weighted = m.get(`weighted ${alpha}`)!;
+  return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, score: rsum(weighted) };
 }
 
-const dotRows = (a: Float32Array, b: Float32Array) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+/**
+ * Batches of distinct images: random seeds, and with probability `hard` beside a seed one of
+ * the bi-encoder's top wrong images for one of its captions, so in-batch negatives include the
+ * near misses stage 2 exists to sort out (ALBEF/BLIP mine theirs from the contrastive scores).
+ */
+function hardBatches(train: Prepared['train'], captionsOf: number[][], batchSize: number, hard: number, rand: () => number): number[][] {
+  const order = shuffle(train.feats.length, rand);
+  const batches: number[][] = [];
+  let batch: number[] = [];
+  let inBatch = new Set<number>();
+  const add = (img: number) => {
+    batch.push(img);
+    inBatch.add(img);
+    if (batch.length === batchSize) {
+      batches.push(batch);
+      batch = [];
+      inBatch = new Set();
+    }
+  };
+  for (const seed of order) {
+    if (inBatch.has(seed)) continue;
+    add(seed);
+    if (batch.length === 0 || rand() >= hard) continue;
+    const caps = captionsOf[seed]!;
+    const pool = train.hard[caps[Math.floor(rand() * caps.length)]!]!;
+    const free = Array.from(pool).filter((i) => !inBatch.has(i));
+    if (free.length > 0) add(free[Math.floor(rand() * free.length)]!);
+  }
+  if (batch.length >= 2) batches.push(batch);
+  return batches;
+}
+
+const colSums = (m: Mat) => {
+  const s = new Float32Array(m.cols);
+  for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) s[j]! += m.data[i * m.cols + j]!;
   return s;
 };
 
-/** The token table the scorer reads: each word's bi-encoder vector through the learned projection P. */
-async function withTokens(params: Params, words: Prepared['words'], dim: number): Promise<Params> {
-  const table = await matmul(mat(words.data.length / words.dim, words.dim, words.data), mat(words.dim, dim, params.get('word.P')!));
-  return new Map([...params, ['tokens', table.data]]);
+/** Loss and gradients of one batch: image u matches caption u, every other image is a negative. */
+async function batchStep(params: Params, config: CrossConfig, inputs: { cells: Float32Array; pooled: Float32Array }, captions: Int32Array[]) {
+  const raw = await regionRows(params, config.dim, inputs);
+  const R = normalizeRows(raw);
+  const tokRaw = stackTokens(params, config.dim, captions);
+  const T = normalizeRows(tokRaw.T);
+  const tok: TokenRows = { ...tokRaw, T: T.y };
+  const { S, cache } = await attentionScores(tok, R.y, REGIONS, config.lambda);
+  const { loss, dSim, dLogScale, accuracy } = contrastive(S, params.get('logScale')![0]!);
+  const { dT, dR } = await attentionBackward(dSim, cache, tok, R.y, REGIONS, config.lambda);
+  const dTokRaw = normalizeRowsBackward(dT, T.y, T.norms);
+  const dRaw = normalizeRowsBackward(dR, R.y, R.norms);
+  const dTable = new Float32Array(params.get('tokens')!.length);
+  let r = 0;
+  for (const ids of captions) for (const id of ids) {
+    for (let k = 0; k < config.dim; k++) dTable[id * config.dim + k]! += dTokRaw.data[r * config.dim + k]!;
+    r++;
+  }
+  // raw rows = [cells · W_cell + b_cell (16 per image); pooled · W_global + b_global]
+  const u = captions.length;
+  const dCells = mat(u * CELLS, config.dim);
+  const dGlobal = mat(u, config.dim);
+  for (let i = 0; i < u; i++) {
+    dCells.data.set(dRaw.data.subarray(i * REGIONS * config.dim, (i * REGIONS + CELLS) * config.dim), i * CELLS * config.dim);
+    dGlobal.data.set(dRaw.data.subarray((i * REGIONS + CELLS) * config.dim, (i + 1) * REGIONS * config.dim), i * config.dim);
+  }
+  const grads: Params = new Map([
+    ['tokens', dTable],
+    ['cell.W', (await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), dCells, true)).data],
+    ['cell.b', colSums(dCells)],
+    ['global.W', (await matmul(mat(u, POOLED_DIM, inputs.pooled), dGlobal, true)).data],
+    ['global.b', colSums(dGlobal)],
+    ['logScale', Float32Array.from([dLogScale])],
+  ]);
+  return { loss, accuracy, grads };
 }
 
 export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: CrossEpoch }> {
@@ -189,13 +245,6 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda };
   const std = computeStandardiser(data.train.feats);
   let params = initCross(config, opts.seed);
-  // tokens start from what the bi-encoder learned each word means (frozen), through a learned projection
-  params.delete('tokens');
-  const prand = seeded(opts.seed + 17);
-  params.set('word.P', Float32Array.from({ length: data.words.dim * opts.dim }, () => (prand() * 2 - 1) * Math.sqrt(3 / data.words.dim)));
-  // the bi-encoder's cosine enters the score with a learned weight: stage 2 starts from stage 1's
-  // ranking and the attention learns what it gets wrong (20 ≈ the bi-encoder's own logit scale)
-  params.set('bi.w', Float32Array.from([opts.biFeature ? 20 : 0]));
   let adam: AdamWState = adamwInit(params);
   let state = { epoch: 0, best: -1, bestEpoch: 0, bad: 0, adamStep: 0 };
   if (opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) {
@@ -207,105 +256,63 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   } else {
     await writeJson(join(opts.runDir, 'params.json'), {
       kind: 'cross-encoder',
-      hyper: { biFeature: opts.biFeature, dim: opts.dim, lambda: opts.lambda, batchSize: opts.batchSize, negatives: opts.negatives, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
+      hyper: { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
       config,
-      data: { path: opts.data, train: 'train', dev: 'dev (first caption of each image)' },
+      data: { path: opts.data, train: 'train', dev: 'dev (every caption, reranking the bi-encoder top k1)' },
       biEncoder: opts.pack,
       command: opts.command,
       startedAt: new Date().toISOString(),
     });
     await saveTensors(join(opts.runDir, 'standardiser.bin'), new Map(Object.entries(std)));
-    const before = await evaluate(await withTokens(params, data.words, config.dim), config, std, data.dev);
-    log(`dev before training: stage 1 R@1/5/10 ${before.stage1['R@1'].toFixed(1)}/${before.stage1['R@5'].toFixed(1)}/${before.stage1['R@10'].toFixed(1)}`);
+    await writeJson(join(opts.runDir, 'vocab.json'), data.vocab.tokens);
   }
   const { train } = data;
   const captionsOf: number[][] = train.feats.map(() => []);
   train.captionImage.forEach((img, c) => captionsOf[img]!.push(c));
-  const decay = (name: string) => name.endsWith('.W') || name === 'word.P';
-  const totalSteps = opts.epochs * Math.ceil(train.feats.length / opts.batchSize);
+  const decay = (name: string) => name.endsWith('.W') || name === 'tokens';
+  // an epoch is five passes over the images, one caption each: every caption once on average
+  const perEpoch = 5 * Math.ceil(train.feats.length / (opts.batchSize / (1 + opts.hard)));
+  const totalSteps = opts.epochs * perEpoch;
 
   for (let epoch = state.epoch + 1; epoch <= opts.epochs; epoch++) {
     const started = performance.now();
     const rand = seeded(opts.seed * 7919 + epoch);
-    const order = shuffle(train.feats.length, rand);
     let lossSum = 0;
+    let accSum = 0;
     let steps = 0;
-    for (let b = 0; b < order.length; b += opts.batchSize) {
-      const queries = order.slice(b, b + opts.batchSize).map((img) => {
-        const caps = captionsOf[img]!;
-        const c = caps[Math.floor(rand() * caps.length)]!;
-        const pool = Array.from(train.hard[c]!);
-        const negs: number[] = [];
-        while (negs.length < Math.min(opts.hard, opts.negatives) && pool.length > 0) negs.push(pool.splice(Math.floor(rand() * pool.length), 1)[0]!);
-        // random negatives keep the easy distinctions in view; only hard ones stall learning early
-        while (negs.length < opts.negatives) {
-          const r = Math.floor(rand() * train.feats.length);
-          if (r !== img && !negs.includes(r)) negs.push(r);
-        }
-        return { ids: train.ids[c]!, caption: c, images: [img, ...negs] };
-      });
-      const unique = [...new Set(queries.flatMap((q) => q.images))];
-      const slot = new Map(unique.map((img, i) => [img, i]));
-      const inputs = regionInputs(unique.map((i) => train.feats[i]!), std);
-      const view = await withTokens(params, data.words, config.dim);
-      const regions = await projectRegions(view, config.dim, inputs);
-      const dRegions = unique.map(() => new Float32Array((CELLS + 1) * config.dim));
-      const dTokens = new Float32Array(view.get('tokens')!.length);
-      const w = params.get('bi.w')![0]!;
-      let dW = 0;
-      for (const q of queries) {
-        const tokens = tokenVectors(view, config.dim, q.ids);
-        const bi = q.images.map((img) => dotRows(train.textEmb[q.caption]!, train.imageEmb[img]!));
-        const scores = q.images.map((img, j) => pairScore({ tokens, n: q.ids.length, regions: regions[slot.get(img)!]!, m: CELLS + 1 }, config.dim, config.lambda).score + w * bi[j]!);
-        const { loss, dScores } = listwiseLoss(scores);
-        dScores.forEach((g, j) => (dW += (g * bi[j]!) / queries.length));
-        lossSum += loss / queries.length;
-        q.images.forEach((img, j) => {
-          const { grad } = pairScore({ tokens, n: q.ids.length, regions: regions[slot.get(img)!]!, m: CELLS + 1 }, config.dim, config.lambda, dScores[j]! / queries.length);
-          const dr = dRegions[slot.get(img)!]!;
-          for (let k = 0; k < dr.length; k++) dr[k]! += grad!.dRegions[k]!;
-          q.ids.forEach((id, i) => {
-            for (let k = 0; k < config.dim; k++) dTokens[id * config.dim + k]! += grad!.dTokens[i * config.dim + k]!;
-          });
+    for (let pass = 0; pass < 5; pass++) {
+      for (const batch of hardBatches(train, captionsOf, opts.batchSize, opts.hard, rand)) {
+        const captions = batch.map((img) => {
+          const caps = captionsOf[img]!;
+          const ids = train.ids[caps[Math.floor(rand() * caps.length)]!]!;
+          if (opts.wordDropout <= 0 || ids.length < 2) return ids;
+          const kept = ids.filter(() => rand() >= opts.wordDropout);
+          return kept.length > 0 ? Int32Array.from(kept) : ids;
         });
+        if (captions.some((ids) => ids.length === 0)) continue; // no known word: nothing to attend from
+        const inputs = regionInputs(batch.map((i) => train.feats[i]!), std);
+        if (opts.featureDropout > 0) {
+          const keep = 1 - opts.featureDropout;
+          for (const x of [inputs.cells, inputs.pooled]) for (let i = 0; i < x.length; i++) x[i] = rand() < keep ? x[i]! / keep : 0;
+        }
+        const { loss, accuracy, grads } = await batchStep(params, config, inputs, captions);
+        adamwStep(params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, warmupCosine(adam.step, totalSteps, opts.lr, 0.03));
+        const ls = params.get('logScale')!;
+        ls[0] = Math.min(ls[0]!, MAX_LOG_SCALE);
+        lossSum += loss;
+        accSum += accuracy;
+        steps++;
       }
-      // regions = [cells · W_cell + b_cell ; pooled · W_global + b_global]
-      const u = unique.length;
-      const dCells = mat(u * CELLS, config.dim);
-      const dGlobal = mat(u, config.dim);
-      dRegions.forEach((dr, i) => {
-        dCells.data.set(dr.subarray(0, CELLS * config.dim), i * CELLS * config.dim);
-        dGlobal.data.set(dr.subarray(CELLS * config.dim), i * config.dim);
-      });
-      const colSum = (m: { data: Float32Array; rows: number; cols: number }) => {
-        const s = new Float32Array(m.cols);
-        for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) s[j]! += m.data[i * m.cols + j]!;
-        return s;
-      };
-      const grads: Params = new Map([
-        ['word.P', (await matmul(mat(data.words.data.length / data.words.dim, data.words.dim, data.words.data), mat(dTokens.length / config.dim, config.dim, dTokens), true)).data],
-        ['cell.W', (await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), dCells, true)).data],
-        ['cell.b', colSum(dCells)],
-        ...(opts.biFeature ? [['bi.w', Float32Array.from([dW])] as [string, Float32Array]] : []),
-        ['global.W', (await matmul(mat(u, POOLED_DIM, inputs.pooled), dGlobal, true)).data],
-        ['global.b', colSum(dGlobal)],
-      ]);
-      const lr = warmupCosine(adam.step, totalSteps, opts.lr, 0.05);
-      adamwStep(params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, lr);
-      steps++;
     }
-    const dev = await evaluate(await withTokens(params, data.words, config.dim), config, std, data.dev);
-    const m: CrossEpoch = { epoch, loss: lossSum / steps, dev: { stage1: dev.stage1, replace: dev.replace, weighted: dev.weighted, rrf: dev.rrf }, score: dev.score, seconds: (performance.now() - started) / 1000 };
+    const dev = await evaluate(params, config, std, data.dev);
+    const m: CrossEpoch = { epoch, loss: lossSum / steps, trainAccuracy: accSum / steps, dev: { stage1: dev.stage1, replace: dev.replace, weighted: dev.weighted, rrf: dev.rrf }, alpha: dev.alpha, score: dev.score, seconds: (performance.now() - started) / 1000 };
     await appendFile(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(m)}\n`);
     const improved = dev.score > state.best;
     if (improved) {
       state.best = dev.score;
       state.bestEpoch = epoch;
       state.bad = 0;
-      // the pack stores the token table itself: words · P, so stage 2 needs no bi-encoder
-      const best = await withTokens(params, data.words, config.dim);
-      best.delete('word.P');
-      await saveTensors(join(opts.runDir, 'best.bin'), best);
+      await saveTensors(join(opts.runDir, 'best.bin'), params);
     } else state.bad++;
     state.epoch = epoch;
     state.adamStep = adam.step;
@@ -315,7 +322,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     await saveTensors(join(opts.runDir, 'checkpoint.bin'), ck);
     await writeJson(join(opts.runDir, 'checkpoint.json'), state);
     const f = (r: RankMetrics) => `${r['R@1'].toFixed(1)}/${r['R@5'].toFixed(1)}/${r['R@10'].toFixed(1)}`;
-    log(`epoch ${epoch}: loss ${m.loss.toFixed(3)} | dev t→i R@1/5/10 stage1 ${f(dev.stage1)} replace ${f(dev.replace)} weighted ${f(dev.weighted)} rrf ${f(dev.rrf)}${improved ? ' *' : ''} | ${m.seconds.toFixed(1)} s`);
+    log(`epoch ${epoch}: loss ${m.loss.toFixed(3)} acc ${(100 * m.trainAccuracy).toFixed(1)}% | dev t→i R@1/5/10 stage1 ${f(dev.stage1)} replace ${f(dev.replace)} weighted (α ${dev.alpha}) ${f(dev.weighted)} rrf ${f(dev.rrf)}${improved ? ' *' : ''} | ${m.seconds.toFixed(1)} s`);
     if (state.bad >= opts.patience) {
       log(`early stop: no dev improvement for ${opts.patience} epochs`);
       break;
@@ -323,6 +330,6 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   }
   const lines = readFileSync(join(opts.runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CrossEpoch);
   const best = lines.find((l) => l.epoch === state.bestEpoch);
-  await writeJson(join(opts.runDir, 'summary.json'), { bestEpoch: state.bestEpoch, bestDev: best?.dev, epochsRun: state.epoch, finishedAt: new Date().toISOString() });
+  await writeJson(join(opts.runDir, 'summary.json'), { bestEpoch: state.bestEpoch, bestDev: best?.dev, alpha: best?.alpha, epochsRun: state.epoch, finishedAt: new Date().toISOString() });
   return { best };
 }

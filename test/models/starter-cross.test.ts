@@ -19,9 +19,9 @@ async function packWithCross(): Promise<string> {
   const dir = join(tempDir(), 'pack');
   mkdirSync(dir);
   for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
+  copyFileSync(join(dir, 'vocab.json'), join(dir, 'cross_vocab.json'));
   const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[];
   const params = initCross({ vocabSize: vocab.length, dim: 16, lambda: 4 }, 1);
-  params.set('bi.w', Float32Array.from([0]));
   const fake = { pooled: new Float32Array(560).map((_, i) => i % 7), grid: new Float32Array(480 * 16).map((_, i) => i % 5) };
   for (const [k, v] of Object.entries(computeStandardiser([fake, { pooled: fake.pooled.map((x) => x + 1), grid: fake.grid.map((x) => x * 2) }]))) params.set(`std.${k}`, v);
   await saveTensors(join(dir, 'cross_encoder.bin'), params);
@@ -49,6 +49,10 @@ describe('starter cross-encoder in the engine', () => {
     const stored = await loadRegions(regionPath(indexPath), reranker.id);
     assert.deepEqual([...stored.keys()].sort(), names.map((n) => `${n}.jpg`).sort());
     assert.equal(stored.get('red.jpg')!.length, 17 * 16);
+    for (let j = 0; j < 17; j++) {
+      const norm = Math.hypot(...stored.get('red.jpg')!.subarray(j * 16, (j + 1) * 16));
+      assert.ok(Math.abs(norm - 1) < 2e-3, `region ${j} has length ${norm}: regions are stored unit length`);
+    }
     assert.equal((await loadRegions(regionPath(indexPath), 'another-reranker')).size, 0, 'regions of another cross-encoder are never read');
 
     const direct = await reranker.score({ text: 'a red shirt' }, [{ id: 'x', image: join(root, 'red.jpg') }]);

@@ -128,6 +128,21 @@ describe('SearchEngine', () => {
     await assert.rejects(engine.search([{ text: 'blue' }], { mode: 'hybrid' }), /holds captions/);
   });
 
+  it("weighted fusion takes the reranker's own α unless the caller sets one", async () => {
+    // scores candidates by their stage-1 rank reversed: with α = 1 the last becomes first
+    const reverse: CrossEncoder = {
+      id: 'reverse',
+      fusionAlpha: 1,
+      score: async (_q, c) => ({ scores: c.map((_, i) => i), ms: 0, calls: 1, batchSize: c.length }),
+      dispose: async () => {},
+    };
+    const engine = await SearchEngine.open(indexPath, { encoder, reranker: reverse });
+    const [own] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k2: 4 });
+    assert.deepEqual(own!.results.map((h) => h.stage1.rank), [4, 3, 2, 1]);
+    const [set] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k2: 4, alpha: 0 });
+    assert.deepEqual(set!.results.map((h) => h.stage1.rank), [1, 2, 3, 4]);
+  });
+
   it('rejects bad options by name', async () => {
     const engine = await SearchEngine.open(indexPath, { encoder });
     await assert.rejects(engine.search([{ text: 'x' }], { k2: 0 }), /k2/);

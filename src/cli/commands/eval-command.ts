@@ -28,7 +28,7 @@ interface EvalOptions {
   mode: string;
   k1: string;
   fusion: string;
-  alpha: number;
+  alpha?: number;
   reranker?: string;
   maxQueries?: number;
   directions: string;
@@ -102,7 +102,7 @@ export function registerEval(program: Command): void {
     .option('--mode <mode>', 'stage1 (bi-encoder alone) or hybrid (stage 2 reranks the top k1)', 'stage1')
     .option('--k1 <list>', 'candidates stage 2 reranks; a comma list sweeps (e.g. 50,100,200)', '100')
     .option('--fusion <list>', 'replace, weighted or rrf; a comma list compares them', 'weighted')
-    .option('--alpha <x>', 'weight of stage 2 in weighted fusion', Number, 0.5)
+    .option('--alpha <x>', 'weight of stage 2 in weighted fusion (default: the α the cross-encoder was chosen with, else 0.5)', Number)
     .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
     .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
     .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
@@ -130,7 +130,7 @@ export function registerEval(program: Command): void {
             outDir: opts.report,
             k1s,
             fusions,
-            alpha: opts.alpha,
+            alpha: opts.alpha ?? reranker.fusionAlpha ?? 0.5,
             ceSubset: opts.ceSubset,
             maxQueries: opts.maxQueries,
             describe: { command: `duo ${process.argv.slice(2).join(' ')}`, commit: gitCommit() },
@@ -152,7 +152,7 @@ export function registerEval(program: Command): void {
           const r = await evaluateHybrid(ds, encoder, reranker, {
             k1: k1s,
             fusion: fusions,
-            alpha: opts.alpha,
+            alpha: opts.alpha ?? reranker.fusionAlpha ?? 0.5,
             maxQueries: opts.maxQueries,
             directions: parseDirections(opts.directions),
             onProgress: (_s, d, n) => bar.update(d, n),
@@ -166,7 +166,7 @@ export function registerEval(program: Command): void {
             mode: 'hybrid',
             k1: k1s[0],
             fusion: fusions[0],
-            alpha: opts.alpha,
+            alpha: opts.alpha ?? reranker.fusionAlpha ?? 0.5,
             images: ds.images.length,
             captions: ds.captions.length,
             textToImage: r.textToImage && publicMetrics(r.textToImage),

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readCaptionFile, type CaptionItem } from '../../data/caption-file.js';
+import { datasetCaptions, readCaptionFile, type CaptionItem } from '../../data/caption-file.js';
 import { openDataset } from '../../data/readers/open-dataset.js';
 import { createError } from '../../errors.js';
 import { buildCaptionIndex } from '../../index/build-caption-index.js';
@@ -22,16 +22,7 @@ export function registerIndexCaptions(program: Command): void {
       if ((file === undefined) === (opts.data === undefined)) throw createError('BAD_ARGUMENT', 'captions', 'give either a captions file or --data <dir>, not both or neither');
       let captions: CaptionItem[];
       if (file !== undefined) captions = await readCaptionFile(file);
-      else {
-        const ds = await openDataset(opts.data!, { split: opts.split });
-        // a dataset's captions have no ids of their own: number them within their image
-        const seen = new Map<string, number>();
-        captions = ds.captions.map((c) => {
-          const n = seen.get(c.imageId) ?? 0;
-          seen.set(c.imageId, n + 1);
-          return { id: `${c.imageId}#${n}`, text: c.text, meta: { image: c.imageId } };
-        });
-      }
+      else captions = datasetCaptions(await openDataset(opts.data!, { split: opts.split }));
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       const bar = progressBar('encoding');
       try {

@@ -5,13 +5,7 @@ import { exportStarterPack } from '../../models/starter/export-pack.js';
 import { trainStarter } from '../../train/train-starter.js';
 import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { packageRoot } from '../../util/package-root.js';
-import { positiveInt, positiveNumber, progressBar } from '../output.js';
-
-const probability = (flag: string, v: unknown): number => {
-  const n = Number(v);
-  if (!(n >= 0 && n < 1)) throw createError('BAD_ARGUMENT', flag, `must be in [0, 1), got "${v}"`);
-  return n;
-};
+import { fraction, positiveInt, positiveNumber, progressBar } from '../output.js';
 
 const featureKind = (v: unknown): FeatureKind => {
   if (!FEATURE_KINDS.includes(v as FeatureKind)) throw createError('BAD_ARGUMENT', '--features', `must be one of ${FEATURE_KINDS.join(', ')}, got "${v}"`);
@@ -61,8 +55,8 @@ export function registerTrain(program: Command): void {
         patience: Number(o.patience),
         seed: Number(o.seed),
         minCount: Number(o.minCount),
-        featureDropout: probability('--feature-dropout', o.featureDropout),
-        wordDropout: probability('--word-dropout', o.wordDropout),
+        featureDropout: fraction('--feature-dropout')(String(o.featureDropout)),
+        wordDropout: fraction('--word-dropout')(String(o.wordDropout)),
         features: featureKind(o.features),
         cacheDir: String(o.cache),
         backboneOnnx: join(packageRoot(), 'models', 'starter', 'backbone.onnx'),

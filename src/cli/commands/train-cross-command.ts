@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { exportCrossEncoder } from '../../models/starter/export-pack.js';
 import { trainCross } from '../../train/train-cross.js';
 import { packageRoot } from '../../util/package-root.js';
-import { positiveInt, positiveNumber } from '../output.js';
+import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../output.js';
 
 export function registerTrainCross(program: Command): void {
   program
@@ -14,17 +14,18 @@ export function registerTrainCross(program: Command): void {
     .option('--run <name>', 'run name', `cross-${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--runs <dir>', 'where runs live', 'runs')
     .option('--resume', 'continue the run named by --run')
-    .option('--dim <n>', 'token and region size', positiveInt('--dim'), 64)
-    .option('--lambda <x>', 'attention sharpness', positiveNumber('--lambda'), 4)
-    .option('--batch-size <n>', 'captions per batch', positiveInt('--batch-size'), 32)
-    .option('--negatives <n>', 'hard negatives per caption', positiveInt('--negatives'), 7)
-    .option('--bi-feature', "add the bi-encoder's cosine to the score with a learned weight")
-    .option('--hard <n>', 'how many of the negatives are hard (the rest random)', positiveInt('--hard'), 3)
-    .option('--hard-pool <n>', 'sample negatives from the bi-encoder\'s top N wrong images', positiveInt('--hard-pool'), 30)
-    .option('--epochs <n>', 'maximum epochs (one caption per image each)', positiveInt('--epochs'), 20)
-    .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 2e-3)
+    .option('--dim <n>', 'token and region size', positiveInt('--dim'), 256)
+    .option('--lambda <x>', 'attention sharpness (on cosines)', positiveNumber('--lambda'), 9)
+    .option('--pairs <n>', 'also read adjacent word pairs seen at least N times in train captions as tokens (0: words only)', nonNegativeInt('--pairs'), 10)
+    .option('--batch-size <n>', 'images per batch (each with one caption; all others are its negatives)', positiveInt('--batch-size'), 256)
+    .option('--hard <x>', 'share of a batch that is a bi-encoder hard negative of another image in it (0–1)', fraction('--hard'), 0.5)
+    .option('--hard-pool <n>', "hard negatives come from the bi-encoder's top N wrong images for a caption", positiveInt('--hard-pool'), 20)
+    .option('--epochs <n>', 'maximum epochs (five passes over the images each)', positiveInt('--epochs'), 20)
+    .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 1e-3)
     .option('--weight-decay <x>', 'AdamW weight decay', positiveNumber('--weight-decay'), 1e-4)
-    .option('--patience <n>', 'early-stopping patience', positiveInt('--patience'), 4)
+    .option('--feature-dropout <x>', 'training-time dropout of region inputs (0–1)', fraction('--feature-dropout'), 0.2)
+    .option('--word-dropout <x>', 'training-time dropout of caption words (0–1)', fraction('--word-dropout'), 0.1)
+    .option('--patience <n>', 'early-stopping patience', positiveInt('--patience'), 3)
     .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
     .option('--eval-k1 <n>', 'candidates reranked in dev evaluation', positiveInt('--eval-k1'), 100)
     .option('--cache <dir>', 'feature cache', '.cache')
@@ -38,14 +39,15 @@ export function registerTrainCross(program: Command): void {
         cacheDir: String(o.cache),
         dim: Number(o.dim),
         lambda: Number(o.lambda),
+        pairMinCount: Number(o.pairs),
         batchSize: Number(o.batchSize),
-        negatives: Number(o.negatives),
         hard: Number(o.hard),
-        biFeature: Boolean(o.biFeature),
         hardPool: Number(o.hardPool),
         epochs: Number(o.epochs),
         lr: Number(o.lr),
         weightDecay: Number(o.weightDecay),
+        featureDropout: Number(o.featureDropout),
+        wordDropout: Number(o.wordDropout),
         patience: Number(o.patience),
         seed: Number(o.seed),
         evalK1: Number(o.evalK1),

@@ -134,6 +134,7 @@ export async function exportCrossEncoder(runDir: string, packDir: string): Promi
   const params = await loadTensors(join(runDir, 'best.bin'));
   for (const [k, v] of await loadTensors(join(runDir, 'standardiser.bin'))) params.set(`std.${k}`, v);
   await saveTensors(join(packDir, 'cross_encoder.bin'), params);
+  await writeFileAtomic(join(packDir, 'cross_vocab.json'), readFileSync(join(runDir, 'vocab.json')));
   const manifestPath = join(packDir, 'manifest.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
   const hyper = run.params.hyper as { dim: number; lambda: number };
@@ -141,10 +142,13 @@ export async function exportCrossEncoder(runDir: string, packDir: string): Promi
     file: 'cross_encoder.bin',
     dim: hyper.dim,
     lambda: hyper.lambda,
-    regions: '4x4 grid cells + pooled vector, projected to dim; stored fp16 beside an index by duo index --reranker',
+    vocabulary: 'cross_vocab.json',
+    // weighted fusion with stage 1 at the α that scored best on dev: the engine's default for this model
+    fusion: { mode: 'weighted', alpha: (run.summary as { alpha?: number }).alpha ?? 0.5 },
+    regions: '4x4 grid cells + pooled vector, projected to dim, unit length; stored fp16 beside an index by duo index --reranker',
     training: {
-      data: 'Flickr8k train; hard negatives mined by this pack\'s bi-encoder',
-      chosenOn: 'dev (first caption of each image, reranking the bi-encoder top k1)',
+      data: 'Flickr8k train; in-batch negatives, batches built around hard negatives mined by this pack\'s bi-encoder',
+      chosenOn: 'dev (every caption, reranking the bi-encoder top k1, fused with stage 1)',
       run: run.id,
       hyper: run.params.hyper,
       command: run.params.command,

@@ -1,7 +1,9 @@
 /**
  * The starter text side's tokenizer: lower-case words of letters and digits, a vocabulary
  * built from the training captions only (words seen at least `minCount` times), id 0 for
- * every unknown word so no caption is ever empty.
+ * every unknown word so no caption is ever empty. A vocabulary may also hold frequent word
+ * pairs ("red shirt"), which the cross-encoder reads as tokens of their own: a bag of single
+ * words cannot say which colour goes with which thing.
  */
 export const UNK = '<unk>';
 
@@ -18,19 +20,34 @@ export class Vocabulary {
   }
 
   static build(captions: string[], minCount = 2): Vocabulary {
-    const counts = new Map<string, number>();
-    for (const c of captions) for (const w of words(c)) counts.set(w, (counts.get(w) ?? 0) + 1);
-    const kept = [...counts].filter(([, n]) => n >= minCount).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-    return new Vocabulary([UNK, ...kept.map(([w]) => w)]);
+    return new Vocabulary([UNK, ...frequent(captions.map(words), minCount)]);
+  }
+
+  /** This vocabulary plus the adjacent word pairs seen at least `minCount` times. */
+  withPairs(captions: string[], minCount: number): Vocabulary {
+    const pairs = captions.map((c) => {
+      const w = words(c);
+      return w.slice(1).map((b, i) => `${w[i]} ${b}`);
+    });
+    return new Vocabulary([...this.tokens.filter((t) => !t.includes(' ')), ...frequent(pairs, minCount)]);
   }
 
   get size(): number {
     return this.tokens.length;
   }
 
-  /** Known words' ids; a caption with none becomes [UNK]. */
+  /** Known words' ids, then known word pairs' ids; a caption with none becomes [UNK]. */
   encode(text: string, maxTokens = 64): Int32Array {
-    const ids = words(text).slice(0, maxTokens).map((w) => this.ids.get(w) ?? 0).filter((id) => id !== 0);
-    return Int32Array.from(ids.length > 0 ? ids : [0]);
+    const w = words(text).slice(0, maxTokens);
+    const ids = w.map((x) => this.ids.get(x) ?? 0);
+    for (let i = 1; i < w.length; i++) ids.push(this.ids.get(`${w[i - 1]} ${w[i]}`) ?? 0);
+    const known = ids.filter((id) => id !== 0);
+    return Int32Array.from(known.length > 0 ? known : [0]);
   }
+}
+
+function frequent(texts: string[][], minCount: number): string[] {
+  const counts = new Map<string, number>();
+  for (const t of texts) for (const w of t) counts.set(w, (counts.get(w) ?? 0) + 1);
+  return [...counts].filter(([, n]) => n >= minCount).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([w]) => w);
 }
