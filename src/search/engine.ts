@@ -193,7 +193,10 @@ export class SearchEngine {
     let stage2Scores: number[] | undefined;
     let fallback: string | undefined;
     let stage2Ms = 0;
-    if (o.mode === 'hybrid' && stage1.length > 0) {
+    if (o.mode === 'hybrid' && 'image' in query && !this.captions) {
+      // image→image: an image–text matcher has no score for a pair of images
+      fallback = 'image→image: the cross-encoder scores image–text pairs, so these are stage-1 results';
+    } else if (o.mode === 'hybrid' && stage1.length > 0) {
       const t = performance.now();
       try {
         stage2Scores = await withBudget(

@@ -63,6 +63,7 @@ describe('SearchEngine', () => {
     const queries = [{ text: 'green' }, { text: 'black' }, { image: join(root, 'cold', 'green.jpg') }];
     const first = await engine.search(queries, { mode: 'hybrid', k1: 5, k2: 2 });
     assert.deepEqual(first.map((r) => r.results[0]!.id), ['cold/green.jpg', 'cold/black.jpg', 'cold/green.jpg']);
+    assert.match(first[2]!.fallback!, /image→image.*stage-1 results/, 'an image query over images has no image–text pair to rescore');
     const again = await engine.search([{ text: 'black' }], { mode: 'hybrid', k1: 5, k2: 2 });
     assert.equal(again[0]!.cached, true);
     assert.deepEqual(again[0]!.results, first[1]!.results);
