@@ -12,7 +12,7 @@ import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
 import { registerTrain } from './commands/train-command.js';
 import { registerTrainHead } from './commands/train-head-command.js';
-import { registerTrainCross } from './commands/train-cross-command.js';
+import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('duo')
@@ -30,6 +30,7 @@ export function buildProgram(): Command {
   registerRuns(program);
   registerTrainHead(program);
   registerTrainCross(program);
+  registerExportCross(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -7,7 +7,7 @@
 import { BACKBONE_DIM, GRID } from '../models/starter/backbone.js';
 import { POOLED_DIM, type BackboneFeatures } from '../models/starter/backbone-runner.js';
 import { mat, matmul, type Mat } from './matmul.js';
-import type { TokenRows } from './batched-attention.js';
+import { attentionScores, type TokenRows } from './batched-attention.js';
 import { normalizeRows, type Params } from './layers.js';
 import { INITIAL_LOG_SCALE, seeded } from './dual-encoder.js';
 
@@ -116,4 +116,49 @@ export function computeStandardiser(features: BackboneFeatures[]): Standardiser 
   for (let c = 0; c < BACKBONE_DIM; c++) cellStd[c] = Math.sqrt(cellStd[c]!) + 1e-6;
   for (let j = 0; j < POOLED_DIM; j++) pooledStd[j] = Math.sqrt(pooledStd[j]!) + 1e-6;
   return { cellMean, cellStd, pooledMean, pooledStd };
+}
+
+/**
+ * One trained attention model. A cross-encoder is one head or the mean of several trained
+ * apart (an ensemble: heads that saw other tokens or seeds err on other pairs). Heads share the
+ * vocabulary file; a head reads only the ids below its own vocabSize (word-only heads skip the
+ * word pairs that follow the words).
+ */
+export interface CrossHead {
+  config: CrossConfig;
+  params: Params;
+}
+
+/** Every head's unit regions per image, head after head: what the index stores (REGIONS × Σ dim). */
+export async function headRegions(heads: CrossHead[], inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Float32Array[]> {
+  const perHead = await Promise.all(heads.map((h) => projectRegions(h.params, h.config.dim, inputs)));
+  const size = REGIONS * heads.reduce((n, h) => n + h.config.dim, 0);
+  return perHead[0]!.map((_, i) => {
+    const out = new Float32Array(size);
+    let offset = 0;
+    for (const r of perHead) {
+      out.set(r[i]!, offset);
+      offset += r[i]!.length;
+    }
+    return out;
+  });
+}
+
+/** Scores (captions × images), the mean of the heads' attention scores; images as headRegions lays them out. */
+export async function crossScores(heads: CrossHead[], captions: Int32Array[], images: Float32Array[]): Promise<Mat> {
+  const S = mat(captions.length, images.length);
+  let offset = 0;
+  for (const { config, params } of heads) {
+    const size = REGIONS * config.dim;
+    const R = mat(images.length * REGIONS, config.dim);
+    images.forEach((img, i) => R.data.set(img.subarray(offset, offset + size), i * size));
+    const ids = captions.map((c) => {
+      const known = c.filter((id) => id < config.vocabSize);
+      return known.length > 0 ? known : Int32Array.of(0);
+    });
+    const { S: s } = await attentionScores(unitTokens(params, config.dim, ids), R, REGIONS, config.lambda);
+    for (let k = 0; k < S.data.length; k++) S.data[k]! += s.data[k]! / heads.length;
+    offset += size;
+  }
+  return S;
 }

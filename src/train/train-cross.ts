@@ -19,7 +19,7 @@ import { resolveModelSource } from '../models/model-source.js';
 import { fuse } from '../search/fusion.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { attentionBackward, attentionScores, type TokenRows } from './batched-attention.js';
-import { CELLS, computeStandardiser, initCross, projectRegions, regionInputs, regionRows, REGIONS, stackTokens, unitTokens, type CrossConfig, type Standardiser } from './cross-encoder-model.js';
+import { CELLS, computeStandardiser, crossScores, headRegions, initCross, regionInputs, regionRows, REGIONS, stackTokens, type CrossConfig, type CrossHead, type Standardiser } from './cross-encoder-model.js';
 import { MAX_LOG_SCALE, seeded } from './dual-encoder.js';
 import { contrastive, normalizeRows, normalizeRowsBackward, type Params } from './layers.js';
 import { mat, matmul, type Mat } from './matmul.js';
@@ -97,47 +97,65 @@ interface Prepared {
   vocab: Vocabulary;
 }
 
-export async function prepare(opts: Pick<TrainCrossOptions, 'data' | 'pack' | 'cacheDir' | 'hardPool' | 'evalK1' | 'pairMinCount' | 'onLog'>): Promise<Prepared> {
+type PrepareOptions = Pick<TrainCrossOptions, 'data' | 'pack' | 'cacheDir' | 'evalK1'>;
+
+/** One split through the pack's bi-encoder: backbone features, embeddings and token ids. */
+async function stage1Split(opts: PrepareOptions, bi: StarterEncoder, vocab: Vocabulary, split: string) {
+  const backbone = join(resolveModelSource(opts.pack).location, 'backbone.onnx');
+  await ensureBackbone(backbone, opts.cacheDir);
+  const ds = await readFlickr8k(opts.data, split);
+  const feats = await splitFeatures(ds, backbone, opts.cacheDir);
+  const index = new Map(ds.images.map((img, i) => [img.id, i]));
+  const captionImage = ds.captions.map((c) => index.get(c.imageId)!);
+  const imageEmb = await bi.embedFeatures(feats.map((f) => featureVector(f, bi.manifest.features ?? 'pooled')));
+  const textEmb = await bi.encodeTexts(ds.captions.map((c) => c.text));
+  return { ds, feats, captionImage, imageEmb, textEmb, ids: ds.captions.map((c) => vocab.encode(c.text)) };
+}
+
+async function devQueries(opts: PrepareOptions, bi: StarterEncoder, vocab: Vocabulary): Promise<Prepared['dev']> {
+  const dev = await stage1Split(opts, bi, vocab, 'dev');
+  const d = bi.dim;
+  const top = await topRows(rows(dev.textEmb, d), dev.textEmb.length, rows(dev.imageEmb, d), dev.imageEmb.length, d, opts.evalK1);
+  return { feats: dev.feats, queries: dev.ids.map((ids, c) => ({ ids, gt: dev.captionImage[c]!, candidates: top[c]!.rows, stage1: top[c]!.scores })) };
+}
+
+/** Dev queries with the bi-encoder's top k1, tokenised with `vocab`: what a cross-encoder is chosen on. */
+export async function prepareDev(opts: PrepareOptions, vocab: Vocabulary): Promise<Prepared['dev']> {
+  const bi = await StarterEncoder.load(resolveModelSource(opts.pack));
+  try {
+    return await devQueries(opts, bi, vocab);
+  } finally {
+    await bi.dispose();
+  }
+}
+
+export async function prepare(opts: PrepareOptions & Pick<TrainCrossOptions, 'hardPool' | 'pairMinCount' | 'onLog'>): Promise<Prepared> {
   const log = opts.onLog ?? (() => {});
   const pack = resolveModelSource(opts.pack).location;
   const bi = await StarterEncoder.load(resolveModelSource(pack));
-  const words = new Vocabulary(JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[]);
-  // the pairs come from train captions alone, like the words
-  const vocab = opts.pairMinCount > 0 ? words.withPairs((await readFlickr8k(opts.data, 'train')).captions.map((c) => c.text), opts.pairMinCount) : words;
-  const backbone = join(pack, 'backbone.onnx');
-  await ensureBackbone(backbone, opts.cacheDir);
-  const load = async (split: string) => {
-    const ds = await readFlickr8k(opts.data, split);
-    const feats = await splitFeatures(ds, backbone, opts.cacheDir);
-    const index = new Map(ds.images.map((img, i) => [img.id, i]));
-    const captionImage = ds.captions.map((c) => index.get(c.imageId)!);
-    const imageEmb = await bi.embedFeatures(feats.map((f) => featureVector(f, bi.manifest.features ?? 'pooled')));
-    const textEmb = await bi.encodeTexts(ds.captions.map((c) => c.text));
-    return { ds, feats, captionImage, imageEmb, textEmb, ids: ds.captions.map((c) => vocab.encode(c.text)) };
-  };
-  const train = await load('train');
-  const dev = await load('dev');
-  await bi.dispose();
-  const d = bi.dim;
-  log(`mining ${opts.hardPool} hard negatives for ${train.ds.captions.length} train captions with ${bi.id}`);
-  const hard = await topRows(rows(train.textEmb, d), train.textEmb.length, rows(train.imageEmb, d), train.imageEmb.length, d, opts.hardPool, (qi, ci) => train.captionImage[qi] === ci);
-  const top = await topRows(rows(dev.textEmb, d), dev.textEmb.length, rows(dev.imageEmb, d), dev.imageEmb.length, d, opts.evalK1);
-  return {
-    vocab,
-    train: { feats: train.feats, ids: train.ids, captionImage: train.captionImage, hard: hard.map((h) => Int32Array.from(h.rows)) },
-    dev: { feats: dev.feats, queries: dev.ids.map((ids, c) => ({ ids, gt: dev.captionImage[c]!, candidates: top[c]!.rows, stage1: top[c]!.scores })) },
-  };
+  try {
+    const words = new Vocabulary(JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[]);
+    // the pairs come from train captions alone, like the words
+    const vocab = opts.pairMinCount > 0 ? words.withPairs((await readFlickr8k(opts.data, 'train')).captions.map((c) => c.text), opts.pairMinCount) : words;
+    const train = await stage1Split(opts, bi, vocab, 'train');
+    const dev = await devQueries(opts, bi, vocab);
+    const d = bi.dim;
+    log(`mining ${opts.hardPool} hard negatives for ${train.ds.captions.length} train captions with ${bi.id}`);
+    const hard = await topRows(rows(train.textEmb, d), train.textEmb.length, rows(train.imageEmb, d), train.imageEmb.length, d, opts.hardPool, (qi, ci) => train.captionImage[qi] === ci);
+    return { vocab, train: { feats: train.feats, ids: train.ids, captionImage: train.captionImage, hard: hard.map((h) => Int32Array.from(h.rows)) }, dev };
+  } finally {
+    await bi.dispose();
+  }
 }
 
 /** Weighted-fusion weights tried on dev; the pack records the best one for the engine. */
 const ALPHAS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
 /** Reranks each dev caption's stage-1 top k1 with the cross-encoder, alone and fused (weighted: at the best α). */
-async function evaluate(params: Params, config: CrossConfig, s: Standardiser, dev: Prepared['dev']): Promise<CrossEpoch['dev'] & { score: number; alpha: number }> {
+export async function evaluateCross(heads: CrossHead[], s: Standardiser, dev: Prepared['dev']): Promise<CrossEpoch['dev'] & { score: number; alpha: number }> {
   const modes = ['stage1', 'replace', 'rrf', ...ALPHAS.map((a) => `weighted ${a}`)];
   const ranks = new Map(modes.map((m) => [m, [] as number[]]));
-  const regions = await projectRegions(params, config.dim, regionInputs(dev.feats, s));
-  const size = REGIONS * config.dim;
+  const regions = await headRegions(heads, regionInputs(dev.feats, s));
   for (const q of dev.queries) {
     const at = q.candidates.indexOf(q.gt);
     if (at < 0) {
@@ -145,9 +163,7 @@ async function evaluate(params: Params, config: CrossConfig, s: Standardiser, de
       for (const r of ranks.values()) r.push(Infinity);
       continue;
     }
-    const R = mat(q.candidates.length * REGIONS, config.dim);
-    q.candidates.forEach((c, i) => R.data.set(regions[c]!, i * size));
-    const s2 = Array.from((await attentionScores(unitTokens(params, config.dim, [q.ids]), R, REGIONS, config.lambda)).S.data);
+    const s2 = Array.from((await crossScores(heads, [q.ids], q.candidates.map((c) => regions[c]!))).data);
     const rankOf = (fused: number[]) => 1 + fused.filter((v, i) => i !== at && v >= fused[at]!).length;
     ranks.get('stage1')!.push(rankOf(q.stage1));
     ranks.get('replace')!.push(rankOf(s2));
@@ -304,7 +320,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
         steps++;
       }
     }
-    const dev = await evaluate(params, config, std, data.dev);
+    const dev = await evaluateCross([{ config, params }], std, data.dev);
     const m: CrossEpoch = { epoch, loss: lossSum / steps, trainAccuracy: accSum / steps, dev: { stage1: dev.stage1, replace: dev.replace, weighted: dev.weighted, rrf: dev.rrf }, alpha: dev.alpha, score: dev.score, seconds: (performance.now() - started) / 1000 };
     await appendFile(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(m)}\n`);
     const improved = dev.score > state.best;

@@ -8,25 +8,34 @@ import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js'
 import { loadReranker } from '../../src/models/load-reranker.js';
 import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
 import { SearchEngine } from '../../src/search/engine.js';
-import { computeStandardiser, initCross } from '../../src/train/cross-encoder-model.js';
+import { computeStandardiser, crossScores, initCross } from '../../src/train/cross-encoder-model.js';
+import { Vocabulary } from '../../src/models/starter/vocab.js';
 import { saveTensors } from '../../src/train/tensor-file.js';
 import { fromHalf, toHalf } from '../../src/util/float16.js';
 import { runRerankerContract } from '../contracts/reranker.contract.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
-/** A copy of the shipped pack with a randomly initialised cross-encoder added. */
+/**
+ * A copy of the shipped pack with a randomly initialised cross-encoder of two heads: the
+ * second reads word pairs, the first only the words (a prefix of the shared vocabulary).
+ */
 async function packWithCross(): Promise<string> {
   const dir = join(tempDir(), 'pack');
   mkdirSync(dir);
   for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
-  copyFileSync(join(dir, 'vocab.json'), join(dir, 'cross_vocab.json'));
-  const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[];
-  const params = initCross({ vocabSize: vocab.length, dim: 16, lambda: 4 }, 1);
+  const words = new Vocabulary(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[]);
+  const vocab = words.withPairs(['a red shirt', 'a red shirt', 'two black dogs', 'two black dogs'], 2);
+  writeFileSync(join(dir, 'cross_vocab.json'), JSON.stringify(vocab.tokens));
+  const heads = [{ vocabSize: words.size, dim: 16, lambda: 4 }, { vocabSize: vocab.size, dim: 8, lambda: 9 }];
+  const tensors = new Map<string, Float32Array>();
+  heads.forEach((h, i) => {
+    for (const [k, v] of initCross(h, i + 1)) tensors.set(`h${i}.${k}`, v);
+  });
   const fake = { pooled: new Float32Array(560).map((_, i) => i % 7), grid: new Float32Array(480 * 16).map((_, i) => i % 5) };
-  for (const [k, v] of Object.entries(computeStandardiser([fake, { pooled: fake.pooled.map((x) => x + 1), grid: fake.grid.map((x) => x * 2) }]))) params.set(`std.${k}`, v);
-  await saveTensors(join(dir, 'cross_encoder.bin'), params);
+  for (const [k, v] of Object.entries(computeStandardiser([fake, { pooled: fake.pooled.map((x) => x + 1), grid: fake.grid.map((x) => x * 2) }]))) tensors.set(`std.${k}`, v);
+  await saveTensors(join(dir, 'cross_encoder.bin'), tensors);
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, crossEncoder: { file: 'cross_encoder.bin', dim: 16, lambda: 4 } }));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, crossEncoder: { file: 'cross_encoder.bin', vocabulary: 'cross_vocab.json', heads, fusion: { mode: 'weighted', alpha: 0.7 } } }));
   return dir;
 }
 
@@ -48,11 +57,14 @@ describe('starter cross-encoder in the engine', () => {
     assert.ok(existsSync(regionPath(indexPath)));
     const stored = await loadRegions(regionPath(indexPath), reranker.id);
     assert.deepEqual([...stored.keys()].sort(), names.map((n) => `${n}.jpg`).sort());
-    assert.equal(stored.get('red.jpg')!.length, 17 * 16);
-    for (let j = 0; j < 17; j++) {
-      const norm = Math.hypot(...stored.get('red.jpg')!.subarray(j * 16, (j + 1) * 16));
-      assert.ok(Math.abs(norm - 1) < 2e-3, `region ${j} has length ${norm}: regions are stored unit length`);
+    assert.equal(stored.get('red.jpg')!.length, 17 * (16 + 8), 'both heads\' regions, head after head');
+    for (const [offset, dim] of [[0, 16], [17 * 16, 8]] as const) {
+      for (let j = 0; j < 17; j++) {
+        const norm = Math.hypot(...stored.get('red.jpg')!.subarray(offset + j * dim, offset + (j + 1) * dim));
+        assert.ok(Math.abs(norm - 1) < 2e-3, `region ${j} has length ${norm}: regions are stored unit length`);
+      }
     }
+    assert.equal(reranker.fusionAlpha, 0.7, 'the pack\'s α comes with the model');
     assert.equal((await loadRegions(regionPath(indexPath), 'another-reranker')).size, 0, 'regions of another cross-encoder are never read');
 
     const direct = await reranker.score({ text: 'a red shirt' }, [{ id: 'x', image: join(root, 'red.jpg') }]);
@@ -64,6 +76,20 @@ describe('starter cross-encoder in the engine', () => {
     const red = r!.results.find((h) => h.id === 'red.jpg')!;
     assert.ok(Math.abs(red.stage2!.score - direct.scores[0]!) < 1e-2, 'fp16 regions give the same score as fresh ones, to fp16 precision');
     await engine.close();
+  });
+});
+
+describe('cross-encoder heads', () => {
+  it('score the mean of the heads; a word-only head skips the pair ids it has no row for', async () => {
+    const a = { config: { vocabSize: 3, dim: 4, lambda: 5 }, params: initCross({ vocabSize: 3, dim: 4, lambda: 5 }, 1) };
+    const b = { config: { vocabSize: 5, dim: 2, lambda: 9 }, params: initCross({ vocabSize: 5, dim: 2, lambda: 9 }, 2) };
+    const rand = () => Float32Array.from({ length: 17 * 6 }, (_, i) => Math.sin(i * 1.7 + 0.3));
+    const images = [rand(), rand().map((x) => -x)];
+    const caption = Int32Array.from([1, 2, 4]); // id 4 is a pair only head b knows
+    const both = await crossScores([a, b], [caption], images);
+    const onlyA = await crossScores([a], [Int32Array.from([1, 2])], images.map((r) => r.subarray(0, 17 * 4)));
+    const onlyB = await crossScores([b], [caption], images.map((r) => r.subarray(17 * 4)));
+    for (let i = 0; i < 2; i++) assert.ok(Math.abs(both.data[i]! - (onlyA.data[i]! + onlyB.data[i]!) / 2) < 1e-6);
   });
 });
 

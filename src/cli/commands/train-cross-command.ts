@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { exportCrossEncoder } from '../../models/starter/export-pack.js';
+import { exportCross } from '../../train/export-cross.js';
 import { trainCross } from '../../train/train-cross.js';
 import { packageRoot } from '../../util/package-root.js';
 import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../output.js';
@@ -57,8 +58,27 @@ export function registerTrainCross(program: Command): void {
       });
       console.log(`run: ${runDir}; best epoch ${best?.epoch}`);
       if (o.export) {
-        await exportCrossEncoder(runDir, resolve(String(o.pack)));
-        console.log(`cross-encoder added to ${o.pack}`);
+        const { alpha, dev } = await exportCross({ runDirs: [runDir], pack: resolve(String(o.pack)), data: String(o.data), cacheDir: String(o.cache), evalK1: Number(o.evalK1) });
+        console.log(`cross-encoder added to ${o.pack}: dev t→i R@1 ${dev.stage1['R@1'].toFixed(2)} stage 1, ${dev.weighted['R@1'].toFixed(2)} hybrid (weighted, α ${alpha})`);
       }
+    });
+}
+
+export function registerExportCross(program: Command): void {
+  program
+    .command('export-cross')
+    .description('put one or more cross-encoder runs into a starter pack as one cross-encoder (several runs: the mean of their scores), fusion α chosen on dev')
+    .argument('<runs...>', 'run folders (or names under --runs)')
+    .option('--runs <dir>', 'where runs live', 'runs')
+    .option('--pack <dir>', 'starter pack to add it to', join(packageRoot(), 'models', 'starter'))
+    .option('--data <dir>', 'Flickr8k folder (dev split chooses α)', '../shared/datasets/flickr8k')
+    .option('--cache <dir>', 'feature cache', '.cache')
+    .option('--eval-k1 <n>', 'candidates reranked in dev evaluation', positiveInt('--eval-k1'), 100)
+    .action(async (runs: string[], o: { runs: string; pack: string; data: string; cache: string; evalK1: number }) => {
+      const runDirs = runs.map((r) => (existsSync(r) ? r : join(o.runs, r)));
+      const { alpha, dev } = await exportCross({ runDirs, pack: resolve(o.pack), data: o.data, cacheDir: o.cache, evalK1: o.evalK1 });
+      const f = (m: { 'R@1': number; 'R@5': number; 'R@10': number }) => `${m['R@1'].toFixed(2)}/${m['R@5'].toFixed(2)}/${m['R@10'].toFixed(2)}`;
+      console.log(`cross-encoder from ${runDirs.join(', ')} → ${o.pack}`);
+      console.log(`dev t→i R@1/5/10: stage 1 ${f(dev.stage1)}, stage 2 alone ${f(dev.replace)}, weighted (α ${alpha}) ${f(dev.weighted)}, rrf ${f(dev.rrf)}`);
     });
 }

@@ -126,35 +126,3 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
   };
   await writeFileAtomic(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
-
-/** Adds a cross-encoder run's best weights to a starter pack (cross_encoder.bin + a manifest section). */
-export async function exportCrossEncoder(runDir: string, packDir: string): Promise<void> {
-  const run = readRun(runDir);
-  if (!run.summary) throw createError('BAD_ARGUMENT', runDir, 'run has not finished (no summary.json)');
-  const params = await loadTensors(join(runDir, 'best.bin'));
-  for (const [k, v] of await loadTensors(join(runDir, 'standardiser.bin'))) params.set(`std.${k}`, v);
-  await saveTensors(join(packDir, 'cross_encoder.bin'), params);
-  await writeFileAtomic(join(packDir, 'cross_vocab.json'), readFileSync(join(runDir, 'vocab.json')));
-  const manifestPath = join(packDir, 'manifest.json');
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
-  const hyper = run.params.hyper as { dim: number; lambda: number };
-  manifest.crossEncoder = {
-    file: 'cross_encoder.bin',
-    dim: hyper.dim,
-    lambda: hyper.lambda,
-    vocabulary: 'cross_vocab.json',
-    // weighted fusion with stage 1 at the α that scored best on dev: the engine's default for this model
-    fusion: { mode: 'weighted', alpha: (run.summary as { alpha?: number }).alpha ?? 0.5 },
-    regions: '4x4 grid cells + pooled vector, projected to dim, unit length; stored fp16 beside an index by duo index --reranker',
-    training: {
-      data: 'Flickr8k train; in-batch negatives, batches built around hard negatives mined by this pack\'s bi-encoder',
-      chosenOn: 'dev (every caption, reranking the bi-encoder top k1, fused with stage 1)',
-      run: run.id,
-      hyper: run.params.hyper,
-      command: run.params.command,
-      bestEpoch: run.summary.bestEpoch,
-    },
-    devMetrics: run.summary.bestDev,
-  };
-  await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-}

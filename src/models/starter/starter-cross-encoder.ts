@@ -9,9 +9,7 @@ import { join } from 'node:path';
 import { loadImage, type DecodedImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
 import { LruCache } from '../../util/lru.js';
-import { attentionScores } from '../../train/batched-attention.js';
-import { projectRegions, regionInputs, REGIONS, unitTokens, type CrossConfig, type Standardiser } from '../../train/cross-encoder-model.js';
-import { mat } from '../../train/matmul.js';
+import { crossScores, headRegions, regionInputs, type CrossHead, type Standardiser } from '../../train/cross-encoder-model.js';
 import type { Params } from '../../train/layers.js';
 import { loadTensors } from '../../train/tensor-file.js';
 import type { ImageInput } from '../encoder.js';
@@ -23,14 +21,21 @@ import { Vocabulary } from './vocab.js';
 /** cross_vocab.json: the bi-encoder's words plus the word pairs the cross-encoder reads as tokens */
 export const CROSS_FILES = ['manifest.json', 'cross_vocab.json', 'backbone.onnx', 'cross_encoder.bin'];
 
+export interface CrossManifest {
+  file: string;
+  vocabulary: string;
+  /** one entry per head, in the order of their tensors (`h0.`, `h1.`, …) in cross_encoder.bin */
+  heads: { dim: number; lambda: number; vocabSize: number }[];
+  fusion?: { mode: 'weighted'; alpha: number };
+}
+
 export class StarterCrossEncoder implements CrossEncoder {
   private readonly cache = new LruCache<string, Float32Array>(50_000);
 
   private constructor(
     readonly id: string,
-    readonly config: CrossConfig,
+    readonly heads: CrossHead[],
     readonly fusionAlpha: number | undefined,
-    private readonly params: Params,
     private readonly std: Standardiser,
     private readonly vocab: Vocabulary,
     private readonly backbone: BackboneRunner,
@@ -39,20 +44,27 @@ export class StarterCrossEncoder implements CrossEncoder {
   static async load(dir: string): Promise<StarterCrossEncoder> {
     const source = resolveModelSource(dir);
     requireFiles(source, CROSS_FILES);
-    const manifest = JSON.parse(await readFile(join(source.location, 'manifest.json'), 'utf8')) as { crossEncoder?: { dim: number; lambda: number; fusion?: { alpha: number } } };
-    if (!manifest.crossEncoder) throw createError('MODEL_UNSUPPORTED', source.location, 'manifest.json has no crossEncoder section');
+    const manifest = JSON.parse(await readFile(join(source.location, 'manifest.json'), 'utf8')) as { crossEncoder?: CrossManifest };
+    const m = manifest.crossEncoder;
+    if (!m?.heads?.length) throw createError('MODEL_UNSUPPORTED', source.location, 'manifest.json has no crossEncoder.heads');
     const vocab = new Vocabulary(JSON.parse(await readFile(join(source.location, 'cross_vocab.json'), 'utf8')) as string[]);
     const t = await loadTensors(join(source.location, 'cross_encoder.bin'));
     const std: Standardiser = { cellMean: t.get('std.cellMean')!, cellStd: t.get('std.cellStd')!, pooledMean: t.get('std.pooledMean')!, pooledStd: t.get('std.pooledStd')! };
-    const params: Params = new Map([...t].filter(([k]) => !k.startsWith('std.')));
-    const config: CrossConfig = { vocabSize: vocab.size, dim: manifest.crossEncoder.dim, lambda: manifest.crossEncoder.lambda };
+    const heads = m.heads.map((h, i) => {
+      const params: Params = new Map([...t].filter(([k]) => k.startsWith(`h${i}.`)).map(([k, v]) => [k.slice(`h${i}.`.length), v]));
+      const tokens = params.get('tokens');
+      if (!tokens || tokens.length !== h.vocabSize * h.dim || h.vocabSize > vocab.size) {
+        throw createError('MODEL_UNSUPPORTED', join(source.location, 'cross_encoder.bin'), `head ${i} does not match its manifest entry (${h.vocabSize} tokens × ${h.dim}) or cross_vocab.json (${vocab.size})`);
+      }
+      return { config: { vocabSize: h.vocabSize, dim: h.dim, lambda: h.lambda }, params };
+    });
     const backbone = await BackboneRunner.load(join(source.location, 'backbone.onnx'));
-    return new StarterCrossEncoder(`${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`, config, manifest.crossEncoder.fusion?.alpha, params, std, vocab, backbone);
+    return new StarterCrossEncoder(`${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`, heads, m.fusion?.alpha, std, vocab, backbone);
   }
 
   async regionsOf(images: DecodedImage[]): Promise<Float32Array[]> {
     if (images.length === 0) return [];
-    return projectRegions(this.params, this.config.dim, regionInputs(await this.backbone.run(images), this.std));
+    return headRegions(this.heads, regionInputs(await this.backbone.run(images), this.std));
   }
 
   private async regionsFor(key: string | undefined, image: ImageInput): Promise<Float32Array> {
@@ -64,13 +76,12 @@ export class StarterCrossEncoder implements CrossEncoder {
     return r!;
   }
 
-  /** One query against a batch of candidates: a single tokens × regions product (src/train/batched-attention.ts). */
+  /** One query against a batch of candidates: per head a single tokens × regions product (src/train/batched-attention.ts). */
   async score(query: RerankQuery, candidates: RerankCandidate[], options: RerankOptions = {}): Promise<RerankResult> {
     const started = performance.now();
-    const { dim, lambda } = this.config;
     if ('text' in query) {
-      // one query, many candidates: look its token vectors up once
-      const tokens = unitTokens(this.params, dim, [this.vocab.encode(query.text)]);
+      // one query, many candidates: tokenise it once
+      const ids = [this.vocab.encode(query.text)];
       const { results, calls, batchSize } = await guardedBatches(candidates, options.batchSize ?? 64, async (batch) => {
         const regions = await Promise.all(
           batch.map(async (c) => {
@@ -79,19 +90,17 @@ export class StarterCrossEncoder implements CrossEncoder {
             return this.regionsFor(c.id, c.image);
           }),
         );
-        const R = mat(batch.length * REGIONS, dim);
-        regions.forEach((r, i) => R.data.set(r, i * REGIONS * dim));
-        return Array.from((await attentionScores(tokens, R, REGIONS, lambda)).S.data);
+        return Array.from((await crossScores(this.heads, ids, regions)).data);
       });
       return { scores: results, ms: performance.now() - started, calls, batchSize };
     }
-    const R = mat(REGIONS, dim, await this.regionsFor(typeof query.image === 'string' ? `query:${query.image}` : undefined, query.image));
+    const regions = [await this.regionsFor(typeof query.image === 'string' ? `query:${query.image}` : undefined, query.image)];
     const { results, calls, batchSize } = await guardedBatches(candidates, options.batchSize ?? 64, async (batch) => {
       const captions = batch.map((c) => {
         if (c.text === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'an image query needs candidates with a text');
         return this.vocab.encode(c.text);
       });
-      return Array.from((await attentionScores(unitTokens(this.params, dim, captions), R, REGIONS, lambda)).S.data);
+      return Array.from((await crossScores(this.heads, captions, regions)).data);
     });
     return { scores: results, ms: performance.now() - started, calls, batchSize };
   }
