@@ -257,6 +257,14 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const log = opts.onLog ?? (() => {});
   mkdirSync(opts.runDir, { recursive: true });
   if (!opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) throw createError('BAD_ARGUMENT', opts.runDir, 'already holds a run: pass --resume, or another --run name');
+  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
+  if (opts.resume && existsSync(join(opts.runDir, 'params.json'))) {
+    // a resumed run must be the same run: another vocabulary or width would not even fit the checkpoint
+    const saved = (JSON.parse(readFileSync(join(opts.runDir, 'params.json'), 'utf8')) as { hyper: Record<string, unknown> }).hyper;
+    for (const [k, v] of Object.entries(hyper)) {
+      if (k in saved && saved[k] !== v) throw createError('BAD_ARGUMENT', `--${k}`, `is ${v} but the run being resumed used ${saved[k]}`);
+    }
+  }
   const data = await prepare(opts);
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda };
   const std = computeStandardiser(data.train.feats);
@@ -272,7 +280,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   } else {
     await writeJson(join(opts.runDir, 'params.json'), {
       kind: 'cross-encoder',
-      hyper: { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 },
+      hyper,
       config,
       data: { path: opts.data, train: 'train', dev: 'dev (every caption, reranking the bi-encoder top k1)' },
       biEncoder: opts.pack,
