@@ -10,6 +10,7 @@
  * (buildCaptionIndex) answers image→text, stage 2 rescoring the captions for the image.
  */
 import { join } from 'node:path';
+import { loadImage } from '../data/image-loader.js';
 import { createError } from '../errors.js';
 import type { ExactIndex } from '../index/exact-index.js';
 import { loadIndex, type IndexEntry, type IndexHeader } from '../index/index-file.js';
@@ -126,8 +127,8 @@ export class SearchEngine {
     return this.captions ? { text: String(this.entries.get(id)?.meta?.text ?? '') } : { path: this.pathOf(id) };
   }
 
-  /** Query embeddings, from the cache where the same text or image path was seen before. */
-  async embed(queries: Query[]): Promise<Float32Array[]> {
+  /** Query embeddings, from the cache where the same text or image path was seen before; `decoded[i]` (if set) is what query i's image decoded to. */
+  async embed(queries: Query[], decoded: (Query | undefined)[] = []): Promise<Float32Array[]> {
     const out: (Float32Array | undefined)[] = queries.map((q) => {
       const key = cacheKey(q);
       return key ? this.embeddings.get(key) : undefined;
@@ -135,7 +136,7 @@ export class SearchEngine {
     const texts = queries.flatMap((q, i) => (!out[i] && 'text' in q ? [i] : []));
     const images = queries.flatMap((q, i) => (!out[i] && 'image' in q ? [i] : []));
     const tv = await this.encoder.encodeTexts(texts.map((i) => (queries[i] as { text: string }).text));
-    const iv = await this.encoder.encodeImages(images.map((i) => (queries[i] as { image: ImageInput }).image));
+    const iv = await this.encoder.encodeImages(images.map((i) => ((decoded[i] ?? queries[i]) as { image: ImageInput }).image));
     texts.forEach((qi, j) => (out[qi] = tv[j]));
     images.forEach((qi, j) => (out[qi] = iv[j]));
     queries.forEach((q, i) => {
@@ -173,14 +174,22 @@ export class SearchEngine {
     const todo = queries.flatMap((_, i) => (responses[i] ? [] : [i]));
     if (todo.length > 0) {
       const t0 = performance.now();
-      const vectors = await this.embed(todo.map((i) => queries[i]!));
+      // an image query is decoded once for both stages: the starter models then share one backbone pass
+      const decoded = new Map<number, Query>();
+      if (o.mode === 'hybrid') {
+        for (const i of todo) {
+          const q = queries[i]!;
+          if ('image' in q && typeof q.image === 'string') decoded.set(i, { image: await loadImage(q.image) });
+        }
+      }
+      const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)));
       const t1 = performance.now();
       const k1 = o.mode === 'hybrid' ? Math.max(o.k1, o.k2) : o.k2;
       const lists = await this.store.search(vectors, k1, this.filterFor(o.where));
       const t2 = performance.now();
       const share = { encode: (t1 - t0) / todo.length, stage1: (t2 - t1) / todo.length };
       for (const [j, qi] of todo.entries()) {
-        const response = await this.finish(queries[qi]!, lists[j]!, o, share);
+        const response = await this.finish(queries[qi]!, lists[j]!, o, share, decoded.get(qi));
         responses[qi] = response;
         if (keys[qi]) this.responses.set(keys[qi]!, response);
       }
@@ -188,7 +197,7 @@ export class SearchEngine {
     return responses as EngineResponse[];
   }
 
-  private async finish(query: Query, hits: { id: string; score: number }[], o: SearchOptions, share: { encode: number; stage1: number }): Promise<EngineResponse> {
+  private async finish(query: Query, hits: { id: string; score: number }[], o: SearchOptions, share: { encode: number; stage1: number }, decoded?: Query): Promise<EngineResponse> {
     const stage1 = hits.map((h, r) => ({ id: h.id, score: h.score, rank: r + 1 }));
     let stage2Scores: number[] | undefined;
     let fallback: string | undefined;
@@ -200,7 +209,7 @@ export class SearchEngine {
       const t = performance.now();
       try {
         stage2Scores = await withBudget(
-          this.reranker!.score(query, stage1.map((h) => this.candidate(h.id, h.score)), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
+          this.reranker!.score(decoded ?? query, stage1.map((h) => this.candidate(h.id, h.score)), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
           o.budgetMs,
         );
         // a reranker that computes synchronously never yields to the timer: judge it on arrival too
