@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../../util/atomic-write.js';
 import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../../train/dual-encoder.js';
 import type { HeadSpec, Params } from '../../train/layers.js';
 import { readRun } from '../../train/runs.js';
-import { loadTensors, saveTensors } from '../../train/tensor-file.js';
+import { loadTensors } from '../../train/tensor-file.js';
 import { encodeModel, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
 import { maskedMean } from '../fixtures/graph-parts.js';
 import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
