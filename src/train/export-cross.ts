@@ -16,7 +16,8 @@ import type { CrossHead, Standardiser } from './cross-encoder-model.js';
 import type { Params } from './layers.js';
 import { readRun } from './runs.js';
 import { loadTensors, saveTensors } from './tensor-file.js';
-import { evaluateCross, prepareDev } from './train-cross.js';
+import { prepareDev } from './cross-data.js';
+import { evaluateCross } from './train-cross.js';
 
 export interface ExportCrossOptions {
   runDirs: string[];

@@ -7,15 +7,10 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readFlickr8k } from '../data/readers/flickr8k.js';
 import { createError } from '../errors.js';
 import { rankMetrics, type RankMetrics } from '../eval/metrics.js';
-import { TopK } from '../index/top-k.js';
 import { BACKBONE_DIM } from '../models/starter/backbone.js';
-import { featureVector, POOLED_DIM, type BackboneFeatures } from '../models/starter/backbone-runner.js';
-import { StarterEncoder } from '../models/starter/starter-encoder.js';
-import { Vocabulary } from '../models/starter/vocab.js';
-import { resolveModelSource } from '../models/model-source.js';
+import { POOLED_DIM } from '../models/starter/backbone-runner.js';
 import { fuse } from '../search/fusion.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { attentionBackward, attentionScores, type TokenRows } from './batched-attention.js';
@@ -24,8 +19,8 @@ import { MAX_LOG_SCALE, seeded } from './dual-encoder.js';
 import { contrastive, normalizeRows, normalizeRowsBackward, type Params } from './layers.js';
 import { mat, matmul, type Mat } from './matmul.js';
 import { writeJson } from './runs.js';
-import { shuffle, warmupCosine } from './schedule.js';
-import { ensureBackbone, splitFeatures } from './starter-features.js';
+import { warmupCosine } from './schedule.js';
+import { hardBatches, prepare, type Prepared } from './cross-data.js';
 import { loadTensors, saveTensors } from './tensor-file.js';
 import { appendFile } from 'node:fs/promises';
 
@@ -68,86 +63,6 @@ export interface CrossEpoch {
   seconds: number;
 }
 
-const rows = (v: Float32Array[], d: number) => {
-  const out = new Float32Array(v.length * d);
-  v.forEach((x, i) => out.set(x, i * d));
-  return out;
-};
-
-/** For each query row, the top k corpus rows by inner product (exclusions skipped), via Gemm in chunks. */
-async function topRows(q: Float32Array, nq: number, c: Float32Array, nc: number, d: number, k: number, exclude?: (qi: number, ci: number) => boolean) {
-  const out: { rows: number[]; scores: number[] }[] = [];
-  for (let s = 0; s < nq; s += 512) {
-    const n = Math.min(512, nq - s);
-    const sims = await matmul(mat(n, d, q.subarray(s * d, (s + n) * d)), mat(nc, d, c), false, true);
-    for (let i = 0; i < n; i++) {
-      const heap = new TopK(k);
-      for (let j = 0; j < nc; j++) if (!exclude?.(s + i, j)) heap.push(sims.data[i * nc + j]!, j);
-      const sorted = heap.sorted();
-      out.push({ rows: sorted.map((x) => x.row), scores: sorted.map((x) => x.score) });
-    }
-  }
-  return out;
-}
-
-interface Prepared {
-  train: { feats: BackboneFeatures[]; ids: Int32Array[]; captionImage: number[]; hard: Int32Array[] };
-  /** every dev caption with the bi-encoder's top k1 dev images and their scores */
-  dev: { feats: BackboneFeatures[]; queries: { ids: Int32Array; gt: number; candidates: number[]; stage1: number[] }[] };
-  vocab: Vocabulary;
-}
-
-type PrepareOptions = Pick<TrainCrossOptions, 'data' | 'pack' | 'cacheDir' | 'evalK1'>;
-
-/** One split through the pack's bi-encoder: backbone features, embeddings and token ids. */
-async function stage1Split(opts: PrepareOptions, bi: StarterEncoder, vocab: Vocabulary, split: string) {
-  const backbone = join(resolveModelSource(opts.pack).location, 'backbone.onnx');
-  await ensureBackbone(backbone, opts.cacheDir);
-  const ds = await readFlickr8k(opts.data, split);
-  const feats = await splitFeatures(ds, backbone, opts.cacheDir);
-  const index = new Map(ds.images.map((img, i) => [img.id, i]));
-  const captionImage = ds.captions.map((c) => index.get(c.imageId)!);
-  const imageEmb = await bi.embedFeatures(feats.map((f) => featureVector(f, bi.manifest.features ?? 'pooled')));
-  const textEmb = await bi.encodeTexts(ds.captions.map((c) => c.text));
-  return { ds, feats, captionImage, imageEmb, textEmb, ids: ds.captions.map((c) => vocab.encode(c.text)) };
-}
-
-async function devQueries(opts: PrepareOptions, bi: StarterEncoder, vocab: Vocabulary): Promise<Prepared['dev']> {
-  const dev = await stage1Split(opts, bi, vocab, 'dev');
-  const d = bi.dim;
-  const top = await topRows(rows(dev.textEmb, d), dev.textEmb.length, rows(dev.imageEmb, d), dev.imageEmb.length, d, opts.evalK1);
-  return { feats: dev.feats, queries: dev.ids.map((ids, c) => ({ ids, gt: dev.captionImage[c]!, candidates: top[c]!.rows, stage1: top[c]!.scores })) };
-}
-
-/** Dev queries with the bi-encoder's top k1, tokenised with `vocab`: what a cross-encoder is chosen on. */
-export async function prepareDev(opts: PrepareOptions, vocab: Vocabulary): Promise<Prepared['dev']> {
-  const bi = await StarterEncoder.load(resolveModelSource(opts.pack));
-  try {
-    return await devQueries(opts, bi, vocab);
-  } finally {
-    await bi.dispose();
-  }
-}
-
-export async function prepare(opts: PrepareOptions & Pick<TrainCrossOptions, 'hardPool' | 'pairMinCount' | 'onLog'>): Promise<Prepared> {
-  const log = opts.onLog ?? (() => {});
-  const pack = resolveModelSource(opts.pack).location;
-  const bi = await StarterEncoder.load(resolveModelSource(pack));
-  try {
-    const words = new Vocabulary(JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[]);
-    // the pairs come from train captions alone, like the words
-    const vocab = opts.pairMinCount > 0 ? words.withPairs((await readFlickr8k(opts.data, 'train')).captions.map((c) => c.text), opts.pairMinCount) : words;
-    const train = await stage1Split(opts, bi, vocab, 'train');
-    const dev = await devQueries(opts, bi, vocab);
-    const d = bi.dim;
-    log(`mining ${opts.hardPool} hard negatives for ${train.ds.captions.length} train captions with ${bi.id}`);
-    const hard = await topRows(rows(train.textEmb, d), train.textEmb.length, rows(train.imageEmb, d), train.imageEmb.length, d, opts.hardPool, (qi, ci) => train.captionImage[qi] === ci);
-    return { vocab, train: { feats: train.feats, ids: train.ids, captionImage: train.captionImage, hard: hard.map((h) => Int32Array.from(h.rows)) }, dev };
-  } finally {
-    await bi.dispose();
-  }
-}
-
 /** Weighted-fusion weights tried on dev; the pack records the best one for the engine. */
 const ALPHAS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
@@ -176,38 +91,6 @@ export async function evaluateCross(heads: CrossHead[], s: Standardiser, dev: Pr
   const alpha = ALPHAS.reduce((best, a) => (rsum(m.get(`weighted ${a}`)!) > rsum(m.get(`weighted ${best}`)!) ? a : best));
   const weighted = m.get(`weighted ${alpha}`)!;
   return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, score: rsum(weighted) };
-}
-
-/**
- * Batches of distinct images: random seeds, and with probability `hard` beside a seed one of
- * the bi-encoder's top wrong images for one of its captions, so in-batch negatives include the
- * near misses stage 2 exists to sort out (ALBEF/BLIP mine theirs from the contrastive scores).
- */
-function hardBatches(train: Prepared['train'], captionsOf: number[][], batchSize: number, hard: number, rand: () => number): number[][] {
-  const order = shuffle(train.feats.length, rand);
-  const batches: number[][] = [];
-  let batch: number[] = [];
-  let inBatch = new Set<number>();
-  const add = (img: number) => {
-    batch.push(img);
-    inBatch.add(img);
-    if (batch.length === batchSize) {
-      batches.push(batch);
-      batch = [];
-      inBatch = new Set();
-    }
-  };
-  for (const seed of order) {
-    if (inBatch.has(seed)) continue;
-    add(seed);
-    if (batch.length === 0 || rand() >= hard) continue;
-    const caps = captionsOf[seed]!;
-    const pool = train.hard[caps[Math.floor(rand() * caps.length)]!]!;
-    const free = Array.from(pool).filter((i) => !inBatch.has(i));
-    if (free.length > 0) add(free[Math.floor(rand() * free.length)]!);
-  }
-  if (batch.length >= 2) batches.push(batch);
-  return batches;
 }
 
 const colSums = (m: Mat) => {
