@@ -100,7 +100,7 @@ const colSums = (m: Mat) => {
 };
 
 /** Loss and gradients of one batch: image u matches caption u, every other image is a negative. */
-async function batchStep(params: Params, config: CrossConfig, inputs: { cells: Float32Array; pooled: Float32Array }, captions: Int32Array[]) {
+export async function batchStep(params: Params, config: CrossConfig, inputs: { cells: Float32Array; pooled: Float32Array }, captions: Int32Array[]) {
   const raw = await regionRows(params, config.dim, inputs);
   const R = normalizeRows(raw);
   const tokRaw = stackTokens(params, config.dim, captions);

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { initDualEncoder, lossAndGrads, mat, seeded, type DualEncoderConfig } from '../../src/train/dual-encoder.js';
 import { matmul, matmulJs } from '../../src/train/matmul.js';
+import { initCross } from '../../src/train/cross-encoder-model.js';
+import { batchStep } from '../../src/train/train-cross.js';
 
 function batch(config: DualEncoderConfig, B: number, seed: number) {
   const rand = seeded(seed);
@@ -71,5 +73,36 @@ describe('matmul', () => {
       for (let k = 0; k < want.data.length; k++) assert.ok(Math.abs(got.data[k]! - want.data[k]!) < 1e-4);
     }
     assert.throws(() => matmulJs(A, A), /inner sizes/);
+  });
+});
+
+describe('cross-encoder training step gradients', () => {
+  it('match finite differences for tokens, both projections and the temperature', async () => {
+    const config = { vocabSize: 6, dim: 4, lambda: 3 };
+    const params = initCross(config, 2);
+    params.get('logScale')![0] = 1; // a soft softmax, so differences are informative
+    const rand = seeded(8);
+    const u = 3;
+    const inputs = { cells: Float32Array.from({ length: u * 16 * 480 }, () => rand() * 2 - 1), pooled: Float32Array.from({ length: u * 560 }, () => rand() * 2 - 1) };
+    const captions = [Int32Array.from([1, 2]), Int32Array.from([3]), Int32Array.from([4, 5, 4])];
+    const { grads } = await batchStep(params, config, inputs, captions);
+    const eps = 1e-3;
+    let checked = 0;
+    for (const [name, p] of params) {
+      const g = grads.get(name)!;
+      assert.ok(g, `gradient for ${name}`);
+      for (let i = 0; i < p.length; i += Math.max(1, Math.floor(p.length / 5))) {
+        const keep = p[i]!;
+        p[i] = keep + eps;
+        const up = (await batchStep(params, config, inputs, captions)).loss;
+        p[i] = keep - eps;
+        const down = (await batchStep(params, config, inputs, captions)).loss;
+        p[i] = keep;
+        const numeric = (up - down) / (2 * eps);
+        assert.ok(Math.abs(numeric - g[i]!) < 2e-3 + 3e-2 * Math.abs(numeric), `${name}[${i}]: analytic ${g[i]} vs numeric ${numeric}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 25, `checked ${checked}`);
   });
 });
