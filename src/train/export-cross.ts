@@ -25,6 +25,8 @@ export interface ExportCrossOptions {
   data: string;
   cacheDir: string;
   evalK1: number;
+  /** the command line that asked for this export, recorded in the manifest */
+  command?: string;
 }
 
 async function readHead(runDir: string) {
@@ -66,6 +68,7 @@ export async function exportCross(opts: ExportCrossOptions): Promise<{ alpha: nu
     file: 'cross_encoder.bin',
     vocabulary: 'cross_vocab.json',
     regions: '4x4 grid cells + pooled vector, projected to each head\'s dim, unit length; stored fp16 beside an index by duo index --reranker',
+    ...(opts.command ? { exportedBy: opts.command } : {}),
     score: heads.length > 1 ? 'mean of the heads\' attention scores' : 'attention score',
     heads: heads.map((h) => ({ ...h.head.config, run: h.run.id, hyper: h.run.params.hyper, command: h.run.params.command, bestEpoch: h.bestEpoch })),
     // weighted fusion with stage 1 at the α that scored best on dev: the engine's default for this model

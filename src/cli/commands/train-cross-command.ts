@@ -58,7 +58,7 @@ export function registerTrainCross(program: Command): void {
       });
       console.log(`run: ${runDir}; best epoch ${best?.epoch}`);
       if (o.export) {
-        const { alpha, dev } = await exportCross({ runDirs: [runDir], pack: resolve(String(o.pack)), data: String(o.data), cacheDir: String(o.cache), evalK1: Number(o.evalK1) });
+        const { alpha, dev } = await exportCross({ runDirs: [runDir], pack: resolve(String(o.pack)), data: String(o.data), cacheDir: String(o.cache), evalK1: Number(o.evalK1), command: `duo ${process.argv.slice(2).join(' ')}` });
         console.log(`cross-encoder added to ${o.pack}: dev t→i R@1 ${dev.stage1['R@1'].toFixed(2)} stage 1, ${dev.weighted['R@1'].toFixed(2)} hybrid (weighted, α ${alpha})`);
       }
     });
@@ -76,7 +76,7 @@ export function registerExportCross(program: Command): void {
     .option('--eval-k1 <n>', 'candidates reranked in dev evaluation', positiveInt('--eval-k1'), 100)
     .action(async (runs: string[], o: { runs: string; pack: string; data: string; cache: string; evalK1: number }) => {
       const runDirs = runs.map((r) => (existsSync(r) ? r : join(o.runs, r)));
-      const { alpha, dev } = await exportCross({ runDirs, pack: resolve(o.pack), data: o.data, cacheDir: o.cache, evalK1: o.evalK1 });
+      const { alpha, dev } = await exportCross({ runDirs, pack: resolve(o.pack), data: o.data, cacheDir: o.cache, evalK1: o.evalK1, command: `duo ${process.argv.slice(2).join(' ')}` });
       const f = (m: { 'R@1': number; 'R@5': number; 'R@10': number }) => `${m['R@1'].toFixed(2)}/${m['R@5'].toFixed(2)}/${m['R@10'].toFixed(2)}`;
       console.log(`cross-encoder from ${runDirs.join(', ')} → ${o.pack}`);
       console.log(`dev t→i R@1/5/10: stage 1 ${f(dev.stage1)}, stage 2 alone ${f(dev.replace)}, weighted (α ${alpha}) ${f(dev.weighted)}, rrf ${f(dev.rrf)}`);
