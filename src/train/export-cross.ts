@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import type { CrossHead, Standardiser } from './cross-encoder-model.js';
 import type { Params } from './layers.js';
 import { readRun } from './runs.js';
-import { loadTensors, saveTensors } from './tensor-file.js';
+import { asStored, loadTensors, saveTensors, type Storage } from './tensor-file.js';
 import { prepareDev } from './cross-data.js';
 import { evaluateCross } from './train-cross.js';
 
@@ -53,20 +53,28 @@ export async function exportCross(opts: ExportCrossOptions): Promise<{ alpha: nu
     }
   }
   const std = Object.fromEntries(heads[0]!.std) as unknown as Standardiser;
+  // the pack stores token tables as int8 rows (they are normalised before use) and weights as
+  // float16; dev measures the model as stored, not as trained
+  const storage = (i: number) => (name: string): Storage => (name === 'tokens' ? { q8: heads[i]!.head.config.dim } : 'f16');
+  const stored = heads.map((h, i) => ({ config: h.head.config, params: new Map([...h.head.params].map(([k, v]) => [k, asStored(v, storage(i)(k))])) }));
   const dev = await prepareDev({ data: opts.data, pack: opts.pack, cacheDir: opts.cacheDir, evalK1: opts.evalK1 }, new Vocabulary(longest.tokens));
-  const result = await evaluateCross(heads.map((h) => h.head), std, dev);
+  const result = await evaluateCross(stored, std, dev);
 
   const tensors: Params = new Map([...heads[0]!.std].map(([k, v]) => [`std.${k}`, v]));
   heads.forEach((h, i) => {
     for (const [k, v] of h.head.params) tensors.set(`h${i}.${k}`, v);
   });
-  await saveTensors(join(opts.pack, 'cross_encoder.bin'), tensors);
+  await saveTensors(join(opts.pack, 'cross_encoder.bin'), tensors, (name) => {
+    const m = /^h(\d+)\.(.+)$/.exec(name);
+    return m ? storage(Number(m[1]))(m[2]!) : 'f32';
+  });
   await writeFileAtomic(join(opts.pack, 'cross_vocab.json'), `${JSON.stringify(longest.tokens)}\n`);
   const manifestPath = join(opts.pack, 'manifest.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
   const section: CrossManifest & Record<string, unknown> = {
     file: 'cross_encoder.bin',
     vocabulary: 'cross_vocab.json',
+    storage: 'token tables int8 per row, weights float16, standardiser float32',
     regions: '4x4 grid cells + pooled vector, projected to each head\'s dim, unit length; stored fp16 beside an index by duo index --reranker',
     ...(opts.command ? { exportedBy: opts.command } : {}),
     score: heads.length > 1 ? 'mean of the heads\' attention scores' : 'attention score',

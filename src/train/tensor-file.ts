@@ -1,17 +1,82 @@
-/** Named Float32 tensors in one file: u32 header length, JSON [{name, length}], then the data. Written atomically. */
+/**
+ * Named tensors in one file: u32 header length, JSON [{name, length, dtype?, cols?}], then the
+ * data, each tensor padded to 4 bytes. Written atomically; always read back as Float32.
+ * Stored as float32 by default; a shipped model can keep a tensor as float16, or as int8 rows
+ * with one float32 scale per row (`q8`: for tables of vectors that are normalised before use,
+ * where a per-row scale loses nothing that matters), which is what keeps the pack small.
+ */
 import { readFile } from 'node:fs/promises';
 import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { fromHalf, toHalf } from '../util/float16.js';
 
-export async function saveTensors(path: string, tensors: Map<string, Float32Array>): Promise<void> {
-  const entries = [...tensors].map(([name, t]) => ({ name, length: t.length }));
+export type Storage = 'f32' | 'f16' | { q8: number };
+
+interface Entry {
+  name: string;
+  length: number;
+  dtype?: 'f16' | 'q8';
+  /** q8: the row length */
+  cols?: number;
+}
+
+const pad4 = (n: number) => (4 - (n % 4)) % 4;
+
+function quantizeRows(t: Float32Array, cols: number): { scales: Float32Array; q: Int8Array } {
+  if (t.length % cols !== 0) throw new Error(`q8: ${t.length} values are not rows of ${cols}`);
+  const rows = t.length / cols;
+  const scales = new Float32Array(rows);
+  const q = new Int8Array(t.length);
+  for (let r = 0; r < rows; r++) {
+    let max = 0;
+    for (let j = 0; j < cols; j++) max = Math.max(max, Math.abs(t[r * cols + j]!));
+    const scale = max / 127 || 1;
+    scales[r] = scale;
+    for (let j = 0; j < cols; j++) q[r * cols + j] = Math.round(t[r * cols + j]! / scale);
+  }
+  return { scales, q };
+}
+
+function dequantizeRows(scales: Float32Array, q: Int8Array, cols: number): Float32Array {
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor(i / cols)]!;
+  return out;
+}
+
+/** The values a tensor saved with `storage` is read back as. */
+export function asStored(t: Float32Array, storage: Storage): Float32Array {
+  if (storage === 'f32') return t;
+  if (storage === 'f16') return fromHalf(toHalf(t));
+  const { scales, q } = quantizeRows(t, storage.q8);
+  return dequantizeRows(scales, q, storage.q8);
+}
+
+export async function saveTensors(path: string, tensors: Map<string, Float32Array>, storage: (name: string) => Storage = () => 'f32'): Promise<void> {
+  const entries: Entry[] = [];
+  const data: Uint8Array[] = [];
+  const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  for (const [name, t] of tensors) {
+    const s = storage(name);
+    let parts: Uint8Array[];
+    if (s === 'f32') {
+      entries.push({ name, length: t.length });
+      parts = [bytes(t)];
+    } else if (s === 'f16') {
+      entries.push({ name, length: t.length, dtype: 'f16' });
+      parts = [bytes(toHalf(t))];
+    } else {
+      const { scales, q } = quantizeRows(t, s.q8);
+      entries.push({ name, length: t.length, dtype: 'q8', cols: s.q8 });
+      parts = [bytes(scales), bytes(q)];
+    }
+    const size = parts.reduce((n, p) => n + p.length, 0);
+    data.push(...parts, new Uint8Array(pad4(size)));
+  }
   const header = Buffer.from(JSON.stringify(entries));
-  const pad = (4 - ((4 + header.length) % 4)) % 4;
+  const pad = pad4(4 + header.length);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(header.length + pad);
-  const parts: Uint8Array[] = [len, header, Buffer.alloc(pad, 0x20)];
-  for (const t of tensors.values()) parts.push(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
-  await writeFileAtomic(path, parts);
+  await writeFileAtomic(path, [len, header, Buffer.alloc(pad, 0x20), ...data]);
 }
 
 export async function loadTensors(path: string): Promise<Map<string, Float32Array>> {
@@ -22,14 +87,28 @@ export async function loadTensors(path: string): Promise<Map<string, Float32Arra
     throw createError('FILE_NOT_FOUND', path);
   }
   const headerLength = buf.readUInt32LE(0);
-  const entries = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as { name: string; length: number }[];
-  const all = new Float32Array(buf.buffer.slice(buf.byteOffset + 4 + headerLength, buf.byteOffset + buf.length));
+  const entries = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as Entry[];
+  // copies, so every typed array is aligned whatever the Buffer's offset in its pool
+  const take = (at: number, n: number) => {
+    if (at + n > buf.length) throw createError('INDEX_CORRUPT', path, 'a tensor runs past the end');
+    return buf.buffer.slice(buf.byteOffset + at, buf.byteOffset + at + n);
+  };
   const out = new Map<string, Float32Array>();
-  let at = 0;
+  let at = 4 + headerLength;
   for (const e of entries) {
-    if (at + e.length > all.length) throw createError('INDEX_CORRUPT', path, `tensor ${e.name} runs past the end`);
-    out.set(e.name, all.slice(at, at + e.length));
-    at += e.length;
+    let size: number;
+    if (e.dtype === 'f16') {
+      size = 2 * e.length;
+      out.set(e.name, fromHalf(new Uint16Array(take(at, size))));
+    } else if (e.dtype === 'q8') {
+      const rows = e.length / e.cols!;
+      size = 4 * rows + e.length;
+      out.set(e.name, dequantizeRows(new Float32Array(take(at, 4 * rows)), new Int8Array(take(at + 4 * rows, e.length)), e.cols!));
+    } else {
+      size = 4 * e.length;
+      out.set(e.name, new Float32Array(take(at, size)));
+    }
+    at += size + pad4(size);
   }
   return out;
 }
