@@ -5,6 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../models/fixtures/onnx-writer.js';
+import { sessionOptions } from '../util/ort-session.js';
 
 export function topKGraph(): Uint8Array {
   return encodeModel({
@@ -30,10 +31,7 @@ export class OrtTopK {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async create(options: { threads?: number } = {}): Promise<OrtTopK> {
-    const session = await ort.InferenceSession.create(topKGraph(), {
-      intraOpNumThreads: options.threads ?? 0,
-      graphOptimizationLevel: 'all',
-    });
+    const session = await ort.InferenceSession.create(topKGraph(), sessionOptions({ intraOpNumThreads: options.threads ?? 0 }));
     return new OrtTopK(session);
   }
 

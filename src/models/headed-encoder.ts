@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { createError } from '../errors.js';
 import type { EncodeOptions, Encoder, ImageInput } from './encoder.js';
 import { contentId, requireFiles, resolveModelSource } from './model-source.js';
+import { sessionOptions } from '../util/ort-session.js';
 
 export const HEAD_FILES = ['head.json', 'image_head.onnx', 'text_head.onnx'];
 
@@ -49,8 +50,8 @@ export class HeadedEncoder implements Encoder {
       throw createError('MODEL_UNSUPPORTED', source.location, `head was trained on ${manifest.baseId}, not ${base.id}`);
     }
     const [imageHead, textHead] = await Promise.all([
-      ort.InferenceSession.create(join(source.location, 'image_head.onnx')),
-      ort.InferenceSession.create(join(source.location, 'text_head.onnx')),
+      ort.InferenceSession.create(join(source.location, 'image_head.onnx'), sessionOptions()),
+      ort.InferenceSession.create(join(source.location, 'text_head.onnx'), sessionOptions()),
     ]);
     return new HeadedEncoder(`${base.id}+${await contentId(source, HEAD_FILES)}`, base, manifest, imageHead, textHead);
   }

@@ -5,6 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../models/fixtures/onnx-writer.js';
+import { sessionOptions } from '../util/ort-session.js';
 
 export interface Mat {
   data: Float32Array;
@@ -54,7 +55,7 @@ function gemmSession(transA: boolean, transB: boolean): Promise<ort.InferenceSes
       ],
       outputs: [{ name: 'C', type: 'float', shape: ['m', 'n'] }],
     });
-    s = ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+    s = ort.InferenceSession.create(bytes, sessionOptions());
     sessions.set(key, s);
   }
   return s;

@@ -79,7 +79,8 @@ export async function evaluateCross(heads: CrossHead[], s: Standardiser, dev: Pr
       continue;
     }
     const s2 = Array.from((await crossScores(heads, [q.ids], q.candidates.map((c) => regions[c]!))).data);
-    const rankOf = (fused: number[]) => 1 + fused.filter((v, i) => i !== at && v >= fused[at]!).length;
+    // ordered as the engine orders them: by fused score, ties in stage-1 order
+    const rankOf = (fused: number[]) => 1 + fused.filter((v, i) => v > fused[at]! || (v === fused[at]! && i < at)).length;
     ranks.get('stage1')!.push(rankOf(q.stage1));
     ranks.get('replace')!.push(rankOf(s2));
     ranks.get('rrf')!.push(rankOf(fuse(q.stage1, s2, 'rrf')));

@@ -18,6 +18,7 @@ import { LruCache } from '../../util/lru.js';
 import type { ImageInput } from '../encoder.js';
 import { contentId, requireFiles, resolveModelSource } from '../model-source.js';
 import { guardedBatches, type CrossEncoder, type RerankCandidate, type RerankOptions, type RerankQuery, type RerankResult } from '../reranker.js';
+import { sessionOptions } from '../../util/ort-session.js';
 
 export const BLIP_REQUIRED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'onnx/vision_model.onnx', 'onnx/text_itm.onnx'];
 
@@ -58,7 +59,7 @@ export class BlipItmReranker implements CrossEncoder {
     const tokenizer = await AutoTokenizer.from_pretrained(source.location, { local_files_only: true });
     const config = JSON.parse(await readFile(join(source.location, 'preprocessor_config.json'), 'utf8')) as ConstructorParameters<typeof ImageProcessor>[0];
     const processor = new ImageProcessor(config);
-    const opts = { graphOptimizationLevel: 'all' as const };
+    const opts = sessionOptions();
     const itcPath = join(source.location, 'onnx', 'text_itc.onnx');
     if ((options.itcWeight ?? 0) > 0 && !existsSync(itcPath)) throw createError('MODEL_NOT_FOUND', source.location, 'onnx/text_itc.onnx (needed for itcWeight > 0)');
     const [vision, itm, itc] = await Promise.all([

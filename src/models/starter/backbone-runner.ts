@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { DecodedImage } from '../../data/image-loader.js';
 import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, GRID } from './backbone.js';
+import { sessionOptions } from '../../util/ort-session.js';
 
 export interface BackboneFeatures {
   /** backbone_mean (480) then class_max (80) */
@@ -55,7 +56,7 @@ export class BackboneRunner {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async load(onnx: string | Uint8Array, threads = 0): Promise<BackboneRunner> {
-    const options = { intraOpNumThreads: threads, graphOptimizationLevel: 'all' as const };
+    const options = sessionOptions({ intraOpNumThreads: threads });
     const session = typeof onnx === 'string' ? await ort.InferenceSession.create(onnx, options) : await ort.InferenceSession.create(onnx, options);
     return new BackboneRunner(session);
   }

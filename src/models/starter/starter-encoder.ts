@@ -12,6 +12,7 @@ import { inBatches, type EncodeOptions, type Encoder, type ImageInput } from '..
 import { contentId, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
+import { sessionOptions } from '../../util/ort-session.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
 /** what the id hashes: the weights and vocabulary, not the manifest (adding a cross-encoder to a pack keeps its indexes valid) */
@@ -45,7 +46,7 @@ export class StarterEncoder implements Encoder {
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as StarterManifest;
     if (manifest.version !== 1) throw createError('MODEL_UNSUPPORTED', dir, `starter pack version ${manifest.version}`);
     const vocab = new Vocabulary(JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[]);
-    const opts = { graphOptimizationLevel: 'all' as const };
+    const opts = sessionOptions();
     const [text, head, backbone] = await Promise.all([
       ort.InferenceSession.create(join(dir, 'text_model.onnx'), opts),
       ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
