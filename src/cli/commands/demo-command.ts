@@ -48,7 +48,7 @@ export function registerDemo(program: Command): void {
       const captionEngine = await SearchEngine.open(captionIndex, { encoder, reranker });
       const image = ds.images[0]!;
       const [byImage] = await captionEngine.search([{ image: join(root, image.id) }], { k2: 5, mode });
-      console.log(`image → captions: ${image.id}  (${mode}, ${byImage!.latencyMs.total.toFixed(1)} ms; its own captions end in #0–#4)`);
+      console.log(`image → captions: ${image.id}  (${mode}, ${byImage!.latencyMs.total.toFixed(1)} ms; its own captions are ${image.id}#0–#4)`);
       console.log(formatTable(['rank', 'score', 'caption id', 'caption'], byImage!.results.map((h) => [h.rank, h.score, h.id, h.text ?? ''])));
       await engine.close(); // closes the models both engines share
     });
