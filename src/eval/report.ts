@@ -95,7 +95,7 @@ function markdown(report: Record<string, unknown>, main: HybridEvalResult, ce: H
   lines.push(`# Evaluation report: ${report.dataset} ${report.split}`, '');
   lines.push(`${report.images} images, ${report.captions} captions. Encoder \`${report.encoder}\`, cross-encoder \`${report.reranker}\`.`);
   lines.push(`Command: \`${(report as { command?: string }).command ?? ''}\`${(report as { commit?: string }).commit ? ` at commit \`${(report as { commit?: string }).commit}\`` : ''}.`, '');
-  lines.push('Hybrid: the bi-encoder\'s top k1 are rescored by the cross-encoder and reordered by the fusion; below k1 the stage-1 order stays. Recall@K is also the recall of a result list of k2 = K. Ties count against the query.', '');
+  lines.push('Hybrid: the bi-encoder\'s top k1 are rescored by the cross-encoder and reordered by the fusion; below k1 the stage-1 order stays. Recall@K is also the recall of a result list of k2 = K. Stage-1 ties count against the query; equal fused scores keep their stage-1 order, as the engine orders them.', '');
   for (const dir of DIRECTIONS) {
     if (!main.stage1[dir]) continue;
     lines.push(`## ${LABEL[dir]}`, '');
