@@ -21,7 +21,8 @@ import { mat, matmul, type Mat } from './matmul.js';
 import { writeJson } from './runs.js';
 import { warmupCosine } from './schedule.js';
 import { hardBatches, prepare, type Prepared } from './cross-data.js';
-import { loadTensors, saveTensors } from './tensor-file.js';
+import { saveTensors } from './tensor-file.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { appendFile } from 'node:fs/promises';
 
 export interface TrainCrossOptions {
@@ -157,9 +158,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   let state = { epoch: 0, best: -1, bestEpoch: 0, bad: 0, adamStep: 0 };
   if (opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) {
     state = JSON.parse(readFileSync(join(opts.runDir, 'checkpoint.json'), 'utf8')) as typeof state;
-    const t = await loadTensors(join(opts.runDir, 'checkpoint.bin'));
-    params = new Map([...t].filter(([k]) => !k.startsWith('adam.')));
-    adam = { step: state.adamStep, m: new Map([...t].filter(([k]) => k.startsWith('adam.m.')).map(([k, v]) => [k.slice(7), v])), v: new Map([...t].filter(([k]) => k.startsWith('adam.v.')).map(([k, v]) => [k.slice(7), v])) };
+    ({ params, adam } = await loadCheckpoint(join(opts.runDir, 'checkpoint.bin'), state.adamStep));
     log(`resumed after epoch ${state.epoch}`);
   } else {
     await writeJson(join(opts.runDir, 'params.json'), {
@@ -224,10 +223,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     } else state.bad++;
     state.epoch = epoch;
     state.adamStep = adam.step;
-    const ck: Params = new Map(params);
-    for (const [k, v] of adam.m) ck.set(`adam.m.${k}`, v);
-    for (const [k, v] of adam.v) ck.set(`adam.v.${k}`, v);
-    await saveTensors(join(opts.runDir, 'checkpoint.bin'), ck);
+    await saveCheckpoint(join(opts.runDir, 'checkpoint.bin'), params, adam);
     await writeJson(join(opts.runDir, 'checkpoint.json'), state);
     const f = (r: RankMetrics) => `${r['R@1'].toFixed(1)}/${r['R@5'].toFixed(1)}/${r['R@10'].toFixed(1)}`;
     log(`epoch ${epoch}: loss ${m.loss.toFixed(3)} acc ${(100 * m.trainAccuracy).toFixed(1)}% | dev t→i R@1/5/10 stage1 ${f(dev.stage1)} replace ${f(dev.replace)} weighted (α ${dev.alpha}) ${f(dev.weighted)} rrf ${f(dev.rrf)}${improved ? ' *' : ''} | ${m.seconds.toFixed(1)} s`);

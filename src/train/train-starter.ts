@@ -13,12 +13,13 @@ import { featureDim, featureVector, type FeatureKind } from '../models/starter/b
 import { Vocabulary } from '../models/starter/vocab.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
-import type { HeadKind, Params } from './layers.js';
+import type { HeadKind } from './layers.js';
 import { mat } from './matmul.js';
 import { shuffle, warmupCosine } from './schedule.js';
 import { appendMetrics, writeJson, type EpochMetrics } from './runs.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
-import { loadTensors, saveTensors } from './tensor-file.js';
+import { saveTensors } from './tensor-file.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export interface TrainOptions {
   data: string;
@@ -183,13 +184,9 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
 
   if (opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) {
     state = JSON.parse(readFileSync(join(opts.runDir, 'checkpoint.json'), 'utf8')) as Checkpoint;
-    const tensors = await loadTensors(join(opts.runDir, 'checkpoint.bin'));
-    for (const [k, v] of tensors) {
-      if (k.startsWith('adam.m.')) adam.m.set(k.slice(7), v);
-      else if (k.startsWith('adam.v.')) adam.v.set(k.slice(7), v);
-      else model.params.set(k, v);
-    }
-    adam = { ...adam, step: state.adamStep };
+    const saved = await loadCheckpoint(join(opts.runDir, 'checkpoint.bin'), state.adamStep);
+    for (const [k, v] of saved.params) model.params.set(k, v);
+    adam = saved.adam;
     log(`resumed ${opts.runDir} after epoch ${state.epoch} (best dev rsum ${state.bestRsum.toFixed(1)} at epoch ${state.bestEpoch})`);
   } else {
     await writeJson(paramsPath, {
@@ -274,10 +271,7 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
     } else state.badEpochs++;
     state.epoch = epoch;
     state.adamStep = adam.step;
-    const tensors: Params = new Map(model.params);
-    for (const [k, v] of adam.m) tensors.set(`adam.m.${k}`, v);
-    for (const [k, v] of adam.v) tensors.set(`adam.v.${k}`, v);
-    await saveTensors(join(opts.runDir, 'checkpoint.bin'), tensors);
+    await saveCheckpoint(join(opts.runDir, 'checkpoint.bin'), model.params, adam);
     await writeJson(join(opts.runDir, 'checkpoint.json'), state);
     log(
       `epoch ${epoch}: loss ${m.loss.toFixed(3)} acc ${(100 * m.trainAccuracy).toFixed(1)}% | dev t→i R@1/5/10 ${devMetrics.textToImage['R@1'].toFixed(1)}/${devMetrics.textToImage['R@5'].toFixed(1)}/${devMetrics.textToImage['R@10'].toFixed(1)} ` +
