@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { asStored, loadTensors, saveTensors } from '../../src/train/tensor-file.js';
 import { tempDir } from '../helpers.js';
 
@@ -32,5 +33,17 @@ describe('tensor files', () => {
     await saveTensors(path, new Map([['a', rows]]));
     writeFileSync(path, readFileSync(path).subarray(0, 30));
     await assert.rejects(loadTensors(path), /t\.bin.*runs past the end/);
+  });
+});
+
+describe('training checkpoints', () => {
+  it('give back the parameters and the AdamW state they were saved with', async () => {
+    const path = join(tempDir(), 'checkpoint.bin');
+    const params = new Map([['w', Float32Array.from([1, 2])], ['adam.like', Float32Array.from([3])]]);
+    const adam = { step: 7, m: new Map([['w', Float32Array.from([0.1, 0.2])]]), v: new Map([['w', Float32Array.from([0.01, 0.02])]]) };
+    await saveCheckpoint(path, params, adam);
+    const back = await loadCheckpoint(path, 7);
+    assert.deepEqual(back.params, params, 'a parameter whose name starts with "adam." but not "adam.m."/"adam.v." stays a parameter');
+    assert.deepEqual(back.adam, adam);
   });
 });
