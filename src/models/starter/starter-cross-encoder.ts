@@ -1,8 +1,9 @@
 /**
  * The starter cross-encoder behind the CrossEncoder interface: caption tokens attend over an
  * image's 17 projected regions (src/train/cross-attention.ts, all candidates of a batch at once
- * by src/train/batched-attention.ts). Regions come from the index
- * when it stored them (`duo index --reranker`), else from the backbone, cached by id.
+ * by src/train/batched-attention.ts); with several heads, the mean of their scores. Regions come
+ * from the index when it stored them (`duo index --reranker`), else from the backbone, cached
+ * by id.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
