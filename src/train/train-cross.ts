@@ -19,6 +19,7 @@ import { MAX_LOG_SCALE, seeded } from './dual-encoder.js';
 import { contrastive, normalizeRows, normalizeRowsBackward, type Params } from './layers.js';
 import { mat, matmul, type Mat } from './matmul.js';
 import { writeJson } from './runs.js';
+import { dropFeatures, dropWords } from './dropout.js';
 import { warmupCosine } from './schedule.js';
 import { hardBatches, prepare, type Prepared } from './cross-data.js';
 import { saveTensors } from './tensor-file.js';
@@ -191,17 +192,11 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
       for (const batch of hardBatches(train, captionsOf, opts.batchSize, opts.hard, rand)) {
         const captions = batch.map((img) => {
           const caps = captionsOf[img]!;
-          const ids = train.ids[caps[Math.floor(rand() * caps.length)]!]!;
-          if (opts.wordDropout <= 0 || ids.length < 2) return ids;
-          const kept = ids.filter(() => rand() >= opts.wordDropout);
-          return kept.length > 0 ? Int32Array.from(kept) : ids;
+          return dropWords(train.ids[caps[Math.floor(rand() * caps.length)]!]!, opts.wordDropout, rand);
         });
-        if (captions.some((ids) => ids.length === 0)) continue; // no known word: nothing to attend from
         const inputs = regionInputs(batch.map((i) => train.feats[i]!), std);
-        if (opts.featureDropout > 0) {
-          const keep = 1 - opts.featureDropout;
-          for (const x of [inputs.cells, inputs.pooled]) for (let i = 0; i < x.length; i++) x[i] = rand() < keep ? x[i]! / keep : 0;
-        }
+        dropFeatures(inputs.cells, opts.featureDropout, rand);
+        dropFeatures(inputs.pooled, opts.featureDropout, rand);
         const { loss, accuracy, grads } = await batchStep(params, config, inputs, captions);
         adamwStep(params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, warmupCosine(adam.step, totalSteps, opts.lr, 0.03));
         const ls = params.get('logScale')!;

@@ -15,6 +15,7 @@ import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
 import type { HeadKind } from './layers.js';
 import { mat } from './matmul.js';
+import { dropFeatures, dropWords } from './dropout.js';
 import { shuffle, warmupCosine } from './schedule.js';
 import { appendMetrics, writeJson, type EpochMetrics } from './runs.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
@@ -221,22 +222,14 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
         const d = train.dim;
         const x = mat(rows.length, d);
         rows.forEach((r, i) => x.data.set(train.x.subarray(r * d, (r + 1) * d), i * d));
-        if (opts.featureDropout > 0) {
-          const keep = 1 - opts.featureDropout;
-          for (let i = 0; i < x.data.length; i++) x.data[i] = rand() < keep ? x.data[i]! / keep : 0;
-        }
+        dropFeatures(x.data, opts.featureDropout, rand);
         const picks = rows.map((r) => {
           const caps = captionsOf[r]!;
           return caps[(pass + Math.floor(rand() * caps.length)) % caps.length]!;
         });
         const texts: TextBatch = train.textX
           ? denseRows(train.textX, train.textDim!, picks)
-          : picks.map((c) => {
-              const ids = train.flatCaptions[c]!;
-              if (opts.wordDropout <= 0 || ids.length < 2) return ids;
-              const kept = ids.filter(() => rand() >= opts.wordDropout);
-              return kept.length > 0 ? Int32Array.from(kept) : ids;
-            });
+          : picks.map((c) => dropWords(train.flatCaptions[c]!, opts.wordDropout, rand));
         const { loss, accuracy, grads } = await lossAndGrads(model, x, texts);
         lr = warmupCosine(state.step, totalSteps, opts.lr, 0.03);
         adamwStep(model.params, grads, adam, { lr: opts.lr, weightDecay: opts.weightDecay, decay }, lr);
