@@ -4,7 +4,7 @@
  * (bench/search.bench.ts) measures both so the index can use whichever is faster.
  */
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../models/fixtures/onnx-writer.js';
+import { encodeModel } from '../onnx/writer.js';
 import { sessionOptions } from '../util/ort-session.js';
 
 export function topKGraph(): Uint8Array {

@@ -4,7 +4,7 @@
  * the gradient tests, run in plain JavaScript. Both paths are tested to agree.
  */
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../models/fixtures/onnx-writer.js';
+import { encodeModel } from '../onnx/writer.js';
 import { sessionOptions } from '../util/ort-session.js';
 
 export interface Mat {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { readFlickr8k } from '../data/readers/flickr8k.js';
 import type { RankMetrics } from '../eval/metrics.js';
 import { evaluateEmbeddings, rsum } from '../eval/retrieval-eval.js';
-import { encodeModel } from '../models/fixtures/onnx-writer.js';
+import { encodeModel } from '../onnx/writer.js';
 import type { Encoder } from '../models/encoder.js';
 import { headGraph } from '../models/starter/export-pack.js';
 import { writeFileAtomic } from '../util/atomic-write.js';

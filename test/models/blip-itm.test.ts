@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuoError } from '../../src/errors.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
-import { colourBlipFiles } from '../../src/models/fixtures/colour-blip.js';
+import { colourBlipFiles } from '../fixtures/colour-blip.js';
 import { guardedBatches } from '../../src/models/reranker.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runRerankerContract } from '../contracts/reranker.contract.js';

@@ -4,7 +4,7 @@ import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuoError } from '../../src/errors.js';
-import { colourClipFiles, SIGLIP_TEXT_LENGTH } from '../../src/models/fixtures/colour-clip.js';
+import { colourClipFiles, SIGLIP_TEXT_LENGTH } from '../fixtures/colour-clip.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../../errors.js';
-import { encodeModel } from '../fixtures/onnx-writer.js';
+import { encodeModel } from '../../onnx/writer.js';
 import { readTfjsGraph } from './tfjs-graph.js';
 import { convertTfjsToOnnx } from './tfjs-to-onnx.js';
 

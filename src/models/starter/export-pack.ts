@@ -12,8 +12,8 @@ import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../../train
 import type { HeadSpec, Params } from '../../train/layers.js';
 import { readRun } from '../../train/runs.js';
 import { loadTensors } from '../../train/tensor-file.js';
-import { encodeModel, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
-import { maskedMean } from '../fixtures/graph-parts.js';
+import { encodeModel, type NodeInit, type TensorInit } from '../../onnx/writer.js';
+import { maskedMean } from '../../onnx/graph-parts.js';
 import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';

@@ -8,7 +8,7 @@
  * refused by name.
  */
 import { createError } from '../../errors.js';
-import { type GraphInit, type NodeInit, type TensorInit } from '../fixtures/onnx-writer.js';
+import { type GraphInit, type NodeInit, type TensorInit } from '../../onnx/writer.js';
 import { attrInts, attrString, attrStrings, type TfGraph, type TfNode, type TfWeight } from './tfjs-graph.js';
 
 export interface ConvertOptions {
