@@ -1,5 +1,5 @@
 /** AdamW (Loshchilov & Hutter): Adam moments with decoupled weight decay on the names `decay` accepts. */
-import type { Params } from './layers.js';
+import type { Params } from '../models/tensor-file.js';
 
 export interface AdamWOptions {
   lr: number;

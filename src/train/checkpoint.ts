@@ -1,7 +1,6 @@
 /** A training checkpoint: parameters and AdamW moments in one tensor file, so a killed run resumes exactly. */
 import type { AdamWState } from './adamw.js';
-import type { Params } from './layers.js';
-import { loadTensors, saveTensors } from './tensor-file.js';
+import { loadTensors, saveTensors, type Params } from '../models/tensor-file.js';
 
 export async function saveCheckpoint(path: string, params: Params, adam: AdamWState): Promise<void> {
   const tensors: Params = new Map(params);

@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readFlickr8k } from '../data/readers/flickr8k.js';
 import { TopK } from '../index/top-k.js';
+import { mat, matmul } from '../models/mat.js';
 import { featureVector, type BackboneFeatures } from '../models/starter/backbone-runner.js';
 import { StarterEncoder } from '../models/starter/starter-encoder.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { resolveModelSource } from '../models/model-source.js';
-import { mat, matmul } from './matmul.js';
 import { shuffle } from './schedule.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
 

@@ -4,8 +4,9 @@
  *   text:  mean of learned word vectors → head (linear or MLP) → L2 norm
  * and its loss and gradients for one batch (symmetric InfoNCE with a learnable temperature).
  */
-import { embeddingBag, embeddingBagBackward, headBackward, headForward, infoNce, initHead, normalizeRows, normalizeRowsBackward, type HeadKind, type HeadSpec, type Params } from './layers.js';
-import { mat, type Mat } from './matmul.js';
+import { mat, normalizeRows, type Mat } from '../models/mat.js';
+import type { Params } from '../models/tensor-file.js';
+import { embeddingBag, embeddingBagBackward, headBackward, headForward, infoNce, initHead, normalizeRowsBackward, type HeadKind, type HeadSpec } from './layers.js';
 import { seeded } from '../util/random.js';
 
 export interface DualEncoderConfig {

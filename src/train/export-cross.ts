@@ -10,12 +10,11 @@ import { join } from 'node:path';
 import { createError } from '../errors.js';
 import type { RankMetrics } from '../eval/metrics.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
+import type { CrossHead, Standardiser } from '../models/starter/cross-scoring.js';
 import { Vocabulary } from '../models/starter/vocab.js';
+import { asStored, loadTensors, saveTensors, type Params, type Storage } from '../models/tensor-file.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import type { CrossHead, Standardiser } from './cross-encoder-model.js';
-import type { Params } from './layers.js';
 import { readRun } from './runs.js';
-import { asStored, loadTensors, saveTensors, type Storage } from './tensor-file.js';
 import { prepareDev } from './cross-data.js';
 import { evaluateCross } from './train-cross.js';
 

@@ -1,11 +1,11 @@
 /**
  * The few layers the starter dual encoder needs, each with a hand-written backward pass
  * (checked against finite differences in test/train/gradients.test.ts). Node has no
- * training runtime; these are small enough to write and test by hand.
+ * training runtime; these are small enough to write and test by hand. Forward passes that
+ * inference needs too (row normalisation, the cross-encoder's attention) live in src/models/.
  */
-import { mat, matmul, type Mat } from './matmul.js';
-
-export type Params = Map<string, Float32Array>;
+import { mat, matmul, type Mat } from '../models/mat.js';
+import type { Params } from '../models/tensor-file.js';
 
 export type HeadKind = 'linear' | 'mlp';
 
@@ -87,20 +87,6 @@ export async function headBackward(params: Params, grads: Params, prefix: string
   acc(`${prefix}.l1.b`, colSums(dh));
   const dx = await matmul(dh, mat(spec.inDim, spec.hidden, params.get(`${prefix}.l1.W`)!), false, true);
   return spec.residual ? addResidual(dx, dOut) : dx;
-}
-
-/** Row-wise L2 normalisation; returns the normalised rows and the norms for backward. */
-export function normalizeRows(x: Mat): { y: Mat; norms: Float32Array } {
-  const y = mat(x.rows, x.cols);
-  const norms = new Float32Array(x.rows);
-  for (let i = 0; i < x.rows; i++) {
-    let s = 0;
-    for (let j = 0; j < x.cols; j++) s += x.data[i * x.cols + j]! ** 2;
-    const n = Math.max(Math.sqrt(s), 1e-12);
-    norms[i] = n;
-    for (let j = 0; j < x.cols; j++) y.data[i * x.cols + j] = x.data[i * x.cols + j]! / n;
-  }
-  return { y, norms };
 }
 
 /** d/dx of x/|x|: (dy − y·(y·dy)) / |x|. */

@@ -10,12 +10,12 @@ import type { RankMetrics } from '../eval/metrics.js';
 import { evaluateEmbeddings, rsum } from '../eval/retrieval-eval.js';
 import { encodeModel } from '../onnx/writer.js';
 import type { Encoder } from '../models/encoder.js';
-import { headGraph } from '../models/starter/export-pack.js';
+import { loadTensors, saveTensors, type Params } from '../models/tensor-file.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from './dual-encoder.js';
-import type { HeadKind, HeadSpec, Params } from './layers.js';
+import { headGraph } from './export-pack.js';
+import type { HeadKind, HeadSpec } from './layers.js';
 import { readRun, writeJson } from './runs.js';
-import { loadTensors, saveTensors } from './tensor-file.js';
 import { trainOnSplits, type FeatureSplit } from './train-starter.js';
 
 export interface TrainHeadOptions {

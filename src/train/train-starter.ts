@@ -14,12 +14,12 @@ import { Vocabulary } from '../models/starter/vocab.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
 import type { HeadKind } from './layers.js';
-import { mat } from './matmul.js';
+import { mat } from '../models/mat.js';
 import { dropFeatures, dropWords } from './dropout.js';
 import { shuffle, warmupCosine } from './schedule.js';
 import { appendMetrics, writeJson, type EpochMetrics } from './runs.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
-import { saveTensors } from './tensor-file.js';
+import { saveTensors } from '../models/tensor-file.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export interface TrainOptions {

@@ -8,9 +8,10 @@ import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js'
 import { loadReranker } from '../../src/models/load-reranker.js';
 import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
 import { SearchEngine } from '../../src/search/engine.js';
-import { computeStandardiser, crossScores, initCross } from '../../src/train/cross-encoder-model.js';
+import { crossScores } from '../../src/models/starter/cross-scoring.js';
 import { Vocabulary } from '../../src/models/starter/vocab.js';
-import { saveTensors } from '../../src/train/tensor-file.js';
+import { saveTensors } from '../../src/models/tensor-file.js';
+import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
 import { fromHalf, toHalf } from '../../src/util/float16.js';
 import { runRerankerContract } from '../contracts/reranker.contract.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { attentionBackward, attentionScores, type TokenRows } from '../../src/train/batched-attention.js';
-import { pairScore } from '../../src/train/cross-attention.js';
+import { mat } from '../../src/models/mat.js';
+import { attentionScores, type TokenRows } from '../../src/models/starter/attention.js';
+import { attentionBackward } from '../../src/train/batched-attention.js';
 import { seeded } from '../../src/train/dual-encoder.js';
-import { mat } from '../../src/train/matmul.js';
+import { pairScore } from '../oracles/cross-attention.js';
 
 describe('all-pairs attention scores', () => {
   const rand = seeded(11);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pairScore } from '../../src/train/cross-attention.js';
+import { pairScore } from '../oracles/cross-attention.js';
 
 describe('cross-attention pair score', () => {
   it('a token attends to the region that matches it', () => {

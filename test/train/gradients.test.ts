@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { initDualEncoder, lossAndGrads, mat, seeded, type DualEncoderConfig } from '../../src/train/dual-encoder.js';
-import { matmul, matmulJs } from '../../src/train/matmul.js';
-import { initCross } from '../../src/train/cross-encoder-model.js';
+import { matmul, matmulJs } from '../../src/models/mat.js';
+import { initCross } from '../../src/train/cross-init.js';
 import { batchStep } from '../../src/train/train-cross.js';
 
 function batch(config: DualEncoderConfig, B: number, seed: number) {

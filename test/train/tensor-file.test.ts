@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
-import { asStored, loadTensors, saveTensors } from '../../src/train/tensor-file.js';
+import { asStored, loadTensors, saveTensors } from '../../src/models/tensor-file.js';
 import { tempDir } from '../helpers.js';
 
 describe('tensor files', () => {

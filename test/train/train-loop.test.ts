@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Vocabulary } from '../../src/models/starter/vocab.js';
 import { seeded } from '../../src/train/dual-encoder.js';
 import { listRuns, readRun } from '../../src/train/runs.js';
-import { loadTensors, saveTensors } from '../../src/train/tensor-file.js';
+import { loadTensors, saveTensors } from '../../src/models/tensor-file.js';
 import { trainOnSplits, type FeatureSplit, type TrainLoopOptions } from '../../src/train/train-starter.js';
 import { tempDir } from '../helpers.js';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { createError } from '../../errors.js';
-import { exportStarterPack } from '../../models/starter/export-pack.js';
+import { exportStarterPack } from '../../train/export-pack.js';
 import { trainStarter } from '../../train/train-starter.js';
 import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { packageRoot } from '../../util/package-root.js';

@@ -1,7 +1,7 @@
 /**
  * The starter cross-encoder behind the CrossEncoder interface: caption tokens attend over an
- * image's 17 projected regions (src/train/cross-attention.ts, all candidates of a batch at once
- * by src/train/batched-attention.ts); with several heads, the mean of their scores. Regions come
+ * image's 17 projected regions (./cross-scoring.ts, all candidates of a batch at once by
+ * ./attention.ts); with several heads, the mean of their scores. Regions come
  * from the index when it stored them (`duo index --reranker`), else from the backbone, cached
  * by id.
  */
@@ -10,13 +10,12 @@ import { join } from 'node:path';
 import { loadImage, type DecodedImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
 import { LruCache } from '../../util/lru.js';
-import { crossScores, headRegions, regionInputs, type CrossHead, type Standardiser } from '../../train/cross-encoder-model.js';
-import type { Params } from '../../train/layers.js';
-import { loadTensors } from '../../train/tensor-file.js';
 import type { ImageInput } from '../encoder.js';
 import { contentId, requireFiles, resolveModelSource } from '../model-source.js';
 import { guardedBatches, type CrossEncoder, type RerankCandidate, type RerankOptions, type RerankQuery, type RerankResult } from '../reranker.js';
+import { loadTensors, type Params } from '../tensor-file.js';
 import { BackboneRunner } from './backbone-runner.js';
+import { crossScores, headRegions, regionInputs, type CrossHead, type Standardiser } from './cross-scoring.js';
 import { Vocabulary } from './vocab.js';
 
 /** cross_vocab.json: the bi-encoder's words plus the word pairs the cross-encoder reads as tokens */
@@ -77,7 +76,7 @@ export class StarterCrossEncoder implements CrossEncoder {
     return r!;
   }
 
-  /** One query against a batch of candidates: per head a single tokens × regions product (src/train/batched-attention.ts). */
+  /** One query against a batch of candidates: per head a single tokens × regions product (./attention.ts). */
   async score(query: RerankQuery, candidates: RerankCandidate[], options: RerankOptions = {}): Promise<RerankResult> {
     const started = performance.now();
     if ('text' in query) {

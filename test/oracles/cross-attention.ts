@@ -1,11 +1,11 @@
 /**
- * The starter cross-encoder's scoring function for one (caption, image) pair: caption tokens
+ * A test oracle: the starter cross-encoder's scoring function for one (caption, image) pair, caption tokens
  * attend over an image's regions (a 4×4 grid of backbone features plus the pooled vector), in
  * the manner of SCAN's text-to-image attention (Lee et al. 2018):
  *   e_ij = t_i·r_j     a_ij = softmax_j(λ e_ij)     c_i = Σ_j a_ij r_j     S = (1/n) Σ_i t_i·c_i
  * with unit token vectors t_i and unit projected regions r_j, so e_ij are cosines. This is the
  * readable definition; training and reranking compute it for many pairs at once
- * (src/train/batched-attention.ts), which test/train/batched-attention.test.ts checks against it.
+ * (src/models/starter/attention.ts), which test/train/batched-attention.test.ts checks against it.
  */
 
 export interface PairInput {

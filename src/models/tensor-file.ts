@@ -10,6 +10,9 @@ import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { fromHalf, toHalf } from '../util/float16.js';
 
+/** Named weight tensors: what a tensor file holds, and a model's (or a training run's) parameters. */
+export type Params = Map<string, Float32Array>;
+
 export type Storage = 'f32' | 'f16' | { q8: number };
 
 interface Entry {
@@ -51,7 +54,7 @@ export function asStored(t: Float32Array, storage: Storage): Float32Array {
   return dequantizeRows(scales, q, storage.q8);
 }
 
-export async function saveTensors(path: string, tensors: Map<string, Float32Array>, storage: (name: string) => Storage = () => 'f32'): Promise<void> {
+export async function saveTensors(path: string, tensors: Params, storage: (name: string) => Storage = () => 'f32'): Promise<void> {
   const entries: Entry[] = [];
   const data: Uint8Array[] = [];
   const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -79,7 +82,7 @@ export async function saveTensors(path: string, tensors: Map<string, Float32Arra
   await writeFileAtomic(path, [len, header, Buffer.alloc(pad, 0x20), ...data]);
 }
 
-export async function loadTensors(path: string): Promise<Map<string, Float32Array>> {
+export async function loadTensors(path: string): Promise<Params> {
   let buf: Buffer;
   try {
     buf = await readFile(path);
@@ -93,7 +96,7 @@ export async function loadTensors(path: string): Promise<Map<string, Float32Arra
     if (at + n > buf.length) throw createError('INDEX_CORRUPT', path, 'a tensor runs past the end');
     return buf.buffer.slice(buf.byteOffset + at, buf.byteOffset + at + n);
   };
-  const out = new Map<string, Float32Array>();
+  const out: Params = new Map();
   let at = 4 + headerLength;
   for (const e of entries) {
     let size: number;

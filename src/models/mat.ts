@@ -1,7 +1,8 @@
 /**
- * C = op(A)·op(B) for training. Large products run as an ONNX Gemm on onnxruntime-node
- * (MLAS: vectorised and multithreaded, ~30x a JS loop here); small ones, and every product in
- * the gradient tests, run in plain JavaScript. Both paths are tested to agree.
+ * Dense row-major matrices for the models computed in TypeScript (the starter cross-encoder)
+ * and for training: C = op(A)·op(B) and row normalisation. Large products run as an ONNX Gemm
+ * on onnxruntime-node (MLAS: vectorised and multithreaded, ~30x a JS loop here); small ones,
+ * and every product in the gradient tests, run in plain JavaScript. Both paths are tested to agree.
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../onnx/writer.js';
@@ -39,6 +40,11 @@ export function matmulJs(a: Mat, b: Mat, transA = false, transB = false): Mat {
   return mat(m, n, out);
 }
 
+/**
+ * One Gemm session per transposition, created on first use and shared by everything in the
+ * process: a graph without weights, whose runs share no state, so it is a constant, never
+ * released, that no caller can disturb for another.
+ */
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
 function gemmSession(transA: boolean, transB: boolean): Promise<ort.InferenceSession> {
@@ -75,4 +81,18 @@ export async function matmul(a: Mat, b: Mat, transA = false, transB = false): Pr
     B: new ort.Tensor('float32', b.data, [b.rows, b.cols]),
   });
   return mat(m, n, out.C!.data as Float32Array);
+}
+
+/** Row-wise L2 normalisation; returns the normalised rows and the norms (for the backward pass in training). */
+export function normalizeRows(x: Mat): { y: Mat; norms: Float32Array } {
+  const y = mat(x.rows, x.cols);
+  const norms = new Float32Array(x.rows);
+  for (let i = 0; i < x.rows; i++) {
+    let s = 0;
+    for (let j = 0; j < x.cols; j++) s += x.data[i * x.cols + j]! ** 2;
+    const n = Math.max(Math.sqrt(s), 1e-12);
+    norms[i] = n;
+    for (let j = 0; j < x.cols; j++) y.data[i * x.cols + j] = x.data[i * x.cols + j]! / n;
+  }
+  return { y, norms };
 }

@@ -6,15 +6,15 @@
  */
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createError } from '../../errors.js';
-import { writeFileAtomic } from '../../util/atomic-write.js';
-import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../../train/dual-encoder.js';
-import type { HeadSpec, Params } from '../../train/layers.js';
-import { readRun } from '../../train/runs.js';
-import { loadTensors } from '../../train/tensor-file.js';
-import { encodeModel, type NodeInit, type TensorInit } from '../../onnx/writer.js';
-import { maskedMean } from '../../onnx/graph-parts.js';
-import { BACKBONE_PACKAGE, sha256File } from './backbone.js';
+import { createError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { BACKBONE_PACKAGE, sha256File } from '../models/starter/backbone.js';
+import { loadTensors, type Params } from '../models/tensor-file.js';
+import { maskedMean } from '../onnx/graph-parts.js';
+import { encodeModel, type NodeInit, type TensorInit } from '../onnx/writer.js';
+import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from './dual-encoder.js';
+import type { HeadSpec } from './layers.js';
+import { readRun } from './runs.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';
 

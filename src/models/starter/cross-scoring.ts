@@ -1,15 +1,15 @@
 /**
- * The starter cross-encoder's parameters and its image side: standardised grid cells and the
- * pooled vector projected to unit d-dim regions (17 per image: 4×4 cells + 1 global), and
- * unit token vectors, so attention logits are cosines. Regions are what an index stores for
- * stage 2, so reranking never runs the backbone again.
+ * The starter cross-encoder's forward pass: its image side (standardised grid cells and the
+ * pooled vector projected to unit d-dim regions, 17 per image: 4×4 cells + 1 global), unit
+ * token vectors, so attention logits are cosines, and the scores of its heads. Regions are what
+ * an index stores for stage 2, so reranking never runs the backbone again. Training
+ * (src/train/train-cross.ts) runs the same functions and adds the backward pass.
  */
-import { BACKBONE_DIM, GRID } from '../models/starter/backbone.js';
-import { POOLED_DIM, type BackboneFeatures } from '../models/starter/backbone-runner.js';
-import { mat, matmul, type Mat } from './matmul.js';
-import { attentionScores, type TokenRows } from './batched-attention.js';
-import { normalizeRows, type Params } from './layers.js';
-import { INITIAL_LOG_SCALE, seeded } from './dual-encoder.js';
+import { mat, matmul, normalizeRows, type Mat } from '../mat.js';
+import type { Params } from '../tensor-file.js';
+import { attentionScores, type TokenRows } from './attention.js';
+import { BACKBONE_DIM, GRID } from './backbone.js';
+import { POOLED_DIM, type BackboneFeatures } from './backbone-runner.js';
 
 export const CELLS = GRID * GRID;
 export const REGIONS = CELLS + 1;
@@ -25,19 +25,6 @@ export interface Standardiser {
   cellStd: Float32Array;
   pooledMean: Float32Array;
   pooledStd: Float32Array;
-}
-
-export function initCross(config: CrossConfig, seed: number): Params {
-  const rand = seeded(seed);
-  const gauss = (scale: number) => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * scale;
-  const params: Params = new Map();
-  params.set('tokens', Float32Array.from({ length: config.vocabSize * config.dim }, () => gauss(0.3 / Math.sqrt(config.dim))));
-  params.set('cell.W', Float32Array.from({ length: BACKBONE_DIM * config.dim }, () => gauss(1 / Math.sqrt(BACKBONE_DIM))));
-  params.set('cell.b', new Float32Array(config.dim));
-  params.set('global.W', Float32Array.from({ length: POOLED_DIM * config.dim }, () => gauss(1 / Math.sqrt(POOLED_DIM))));
-  params.set('global.b', new Float32Array(config.dim));
-  params.set('logScale', Float32Array.from([INITIAL_LOG_SCALE]));
-  return params;
 }
 
 /** Raw inputs of the region projection for a set of images: cells (U·16 × 480) and pooled (U × 560), standardised. */
@@ -97,25 +84,6 @@ export function stackTokens(params: Params, dim: number, captions: Int32Array[])
 export function unitTokens(params: Params, dim: number, captions: Int32Array[]): TokenRows {
   const rows = stackTokens(params, dim, captions);
   return { ...rows, T: normalizeRows(rows.T).y };
-}
-
-export function computeStandardiser(features: BackboneFeatures[]): Standardiser {
-  const cellMean = new Float32Array(BACKBONE_DIM);
-  const cellStd = new Float32Array(BACKBONE_DIM);
-  const pooledMean = new Float32Array(POOLED_DIM);
-  const pooledStd = new Float32Array(POOLED_DIM);
-  const nc = features.length * CELLS;
-  for (const f of features) {
-    for (let c = 0; c < BACKBONE_DIM; c++) for (let k = 0; k < CELLS; k++) cellMean[c]! += f.grid[c * CELLS + k]! / nc;
-    for (let j = 0; j < POOLED_DIM; j++) pooledMean[j]! += f.pooled[j]! / features.length;
-  }
-  for (const f of features) {
-    for (let c = 0; c < BACKBONE_DIM; c++) for (let k = 0; k < CELLS; k++) cellStd[c]! += (f.grid[c * CELLS + k]! - cellMean[c]!) ** 2 / nc;
-    for (let j = 0; j < POOLED_DIM; j++) pooledStd[j]! += (f.pooled[j]! - pooledMean[j]!) ** 2 / features.length;
-  }
-  for (let c = 0; c < BACKBONE_DIM; c++) cellStd[c] = Math.sqrt(cellStd[c]!) + 1e-6;
-  for (let j = 0; j < POOLED_DIM; j++) pooledStd[j] = Math.sqrt(pooledStd[j]!) + 1e-6;
-  return { cellMean, cellStd, pooledMean, pooledStd };
 }
 
 /**
