@@ -2,7 +2,7 @@
  * Model id or directory → Encoder. The registry is an explicit table keyed by the
  * checkpoint's `model_type`, filled here rather than by import side effects.
  */
-import { AutoConfig, env } from '@huggingface/transformers';
+import { AutoConfig } from '@huggingface/transformers';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,7 +41,6 @@ export function fixtureModelPath(): string {
 
 async function modelType(source: ModelSource): Promise<string> {
   if (source.kind === 'hub') {
-    env.allowRemoteModels = source.allowRemote;
     try {
       const config = await AutoConfig.from_pretrained(source.pretrainedPath, { local_files_only: !source.allowRemote });
       return String((config as unknown as { model_type?: string }).model_type ?? '');

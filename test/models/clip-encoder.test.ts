@@ -1,3 +1,4 @@
+import { env } from '@huggingface/transformers';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpSync, rmSync } from 'node:fs';
@@ -101,6 +102,15 @@ describe('loading errors name the place and what is missing', () => {
       loadEncoder('nobody/not-a-cached-clip', { allowRemote: false }),
       (e: unknown) => e instanceof DuoError && e.code === 'MODEL_NOT_FOUND' && /nobody\/not-a-cached-clip/.test(e.message),
     );
+  });
+
+  it('decides remote loading per call: loading never changes transformers.js\'s global env', async () => {
+    const before = { ...env };
+    await assert.rejects(loadEncoder('nobody/not-a-cached-clip', { allowRemote: false }), DuoError);
+    const local = await loadEncoder(CLIP_DIR);
+    await local.dispose();
+    assert.equal(env.allowRemoteModels, true, 'remote models stay allowed for the other models in the process');
+    assert.deepEqual({ ...env }, before);
   });
 
   it('the generated model directory has every file the adapter requires', () => {

@@ -7,7 +7,7 @@
  * warm, a query pays only the text-side passes.
  * Score = ITM log-odds (logit[match] − logit[no match]) + itcWeight · ITC cosine (LAVIS adds the two).
  */
-import { AutoTokenizer, ImageProcessor, RawImage, env, type PreTrainedTokenizer, type Tensor } from '@huggingface/transformers';
+import { AutoTokenizer, ImageProcessor, RawImage, type PreTrainedTokenizer, type Tensor } from '@huggingface/transformers';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,7 +55,6 @@ export class BlipItmReranker implements CrossEncoder {
   static async load(dir: string, options: BlipOptions = {}): Promise<BlipItmReranker> {
     const source = resolveModelSource(dir);
     requireFiles(source, BLIP_REQUIRED_FILES);
-    env.allowRemoteModels = false;
     const tokenizer = await AutoTokenizer.from_pretrained(source.location, { local_files_only: true });
     const config = JSON.parse(await readFile(join(source.location, 'preprocessor_config.json'), 'utf8')) as ConstructorParameters<typeof ImageProcessor>[0];
     const processor = new ImageProcessor(config);

@@ -12,7 +12,6 @@ import {
   RawImage,
   SiglipTextModel,
   SiglipVisionModel,
-  env,
   type PreTrainedModel,
   type PreTrainedTokenizer,
   type Processor,
@@ -91,7 +90,7 @@ export class ClipEncoder implements Encoder {
   static async load(source: ModelSource, familyName: ClipFamily, options: ClipLoadOptions = {}): Promise<ClipEncoder> {
     requireFiles(source, CLIP_REQUIRED_FILES);
     const family = FAMILIES[familyName];
-    env.allowRemoteModels = source.allowRemote;
+    // per call, never transformers.js's global env: another model in the process may allow what this one does not
     const common = { local_files_only: !source.allowRemote };
     const modelOptions = { ...common, dtype: options.dtype ?? 'fp32' } as const;
     try {
