@@ -11,12 +11,17 @@ const MESSAGES = {
   MODEL_UNSUPPORTED: (where: string, why: string) => `model at ${where} is not supported: ${why}`,
   MODEL_OUTPUT: (model: string, why: string) => `model ${model} gave unexpected output: ${why}`,
   INDEX_CORRUPT: (path: string, why: string) => `index ${path} is corrupt: ${why}`,
+  INDEX_FORMAT: (path: string, why: string) => `index ${path}: ${why}`,
+  INDEX_LOCKED: (path: string) => `index ${path} is being written by another process; wait for it to finish (or remove ${path}/write.lock if no duo process is running)`,
   INDEX_MODEL_MISMATCH: (path: string, built: string, asked: string) =>
     `index ${path} was built with model ${built}; it cannot be queried with ${asked}`,
   INDEX_DIM_MISMATCH: (what: string, expected: number, got: number) =>
     `${what}: expected vectors of dimension ${expected}, got ${got}`,
   DATASET_FORMAT: (path: string, why: string) => `dataset file ${path}: ${why}`,
   BAD_ARGUMENT: (name: string, why: string) => `${name}: ${why}`,
+  QUERY_NOT_UNDERSTOOD: (query: string, unknown: string[]) =>
+    `the model knows none of the words of "${query}" (${unknown.join(', ')}): try other words`,
+  ABORTED: (what: string) => `${what} was cancelled`,
 } as const;
 
 export type ErrorCode = keyof typeof MESSAGES;
@@ -38,7 +43,7 @@ export function createError<C extends ErrorCode>(
   return new DuoError(code, template(...args));
 }
 
-/** Exit statuses: usage errors 2, bad input data 65 (EX_DATAERR), missing files 66 (EX_NOINPUT). */
+/** Exit statuses: usage errors 2, bad input data 65 (EX_DATAERR), missing files 66 (EX_NOINPUT), a locked index 75 (EX_TEMPFAIL). */
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof DuoError)) return 1;
   switch (error.code) {
@@ -47,6 +52,8 @@ export function exitCodeFor(error: unknown): number {
     case 'FILE_NOT_FOUND':
     case 'MODEL_NOT_FOUND':
       return 66;
+    case 'INDEX_LOCKED':
+      return 75; // EX_TEMPFAIL: try again later
     default:
       return 65;
   }

@@ -1,43 +1,33 @@
 /**
- * The engine's YAML config (`--config duo.yaml`), validated by zod so an unknown key, a
- * wrong type or a value out of range is reported with its key path. Every option can also
- * be given as a CLI flag, which wins.
+ * The YAML config (`--config duo.yaml`, or ./duo.yaml when present). Its `search:` section is
+ * checked by the engine's one option schema (src/search/options.ts), so an unknown key, a wrong
+ * type or a value out of range is reported with its key path; a flag on the command line wins.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { createError } from '../errors.js';
-import type { SearchOptions } from '../search/engine.js';
+import { flagOf, parseSearchOptions, type SearchOptions } from '../search/options.js';
 
-const searchSchema = z
-  .object({
-    mode: z.enum(['stage1', 'hybrid']),
-    k1: z.number().int().min(1).max(10_000),
-    k2: z.number().int().min(1).max(10_000),
-    fusion: z.enum(['replace', 'weighted', 'rrf']),
-    alpha: z.number().min(0).max(1),
-    rrfK: z.number().min(0),
-    normalisation: z.enum(['robust', 'minmax']),
-    mmrLambda: z.number().gt(0).max(1),
-    budgetMs: z.number().positive(),
-    rerankBatchSize: z.number().int().min(1),
-    where: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
-  })
-  .strict()
-  .partial();
-
-export const configSchema = z
+const fileSchema = z
   .object({
     index: z.string(),
     model: z.string(),
-    head: z.string(),
     reranker: z.string(),
-    search: searchSchema,
+    search: z.record(z.string(), z.unknown()),
   })
   .strict()
   .partial();
 
-export type EngineConfig = z.infer<typeof configSchema>;
+export interface EngineConfig {
+  index?: string;
+  model?: string;
+  reranker?: string;
+  /** the search options exactly as written (validated; defaults are filled only when merged with flags) */
+  search?: Record<string, unknown>;
+  /** the file it came from, to name it in errors */
+  file?: string;
+}
 
 export function parseConfig(text: string, where: string): EngineConfig {
   let raw: unknown;
@@ -46,14 +36,15 @@ export function parseConfig(text: string, where: string): EngineConfig {
   } catch (error) {
     throw createError('BAD_ARGUMENT', where, `not valid YAML (${(error as Error).message.split('\n')[0]})`);
   }
-  const result = configSchema.safeParse(raw);
+  const result = fileSchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
     const path = [...issue.path, ...keys.slice(0, 1)].join('.');
     throw createError('BAD_ARGUMENT', `${where}: ${path || '(top level)'}`, issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message);
   }
-  return result.data;
+  if (result.data.search) parseSearchOptions(result.data.search, (f) => `${where}: search.${f}`);
+  return { ...result.data, file: where };
 }
 
 export function loadConfig(path: string | undefined): EngineConfig {
@@ -62,14 +53,9 @@ export function loadConfig(path: string | undefined): EngineConfig {
   return parseConfig(readFileSync(path, 'utf8'), path);
 }
 
-/** Config file values, then flags: a flag given on the command line wins. */
-export function searchOptions(config: EngineConfig, flags: Partial<SearchOptions>): Partial<SearchOptions> {
+/** Config file values, then flags (a flag given on the command line wins); errors name the flag. */
+export function searchOptions(config: EngineConfig, flags: Record<string, unknown>): SearchOptions {
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-  const merged = { ...config.search, ...defined };
-  const checked = searchSchema.safeParse(merged);
-  if (!checked.success) {
-    const issue = checked.error.issues[0]!;
-    throw createError('BAD_ARGUMENT', `--${String(issue.path[0] ?? '')}`, issue.message);
-  }
-  return checked.data as Partial<SearchOptions>;
+  const fromFile = new Set(Object.keys(config.search ?? {}).filter((k) => !(k in defined)));
+  return parseSearchOptions({ ...config.search, ...defined }, (f) => (fromFile.has(f) ? `${config.file}: search.${f}` : flagOf(f)));
 }

@@ -1,17 +1,25 @@
 /**
- * `eval --mode hybrid`: the bidirectional protocol with stage 2 in the loop. For each query
- * the bi-encoder's top k1 go to the cross-encoder and are reordered by the fusion; items below
- * k1 keep their stage-1 order after them (stage 2 never sees them). A sweep over several k1
- * and fusion modes scores the largest k1 once per query and reuses those scores: a pair's
- * stage-2 score does not depend on which other candidates are in the list.
+ * `eval --mode hybrid`: the bidirectional protocol with stage 2 in the loop, run through the
+ * engine itself (SearchEngine over in-memory stores built as `duo index` builds them), so the
+ * numbers measure what users run. For each query the engine returns its top k1 (the largest
+ * k1 of a sweep) with both stages' scores; each configuration of the sweep is then ordered by
+ * the engine's own ordering function (ordering.ts) over its first k1 candidates, and items
+ * below k1 keep their stage-1 order after them (stage 2 never sees them). A pair's stage-2
+ * score does not depend on which other candidates are in the list, so one pass serves all.
  */
+import { datasetCaptions } from '../data/caption-file.js';
 import type { RetrievalDataset } from '../data/dataset.js';
-import { loadImage, type DecodedImage } from '../data/image-loader.js';
-import { TopK } from '../index/top-k.js';
-import { dot } from '../index/exact-index.js';
-import type { Encoder } from '../models/encoder.js';
+import { DuoError } from '../errors.js';
+import { captionIndexInfo, indexCaptions } from '../index/build-caption-index.js';
+import { imageIndexInfo } from '../index/build-index.js';
+import { ExactStore } from '../index/exact-store.js';
+import { indexImages } from '../index/index-images.js';
+import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
-import { fuse, type FusionMode, type FusionOptions } from '../search/fusion.js';
+import { SearchEngine, type EngineResponse, type Query } from '../search/engine.js';
+import type { FusionOptions } from '../search/fusion.js';
+import type { FusionMode } from '../search/options.js';
+import { orderCandidates } from '../search/ordering.js';
 import { fullMetrics, type FullMetrics } from './metrics.js';
 
 export type Direction = 'textToImage' | 'imageToText';
@@ -57,11 +65,13 @@ export interface QueryRecord {
 export interface HybridEvalResult {
   stage1: { textToImage?: FullMetrics; imageToText?: FullMetrics };
   configs: HybridConfigResult[];
-  /** per query, at the largest k1: stage 1 (exact search over the split), stage 2 and both */
+  /** per query, at the largest k1, as the engine timed them: encode + stage 1, stage 2, and the whole */
   latencyMs: { stage1: LatencyStats; stage2: LatencyStats; total: LatencyStats };
   /** raw per-query latencies (ms), for distributions */
   latencySamples: { stage1: number[]; stage2: number[] };
   queries: QueryRecord[];
+  /** queries the engine refused (no word the model knows): counted as misses */
+  refused: number;
   /** the first config's fields, for single-config callers */
   textToImage?: FullMetrics;
   imageToText?: FullMetrics;
@@ -69,19 +79,14 @@ export interface HybridEvalResult {
 
 export const configKey = (k1: number, fusion: FusionMode) => `k1=${k1} ${fusion}`;
 
-function topAll(q: Float32Array, rows: Float32Array[]): { rows: number[]; scores: number[] } {
-  const heap = new TopK(rows.length);
-  rows.forEach((r, i) => heap.push(dot(q, r, 0, r.length), i));
-  const s = heap.sorted();
-  return { rows: s.map((x) => x.row), scores: s.map((x) => x.score) };
-}
-
-/** Ranks of every relevant item once the top k1 are reordered by `fused`; below k1, stage-1 order. */
-function hybridRanks(order1: number[], k1: number, fused: number[], relevant: Set<number>): number[] {
-  const head = order1.slice(0, k1).map((c, i) => [c, fused[i]!, i] as const).sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([c]) => c);
-  const order = [...head, ...order1.slice(k1)];
+/** Ranks of every relevant item once the first k1 candidates are ordered as the engine orders them; below k1, stage-1 order. */
+function hybridRanks(head: EngineResponse['results'], tail: string[], k1: number, fusion: FusionMode, o: FusionOptions, relevant: Set<string>): number[] {
+  const first = [...head].sort((a, b) => a.stage1.rank - b.stage1.rank).slice(0, k1);
+  const { order } = orderCandidates({ stage1: first.map((h) => h.stage1.score), stage2: first.map((h) => h.stage2!.score), fusion, fusionOptions: o, mmr: 1, take: first.length });
+  const inHead = new Set(first.map((h) => h.id));
+  const ids = [...order.map((i) => first[i]!.id), ...tail.filter((id) => !inHead.has(id))];
   const ranks: number[] = [];
-  order.forEach((c, i) => relevant.has(c) && ranks.push(i + 1));
+  ids.forEach((id, i) => relevant.has(id) && ranks.push(i + 1));
   while (ranks.length < relevant.size) ranks.push(Infinity);
   return ranks;
 }
@@ -90,67 +95,90 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   const k1s = [o.k1].flat();
   const fusions = [o.fusion].flat();
   const kMax = Math.max(...k1s);
-  const images = await encoder.encodeImages(ds.images.map((i) => i.source), { onProgress: (d, n) => o.onProgress?.('images', d, n) });
-  const texts = await encoder.encodeTexts(ds.captions.map((c) => c.text));
-  const imageIndex = new Map(ds.images.map((img, i) => [img.id, i]));
-  const captionImage = ds.captions.map((c) => imageIndex.get(c.imageId)!);
-  const decoded = new Map<number, DecodedImage>();
-  const image = async (i: number) => {
-    let d = decoded.get(i);
-    if (!d) {
-      d = await loadImage(ds.images[i]!.source);
-      decoded.set(i, d);
-    }
-    return d;
-  };
-  const s1: number[] = [];
-  const s2: number[] = [];
+  const alpha = o.alpha ?? reranker.fusionAlpha ?? 0.5;
+  const fusionOptions: FusionOptions = { ...o, alpha };
+  const directions = o.directions ?? ['textToImage', 'imageToText'];
+  const sourceOf = new Map<string, ImageInput>(ds.images.map((i) => [i.id, i.source]));
+  const captions = datasetCaptions(ds);
+
   const ranks = new Map<string, { textToImage: number[][]; imageToText: number[][] }>();
   for (const k1 of k1s) for (const f of fusions) ranks.set(configKey(k1, f), { textToImage: [], imageToText: [] });
   const stage1 = { textToImage: [] as number[][], imageToText: [] as number[][] };
   const queries: QueryRecord[] = [];
-  const record = (dir: Direction, query: string, relevantIds: string[], top: { rows: number[]; scores: number[] }, scores: number[], relevant: Set<number>) => {
-    const s1: number[] = [];
-    top.rows.forEach((r, i) => relevant.has(r) && s1.push(i + 1));
-    stage1[dir].push(s1);
-    const hybrid: Record<string, number> = {};
-    for (const k1 of k1s) {
-      for (const f of fusions) {
-        const fused = fuse(top.scores.slice(0, k1), scores.slice(0, k1), f, o);
-        const r = hybridRanks(top.rows, k1, fused, relevant);
-        ranks.get(configKey(k1, f))![dir].push(r);
-        hybrid[configKey(k1, f)] = r[0]!;
-      }
-    }
-    queries.push({ direction: dir, query, relevant: relevantIds, stage1: s1[0] ?? Infinity, hybrid });
-  };
-  const directions = o.directions ?? ['textToImage', 'imageToText'];
+  const s1: number[] = [];
+  const s2: number[] = [];
+  let refused = 0;
 
+  /** One query through the engine: hybrid over the top kMax, and the full stage-1 ranking for the tail. */
+  const run = async (engine: SearchEngine, dir: Direction, query: Query, label: string, relevantIds: string[], n: number) => {
+    const relevant = new Set(relevantIds);
+    const record = (stage1Ranks: number[], hybrid: (k1: number, f: FusionMode) => number[]) => {
+      stage1[dir].push(stage1Ranks);
+      const byConfig: Record<string, number> = {};
+      for (const k1 of k1s) {
+        for (const f of fusions) {
+          const r = hybrid(k1, f);
+          ranks.get(configKey(k1, f))![dir].push(r);
+          byConfig[configKey(k1, f)] = r[0]!;
+        }
+      }
+      queries.push({ direction: dir, query: label, relevant: relevantIds, stage1: stage1Ranks[0]!, hybrid: byConfig });
+    };
+    let response: EngineResponse;
+    try {
+      [response] = (await engine.search([query], { mode: 'hybrid', k: kMax, k1: kMax, fusion: fusions[0], alpha, rrfK: o.rrfK, normalisation: o.normalisation, budgetMs: 600_000 })) as [EngineResponse];
+    } catch (error) {
+      if (!(error instanceof DuoError && error.code === 'QUERY_NOT_UNDERSTOOD')) throw error;
+      refused++;
+      const miss = () => relevantIds.map(() => Infinity);
+      record(miss(), miss);
+      return;
+    }
+    if (response.fallback) throw new Error(`evaluation: the engine fell back to stage 1 for "${label}": ${response.fallback}`);
+    // the ranking below k1 is stage 1's: the engine's stage-1 search over the whole split
+    const [full] = (await engine.search([query], { mode: 'stage1', k: n })) as [EngineResponse];
+    const tail = full.results.map((h) => h.id);
+    const stage1Ranks: number[] = [];
+    tail.forEach((id, i) => relevant.has(id) && stage1Ranks.push(i + 1));
+    while (stage1Ranks.length < relevant.size) stage1Ranks.push(Infinity);
+    s1.push(response.latencyMs.encode + response.latencyMs.stage1);
+    s2.push(response.latencyMs.stage2);
+    record(stage1Ranks, (k1, f) => hybridRanks(response.results, tail, k1, f, fusionOptions, relevant));
+  };
+
+  // cached query embeddings let the stage-1 pass reuse the hybrid pass's encoding; responses are not cached
+  const settings = { cacheBytes: { embeddings: 64 << 20, responses: 0 } };
   if (directions.includes('textToImage')) {
-    const n = Math.min(o.maxQueries ?? texts.length, texts.length);
-    for (let c = 0; c < n; c++) {
-      let t = performance.now();
-      const top = topAll(texts[c]!, images);
-      s1.push(performance.now() - t);
-      const cand = top.rows.slice(0, kMax);
-      t = performance.now();
-      const candidates = await Promise.all(cand.map(async (i, j) => ({ id: ds.images[i]!.id, image: await image(i), stage1Score: top.scores[j]! })));
-      const { scores } = await reranker.score({ text: ds.captions[c]!.text }, candidates);
-      s2.push(performance.now() - t);
-      record('textToImage', ds.captions[c]!.text, [ds.images[captionImage[c]!]!.id], top, scores, new Set([captionImage[c]!]));
-      o.onProgress?.('text→image queries', c + 1, n);
+    const store = ExactStore.memory(await imageIndexInfo({ root: '/', encoder, modelSpec: encoder.id, reranker, rerankerSpec: reranker.id }));
+    try {
+      const { failed } = await indexImages(store, ds.images.map((i) => ({ id: i.id, source: i.source })), { encoder, reranker, onProgress: (d, n) => o.onProgress?.('images', d, n) });
+      if (failed.length > 0) throw new Error(`evaluation: ${failed.length} images could not be read, e.g. ${failed[0]!.id}: ${failed[0]!.error}`);
+      const engine = new SearchEngine({ store, encoder, reranker, imageOf: (id) => sourceOf.get(id)! }, settings);
+      const n = Math.min(o.maxQueries ?? captions.length, captions.length);
+      for (let c = 0; c < n; c++) {
+        const caption = captions[c]!;
+        await run(engine, 'textToImage', { text: caption.text }, caption.text, [String(caption.meta!.image)], ds.images.length);
+        o.onProgress?.('text→image queries', c + 1, n);
+      }
+    } finally {
+      await store.close();
     }
   }
   if (directions.includes('imageToText')) {
-    const captionsOf = ds.images.map(() => new Set<number>());
-    captionImage.forEach((img, c) => captionsOf[img]!.add(c));
-    const n = Math.min(o.maxQueries ?? images.length, images.length);
-    for (let i = 0; i < n; i++) {
-      const top = topAll(images[i]!, texts);
-      const cand = top.rows.slice(0, kMax);
-      const { scores } = await reranker.score({ image: await image(i) }, cand.map((c, j) => ({ id: `caption:${c}`, text: ds.captions[c]!.text, stage1Score: top.scores[j]! })));
-      record('imageToText', ds.images[i]!.id, [...captionsOf[i]!].map((c) => ds.captions[c]!.text), top, scores, captionsOf[i]!);
-      o.onProgress?.('image→text queries', i + 1, n);
+    const store = ExactStore.memory(captionIndexInfo({ encoder, modelSpec: encoder.id, source: '/' }));
+    try {
+      await indexCaptions(store, captions, encoder);
+      const engine = new SearchEngine({ store, encoder, reranker }, settings);
+      const captionsOf = new Map<string, string[]>();
+      for (const c of captions) captionsOf.set(String(c.meta!.image), [...(captionsOf.get(String(c.meta!.image)) ?? []), c.id]);
+      const n = Math.min(o.maxQueries ?? ds.images.length, ds.images.length);
+      for (let i = 0; i < n; i++) {
+        const image = ds.images[i]!;
+        await run(engine, 'imageToText', { image: image.source }, image.id, captionsOf.get(image.id) ?? [], captions.length);
+        o.onProgress?.('image→text queries', i + 1, n);
+      }
+    } finally {
+      await store.close();
     }
   }
   const metrics = (xs: number[][]) => (xs.length > 0 ? fullMetrics(xs) : undefined);
@@ -166,6 +194,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     latencyMs: { stage1: latencyStats(s1), stage2: latencyStats(s2), total: latencyStats(s1.map((x, i) => x + (s2[i] ?? 0))) },
     latencySamples: { stage1: s1, stage2: s2 },
     queries,
+    refused,
     textToImage: configs[0]?.textToImage,
     imageToText: configs[0]?.imageToText,
   };

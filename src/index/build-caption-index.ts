@@ -1,13 +1,15 @@
 /**
  * Indexes a caption collection for image→text search: each caption's text embedding, with the
- * text itself stored in the entry (stage 2 reads it back to rescore captions for an image).
- * Text encoding is fast enough that a collection is re-encoded whole; the save is atomic.
+ * text itself in the item's metadata (stage 2 reads it back to rescore captions for an image).
+ * Text encoding is fast, so a collection is re-encoded whole into a fresh index.
  */
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CaptionItem } from '../data/caption-file.js';
 import type { Encoder } from '../models/encoder.js';
-import { ExactIndex } from './exact-index.js';
-import { saveIndex } from './index-file.js';
+import { ExactStore } from './exact-store.js';
+import type { StoreInfo, VectorStore } from './vector-store.js';
 
 export interface CaptionIndexOptions {
   captions: CaptionItem[];
@@ -21,31 +23,40 @@ export interface CaptionIndexOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function buildCaptionIndex(options: CaptionIndexOptions): Promise<{ indexPath: string; total: number; seconds: number }> {
-  const started = performance.now();
-  const { encoder, captions } = options;
-  const store = new ExactIndex(encoder.dim);
-  const batchSize = options.batchSize ?? 256;
+export const captionIndexInfo = (o: Pick<CaptionIndexOptions, 'encoder' | 'modelSpec' | 'headSpec' | 'source'>): StoreInfo => ({
+  items: 'captions',
+  modelId: o.encoder.id,
+  modelSpec: o.modelSpec,
+  headSpec: o.headSpec,
+  dim: o.encoder.dim,
+  root: resolve(o.source),
+});
+
+/** Embeds captions into a store (also used by evaluation's in-memory caption store). */
+export async function indexCaptions(store: VectorStore, captions: CaptionItem[], encoder: Encoder, o: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+  const batchSize = o.batchSize ?? 256;
   for (let i = 0; i < captions.length; i += batchSize) {
     const batch = captions.slice(i, i + batchSize);
-    store.upsert(batch.map((c) => c.id), await encoder.encodeTexts(batch.map((c) => c.text)));
-    options.onProgress?.(Math.min(i + batchSize, captions.length), captions.length);
+    const vectors = await encoder.encodeTexts(batch.map((c) => c.text));
+    await store.upsert(batch.map((c, j) => ({ id: c.id, vector: vectors[j]!, metadata: { ...c.meta, text: c.text } })));
+    o.onProgress?.(Math.min(i + batchSize, captions.length), captions.length);
   }
-  const now = new Date().toISOString();
-  await saveIndex(options.indexPath, {
-    store,
-    header: {
-      items: 'captions',
-      modelId: encoder.id,
-      modelSpec: options.modelSpec,
-      headSpec: options.headSpec,
-      dim: encoder.dim,
-      normalized: true,
-      root: resolve(options.source),
-      createdAt: now,
-      updatedAt: now,
-      entries: captions.map((c) => ({ id: c.id, size: 0, mtimeMs: 0, meta: { ...c.meta, text: c.text } })),
-    },
-  });
-  return { indexPath: options.indexPath, total: captions.length, seconds: (performance.now() - started) / 1000 };
+}
+
+export async function buildCaptionIndex(options: CaptionIndexOptions): Promise<{ indexPath: string; total: number; seconds: number }> {
+  const started = performance.now();
+  // a fresh index each time: take the lock on the old one first, so a running writer is not clobbered
+  if (existsSync(options.indexPath)) {
+    const old = await ExactStore.open(options.indexPath, { write: true });
+    await old.close();
+    await rm(options.indexPath, { recursive: true, force: true });
+  }
+  const store = await ExactStore.open(options.indexPath, { write: true, create: captionIndexInfo(options) });
+  try {
+    await indexCaptions(store, options.captions, options.encoder, options);
+    await store.flush();
+  } finally {
+    await store.close();
+  }
+  return { indexPath: options.indexPath, total: options.captions.length, seconds: (performance.now() - started) / 1000 };
 }

@@ -1,19 +1,18 @@
 /**
- * Indexes a folder of images, resumably: an existing index at the same path is read first,
- * files whose size and mtime are unchanged keep their vectors, and the index is saved
- * (atomically) every `checkpointEvery` encoded images, so a killed run loses at most one
- * checkpoint's work. A file that cannot be decoded is skipped and reported, never fatal.
+ * Indexes a folder of images, resumably, into an index folder (exact-store.ts): files whose
+ * size and mtime are unchanged keep their vectors, deleted files are removed, and every
+ * `checkpointEvery` images a segment is appended, so a killed run loses at most one
+ * checkpoint's work and a rerun continues from there. The index is locked for the run: a
+ * second writer is refused. A file that cannot be decoded is skipped and reported.
  */
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadImage, type DecodedImage } from '../data/image-loader.js';
-import { walkImages, type ImageFile } from '../data/walk-images.js';
+import { walkImages } from '../data/walk-images.js';
 import { createError } from '../errors.js';
 import type { Encoder } from '../models/encoder.js';
-import { ExactIndex } from './exact-index.js';
-import { loadIndex, saveIndex, type IndexEntry } from './index-file.js';
-import { loadRegions, regionPath, saveRegions } from './region-file.js';
 import type { CrossEncoder } from '../models/reranker.js';
+import { ExactStore } from './exact-store.js';
+import { indexImages } from './index-images.js';
+import type { StoreInfo } from './vector-store.js';
 
 export interface BuildOptions {
   root: string;
@@ -22,8 +21,10 @@ export interface BuildOptions {
   /** the hub id or directory the encoder was loaded from, recorded in the index */
   modelSpec: string;
   headSpec?: string;
-  /** a cross-encoder whose image side is computed now and stored beside the index (`<index>.stage2`) */
+  /** a cross-encoder whose image side is computed now and stored in the index for stage 2 */
   reranker?: CrossEncoder;
+  /** where that cross-encoder was loaded from, recorded so search can load it again */
+  rerankerSpec?: string;
   /** index only these ids (paths relative to root), e.g. one split of a dataset */
   only?: Set<string>;
   batchSize?: number;
@@ -31,6 +32,7 @@ export interface BuildOptions {
   maxPixels?: number;
   /** called after each batch with images processed so far (encoded or failed) out of those to do */
   onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
 }
 
 export interface BuildReport {
@@ -40,7 +42,21 @@ export interface BuildReport {
   encoded: number;
   removed: number;
   failed: { id: string; error: string }[];
+  segments: number;
   seconds: number;
+}
+
+/** What an index of `root` built with these models records about itself. */
+export async function imageIndexInfo(o: Pick<BuildOptions, 'root' | 'encoder' | 'modelSpec' | 'headSpec' | 'reranker' | 'rerankerSpec'>): Promise<StoreInfo> {
+  let reranker: StoreInfo['reranker'];
+  if (o.reranker?.regionsOf) {
+    if (!o.rerankerSpec) throw createError('BAD_ARGUMENT', 'rerankerSpec', 'needed to record where the cross-encoder comes from');
+    // one probe image tells the size of the cross-encoder's image side
+    const probe = { width: 1, height: 1, channels: 3 as const, data: new Uint8ClampedArray(3).fill(128), source: '<probe>' };
+    const [r] = await o.reranker.regionsOf([probe]);
+    reranker = { id: o.reranker.id, spec: o.rerankerSpec, regionSize: r!.length };
+  }
+  return { items: 'images', modelId: o.encoder.id, modelSpec: o.modelSpec, headSpec: o.headSpec, dim: o.encoder.dim, root: resolve(o.root), reranker };
 }
 
 export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
@@ -48,94 +64,34 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
   const root = resolve(options.root);
   const { encoder, indexPath } = options;
   const files = (await walkImages(root)).filter((f) => !options.only || options.only.has(f.id));
-
-  let store = new ExactIndex(encoder.dim);
-  let entries = new Map<string, IndexEntry>();
-  let createdAt = new Date().toISOString();
-  if (existsSync(indexPath)) {
-    const saved = await loadIndex(indexPath, { modelId: encoder.id });
-    if (saved.header.root !== root) {
-      throw createError('BAD_ARGUMENT', indexPath, `indexes ${saved.header.root}, not ${root}: use another --index path`);
+  const info = await imageIndexInfo(options);
+  const store = await ExactStore.open(indexPath, { write: true, create: info });
+  try {
+    const held = store.info;
+    if (held.items !== 'images') throw createError('BAD_ARGUMENT', indexPath, 'holds a caption collection, not images: use another --index path');
+    if (held.modelId !== encoder.id) throw createError('INDEX_MODEL_MISMATCH', indexPath, held.modelId, encoder.id);
+    if (held.root !== root) throw createError('BAD_ARGUMENT', indexPath, `indexes ${held.root}, not ${root}: use another --index path`);
+    if (held.reranker?.id !== info.reranker?.id) {
+      const had = held.reranker ? `the stage-2 sides of ${held.reranker.id}` : 'no stage-2 sides';
+      throw createError('BAD_ARGUMENT', indexPath, `stores ${had}; ${info.reranker ? `${info.reranker.id} needs` : 'without a cross-encoder it needs'} a new index (use another --index path)`);
     }
-    store = saved.store;
-    entries = new Map(saved.header.entries.map((e) => [e.id, e]));
-    createdAt = saved.header.createdAt;
-  }
-
-  const onDisk = new Set(files.map((f) => f.id));
-  const gone = [...entries.keys()].filter((id) => !onDisk.has(id));
-  store.remove(gone);
-  gone.forEach((id) => entries.delete(id));
-  const regionsOf = options.reranker?.regionsOf?.bind(options.reranker);
-  const regions = regionsOf ? await loadRegions(regionPath(indexPath), options.reranker!.id) : new Map<string, Float32Array>();
-  gone.forEach((id) => regions.delete(id));
-  const stale = new Set(
-    files
-      .filter((f) => {
-        const e = entries.get(f.id);
-        return !(e && e.size === f.size && e.mtimeMs === f.mtimeMs && store.has(f.id));
-      })
-      .map((f) => f.id),
-  );
-  // unchanged images whose stage-2 side is missing are decoded again, but not re-embedded
-  const todo = files.filter((f) => stale.has(f.id) || (regionsOf && !regions.has(f.id)));
-
-  const save = async () => {
-    await saveIndex(indexPath, {
-      store,
-      header: { modelId: encoder.id, modelSpec: options.modelSpec, headSpec: options.headSpec, dim: encoder.dim, normalized: true, root, createdAt, updatedAt: new Date().toISOString(), entries: [...entries.values()] },
+    const known = new Map<string, { bytes?: unknown; mtimeMs?: unknown }>();
+    for await (const { id, metadata } of store.list()) known.set(id, metadata);
+    const onDisk = new Set(files.map((f) => f.id));
+    const gone = [...known.keys()].filter((id) => !onDisk.has(id));
+    await store.remove(gone);
+    const todo = files.filter((f) => {
+      const m = known.get(f.id);
+      return !(m && m.bytes === f.size && m.mtimeMs === f.mtimeMs);
     });
-    if (regionsOf) await saveRegions(regionPath(indexPath), options.reranker!.id, regions);
-  };
-
-  const failed: BuildReport['failed'] = [];
-  const batchSize = options.batchSize ?? 16;
-  const checkpointEvery = options.checkpointEvery ?? 512;
-  let sinceCheckpoint = 0;
-  let encoded = 0;
-  for (let i = 0; i < todo.length; i += batchSize) {
-    const batch = todo.slice(i, i + batchSize);
-    const decoded = await decodeAll(batch, options.maxPixels, failed);
-    const fresh = decoded.filter((d) => stale.has(d.file.id));
-    if (fresh.length > 0) {
-      const vectors = await encoder.encodeImages(fresh.map((d) => d.image), { batchSize });
-      store.upsert(fresh.map((d) => d.file.id), vectors);
-      for (const { file } of fresh) entries.set(file.id, { id: file.id, size: file.size, mtimeMs: file.mtimeMs });
-      encoded += fresh.length;
-    }
-    if (regionsOf && decoded.length > 0) {
-      const r = await regionsOf(decoded.map((d) => d.image));
-      decoded.forEach((d, j) => regions.set(d.file.id, r[j]!));
-    }
-    sinceCheckpoint += decoded.length;
-    options.onProgress?.(Math.min(i + batchSize, todo.length), todo.length);
-    if (sinceCheckpoint >= checkpointEvery) {
-      await save();
-      sinceCheckpoint = 0;
-    }
+    const { encoded, failed } = await indexImages(
+      store,
+      todo.map((f) => ({ id: f.id, source: f.path, metadata: { bytes: f.size, mtimeMs: f.mtimeMs, modified: new Date(f.mtimeMs).toISOString() } })),
+      { ...options, checkpointEvery: options.checkpointEvery ?? 512 },
+    );
+    await store.flush();
+    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store.segments, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await store.close();
   }
-  if (todo.length > 0 || gone.length > 0 || !existsSync(indexPath)) await save();
-  return {
-    indexPath,
-    total: files.length,
-    reused: files.length - stale.size,
-    encoded,
-    removed: gone.length,
-    failed,
-    seconds: (performance.now() - started) / 1000,
-  };
-}
-
-async function decodeAll(
-  batch: ImageFile[],
-  maxPixels: number | undefined,
-  failed: BuildReport['failed'],
-): Promise<{ file: ImageFile; image: DecodedImage }[]> {
-  const results = await Promise.allSettled(batch.map((f) => loadImage(f.path, { maxPixels })));
-  const ok: { file: ImageFile; image: DecodedImage }[] = [];
-  results.forEach((r, i) => {
-    if (r.status === 'fulfilled') ok.push({ file: batch[i]!, image: r.value });
-    else failed.push({ id: batch[i]!.id, error: r.reason instanceof Error ? r.reason.message : String(r.reason) });
-  });
-  return ok;
 }

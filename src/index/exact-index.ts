@@ -8,7 +8,7 @@ import { createError } from '../errors.js';
 import { l2normalize } from '../models/encoder.js';
 import { OrtTopK } from './ort-top-k.js';
 import { TopK } from './top-k.js';
-import type { Hit, VectorStore } from './vector-store.js';
+import type { Hit } from './vector-store.js';
 
 /** 256 rows × 512 dims × 4 bytes = 512 KiB: a block stays in L2 while every query passes over it. */
 const BLOCK_ROWS = 256;
@@ -20,9 +20,11 @@ const ORT_MIN_MACS = 1 << 17;
 
 export type ScanBackend = 'auto' | 'js' | 'ort';
 
-let sharedOrt: Promise<OrtTopK> | undefined;
+/** The in-memory matrix behind the exact store (src/index/exact-store.ts), which adds files, metadata and filters. */
+export class ExactIndex {
+  /** this index's own Gemm+TopK session, made on first use (not shared module state) */
+  private ort?: Promise<OrtTopK>;
 
-export class ExactIndex implements VectorStore {
   private data: Float32Array;
   private rowIds: string[] = [];
   private rowOf = new Map<string, number>();
@@ -155,11 +157,17 @@ export class ExactIndex implements VectorStore {
   }
 
   private async scanOrt(qs: Float32Array[], data: Float32Array, n: number, k: number): Promise<{ row: number; score: number }[][]> {
-    sharedOrt ??= OrtTopK.create();
+    this.ort ??= OrtTopK.create();
     const flat = new Float32Array(qs.length * this.dim);
     qs.forEach((q, i) => flat.set(q, i * this.dim));
-    const out = await (await sharedOrt).search(flat, qs.length, data, n, this.dim, k);
+    const out = await (await this.ort).search(flat, qs.length, data, n, this.dim, k);
     return out.map(({ rows, scores }) => rows.map((row, i) => ({ row, score: scores[i]! })));
+  }
+
+  async dispose(): Promise<void> {
+    const ort = this.ort;
+    this.ort = undefined;
+    if (ort) await (await ort).dispose();
   }
 
   private grow(rows: number): void {

@@ -1,22 +1,71 @@
+/**
+ * The store seam: every backend (the exact file store now; HNSW and PostgreSQL later) is
+ * async, so a local file and a database share one interface, and passes
+ * test/contracts/vector-store.contract.ts.
+ */
+import type { Filter, Metadata } from './filter.js';
+
 export interface Hit {
   id: string;
   score: number;
 }
 
-/**
- * A store of id → vector with top-k search by inner product (cosine for unit vectors).
- * Every implementation (exact now; ANN and PostgreSQL later) passes
- * test/contracts/vector-store.contract.ts.
- */
+/** What a store holds: an index never mixes models, and records what stage 2 needs. */
+export interface StoreInfo {
+  /** image files under `root`, or a caption collection (each item's text in metadata.text) */
+  items: 'images' | 'captions';
+  /** the encoder's id (its weights): queries from any other are refused */
+  modelId: string;
+  /** what the encoder was loaded from (hub id or folder), so the index can load it again */
+  modelSpec: string;
+  /** a projection-head folder applied on top of the model */
+  headSpec?: string;
+  dim: number;
+  /** absolute folder the ids are relative to (images), or the collection's source (captions) */
+  root: string;
+  /** the cross-encoder whose image side every item carries (`regions`), if any */
+  reranker?: { id: string; spec: string; regionSize: number };
+}
+
+export interface UpsertItem {
+  id: string;
+  vector: Float32Array;
+  metadata?: Metadata;
+  /** the cross-encoder's image side (info.reranker's layout), stored for stage 2 */
+  regions?: Float32Array;
+}
+
+export interface StoredItem {
+  id: string;
+  vector: Float32Array;
+  metadata: Metadata;
+}
+
+export interface StoreSearchOptions {
+  filter?: Filter;
+  signal?: AbortSignal;
+}
+
 export interface VectorStore {
-  readonly dim: number;
-  readonly size: number;
-  /** insert or replace */
-  upsert(ids: string[], vectors: Float32Array[]): void;
-  remove(ids: string[]): number;
-  has(id: string): boolean;
-  get(id: string): Float32Array | undefined;
-  ids(): string[];
-  /** one ranked list per query, best first; `filter` keeps only the ids it accepts */
-  search(queries: Float32Array[], k: number, filter?: (id: string) => boolean): Promise<Hit[][]>;
+  readonly info: StoreInfo;
+  /** where it lives: a path, or a URL without credentials */
+  readonly location: string;
+  /** items held, or those a filter keeps */
+  count(filter?: Filter): Promise<number>;
+  /** insert or replace; vectors are L2-normalised on the way in, so scores are cosines */
+  upsert(items: UpsertItem[]): Promise<void>;
+  /** removes what exists; returns how many were removed */
+  remove(ids: string[]): Promise<number>;
+  /** one entry per id, in order; undefined where the id is not held */
+  get(ids: string[]): Promise<(StoredItem | undefined)[]>;
+  /** every id with its metadata (no vectors), for incremental indexing */
+  list(): AsyncIterable<{ id: string; metadata: Metadata }>;
+  /** one ranked list per query, best first (ties: insertion order), at most k each */
+  search(queries: Float32Array[], k: number, options?: StoreSearchOptions): Promise<Hit[][]>;
+  /** stage-2 image sides of these items, read from storage per call (undefined where missing) */
+  regions(ids: string[], signal?: AbortSignal): Promise<(Float32Array | undefined)[]>;
+  /** makes every change so far durable */
+  flush(): Promise<void>;
+  /** flushes (when writable) and releases files, locks and connections */
+  close(): Promise<void>;
 }

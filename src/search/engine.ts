@@ -1,57 +1,27 @@
 /**
- * The two-stage engine. Each stage is a separate, timed step:
- *   encode   queries → embeddings (LRU-cached: a repeated query skips the encoder)
- *   stage 1  exact index top-k1 (metadata filters applied here, before stage 2)
- *   stage 2  the cross-encoder rescores the k1 candidates, within a time budget
- *   fusion   replace / weighted / rrf, then optional MMR diversity, then the top k2
- * If stage 2 fails or runs past its budget, the stage-1 ranking is returned, marked with
- * the reason: a search never fails because the reranker did. Whole responses are cached too.
- * An index of images answers text→image and image→image; an index of a caption collection
- * (buildCaptionIndex) answers image→text, stage 2 rescoring the captions for the image.
+ * The two-stage engine. It receives its parts (a store, an encoder, optionally a cross-encoder)
+ * and disposes none of them: whoever created a part closes it (openEngine, for the CLI, the
+ * library and the server). Each stage is a separate, timed step:
+ *   encode   queries → embeddings (cached: a repeated query skips the encoder)
+ *   stage 1  the store's top k1, metadata filters pushed down to it
+ *   stage 2  the cross-encoder rescores those candidates within a time budget; past it the
+ *            work is aborted and stage-1 results come back, marked with the reason
+ *   order    fusion, tie order and MMR (ordering.ts, the same function evaluation uses)
+ * An index of images answers text→image and image→image; an index of captions answers
+ * image→text, stage 2 rescoring the captions for the image.
  */
 import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { loadImage } from '../data/image-loader.js';
 import { createError } from '../errors.js';
-import type { ExactIndex } from '../index/exact-index.js';
-import { loadIndex, type IndexEntry, type IndexHeader } from '../index/index-file.js';
-import { loadRegions, regionPath } from '../index/region-file.js';
+import type { Metadata } from '../index/filter.js';
+import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
-import { loadEncoder, type LoadEncoderOptions } from '../models/load-encoder.js';
 import type { CrossEncoder, RerankCandidate } from '../models/reranker.js';
-import { LruCache } from '../util/lru.js';
-import { fuse, ranksOf, type FusionMode, type Normalisation } from './fusion.js';
-import { mmr } from './mmr.js';
+import { orderCandidates } from './ordering.js';
+import { LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
 
 export type Query = { text: string } | { image: ImageInput };
-export type Mode = 'stage1' | 'hybrid';
-
-export interface SearchOptions {
-  mode: Mode;
-  k1: number;
-  k2: number;
-  fusion: FusionMode;
-  alpha: number;
-  rrfK: number;
-  normalisation: Normalisation;
-  /** MMR trade-off in (0, 1]; 1 or unset: no diversification */
-  mmrLambda?: number;
-  /** metadata filters: `folder` matches an id prefix, other keys an entry's stored fields */
-  where?: Record<string, string | number | boolean>;
-  /** stage 2's time budget per query, in ms */
-  budgetMs: number;
-  rerankBatchSize?: number;
-}
-
-export const DEFAULT_SEARCH: SearchOptions = {
-  mode: 'stage1',
-  k1: 100,
-  k2: 10,
-  fusion: 'weighted',
-  alpha: 0.5,
-  rrfK: 60,
-  normalisation: 'robust',
-  budgetMs: 2000,
-};
 
 export interface EngineHit {
   rank: number;
@@ -64,181 +34,211 @@ export interface EngineHit {
   score: number;
   stage1: { score: number; rank: number };
   stage2?: { score: number; rank: number };
+  metadata: Metadata;
+}
+
+export interface Latency {
+  encode: number;
+  stage1: number;
+  stage2: number;
+  fusion: number;
+  total: number;
 }
 
 export interface EngineResponse {
   query: string;
   mode: Mode;
   results: EngineHit[];
-  latencyMs: { encode: number; stage1: number; stage2: number; fusion: number; total: number };
-  /** set when hybrid search fell back to stage 1 */
+  latencyMs: Latency;
+  /** set when hybrid search returned stage-1 results instead, with the reason */
   fallback?: string;
   cached?: boolean;
 }
 
+export interface EngineParts {
+  store: VectorStore;
+  encoder: Encoder;
+  reranker?: CrossEncoder;
+  /** where a candidate's image is, for cross-encoders that read pixels (default: under the index root) */
+  imageOf?: (id: string) => ImageInput;
+}
+
+export interface EngineSettings {
+  /** cache sizes in bytes; 0 turns a cache off */
+  cacheBytes?: { embeddings?: number; responses?: number };
+  /** runs on close(): the creator's clean-up of the parts it made */
+  onClose?: () => Promise<void>;
+}
+
 const describeQuery = (q: Query) => ('text' in q ? q.text : typeof q.image === 'string' ? q.image : ((q.image as { source?: string }).source ?? '<image>'));
 const cacheKey = (q: Query) => ('text' in q ? `t:${q.text}` : typeof q.image === 'string' ? `i:${q.image}` : undefined);
+const zeroLatency = (): Latency => ({ encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 });
+
+function cache<V extends object>(bytes: number, size: (v: V) => number): LRUCache<string, V> | undefined {
+  return bytes > 0 ? new LRUCache<string, V>({ maxSize: bytes, sizeCalculation: (v) => Math.max(1, size(v)) }) : undefined;
+}
 
 export class SearchEngine {
-  readonly embeddings = new LruCache<string, Float32Array>(10_000);
-  readonly responses = new LruCache<string, EngineResponse>(1_000);
-  private readonly entries: Map<string, IndexEntry>;
+  readonly store: VectorStore;
+  readonly encoder: Encoder;
+  readonly reranker?: CrossEncoder;
+  private readonly imageOf: (id: string) => ImageInput;
+  private readonly embeddings?: LRUCache<string, Float32Array>;
+  private readonly responses?: LRUCache<string, EngineResponse>;
+  private readonly onClose?: () => Promise<void>;
+  /** cache hits so far, for metrics */
+  readonly stats = { embeddingHits: 0, responseHits: 0 };
 
-  constructor(
-    readonly header: IndexHeader,
-    readonly store: ExactIndex,
-    readonly encoder: Encoder,
-    readonly reranker?: CrossEncoder,
-    /** the cross-encoder's image sides stored at index time, by id */
-    readonly regions: Map<string, Float32Array> = new Map(),
-  ) {
-    if (encoder.id !== header.modelId) throw createError('INDEX_MODEL_MISMATCH', '<index>', header.modelId, encoder.id);
-    this.entries = new Map(header.entries.map((e) => [e.id, e]));
+  constructor(parts: EngineParts, settings: EngineSettings = {}) {
+    const { store, encoder, reranker } = parts;
+    if (encoder.id !== store.info.modelId) throw createError('INDEX_MODEL_MISMATCH', store.location, store.info.modelId, encoder.id);
+    if (encoder.dim !== store.info.dim) throw createError('INDEX_DIM_MISMATCH', store.location, store.info.dim, encoder.dim);
+    this.store = store;
+    this.encoder = encoder;
+    this.reranker = reranker;
+    this.imageOf = parts.imageOf ?? ((id) => join(store.info.root, id));
+    this.embeddings = cache(settings.cacheBytes?.embeddings ?? 16 << 20, (v) => v.byteLength + 64);
+    this.responses = cache(settings.cacheBytes?.responses ?? 32 << 20, (r) => 256 + r.results.length * 256);
+    this.onClose = settings.onClose;
   }
 
-  /** Opens an index with the model that built it (or `model`, which must have the same weights). */
-  static async open(indexPath: string, options: { model?: string; encoder?: Encoder; reranker?: CrossEncoder } & LoadEncoderOptions = {}): Promise<SearchEngine> {
-    const { header, store } = await loadIndex(indexPath);
-    const encoder = options.encoder ?? (await loadEncoder(options.model ?? header.modelSpec, { head: header.headSpec, ...options }));
-    if (encoder.id !== header.modelId) throw createError('INDEX_MODEL_MISMATCH', indexPath, header.modelId, encoder.id);
-    const regions = options.reranker?.regionsOf ? await loadRegions(regionPath(indexPath), options.reranker.id) : new Map<string, Float32Array>();
-    return new SearchEngine(header, store, encoder, options.reranker, regions);
-  }
-
-  get size(): number {
-    return this.store.size;
-  }
-
-  pathOf(id: string): string {
-    return join(this.header.root, id);
+  get info(): StoreInfo {
+    return this.store.info;
   }
 
   /** the index holds a caption collection (image→text), not images */
   get captions(): boolean {
-    return this.header.items === 'captions';
+    return this.store.info.items === 'captions';
   }
 
-  private candidate(id: string, stage1Score: number): RerankCandidate {
-    if (this.captions) return { id, text: String(this.entries.get(id)?.meta?.text ?? ''), stage1Score };
-    return { id, image: this.pathOf(id), regions: this.regions.get(id), stage1Score };
+  /** Options as the engine will run them: validated, defaults filled, α from the cross-encoder when unset. */
+  resolveOptions(options: SearchOptionsInput | SearchOptions = {}): SearchOptions & { alpha: number } {
+    const o = parseSearchOptions(options);
+    return { ...o, alpha: o.alpha ?? this.reranker?.fusionAlpha ?? 0.5 };
   }
 
-  private item(id: string): { path: string } | { text: string } {
-    return this.captions ? { text: String(this.entries.get(id)?.meta?.text ?? '') } : { path: this.pathOf(id) };
+  /** Throws a clear error for a query the engine cannot answer: empty, too long, or no word the model knows. */
+  checkQuery(q: Query): void {
+    if (!('text' in q)) return;
+    if (typeof q.text !== 'string' || q.text.trim() === '') throw createError('BAD_ARGUMENT', 'query', 'is empty');
+    if (q.text.length > LIMITS.queryChars) throw createError('BAD_ARGUMENT', 'query', `is ${q.text.length} characters, over the limit of ${LIMITS.queryChars}`);
+    const coverage = this.encoder.textCoverage?.(q.text);
+    if (coverage && coverage.known.length === 0) throw createError('QUERY_NOT_UNDERSTOOD', q.text, coverage.unknown);
   }
 
   /** Query embeddings, from the cache where the same text or image path was seen before; `decoded[i]` (if set) is what query i's image decoded to. */
-  async embed(queries: Query[], decoded: (Query | undefined)[] = []): Promise<Float32Array[]> {
+  async embed(queries: Query[], decoded: (Query | undefined)[] = [], signal?: AbortSignal): Promise<Float32Array[]> {
     const out: (Float32Array | undefined)[] = queries.map((q) => {
       const key = cacheKey(q);
-      return key ? this.embeddings.get(key) : undefined;
+      const hit = key ? this.embeddings?.get(key) : undefined;
+      if (hit) this.stats.embeddingHits++;
+      return hit;
     });
     const texts = queries.flatMap((q, i) => (!out[i] && 'text' in q ? [i] : []));
     const images = queries.flatMap((q, i) => (!out[i] && 'image' in q ? [i] : []));
-    const tv = await this.encoder.encodeTexts(texts.map((i) => (queries[i] as { text: string }).text));
-    const iv = await this.encoder.encodeImages(images.map((i) => ((decoded[i] ?? queries[i]) as { image: ImageInput }).image));
+    const tv = texts.length > 0 ? await this.encoder.encodeTexts(texts.map((i) => (queries[i] as { text: string }).text), { signal }) : [];
+    const iv = images.length > 0 ? await this.encoder.encodeImages(images.map((i) => ((decoded[i] ?? queries[i]) as { image: ImageInput }).image), { signal }) : [];
     texts.forEach((qi, j) => (out[qi] = tv[j]));
     images.forEach((qi, j) => (out[qi] = iv[j]));
     queries.forEach((q, i) => {
       const key = cacheKey(q);
-      if (key) this.embeddings.set(key, out[i]!);
+      if (key) this.embeddings?.set(key, out[i]!);
     });
     return out as Float32Array[];
   }
 
-  private filterFor(where: SearchOptions['where']): ((id: string) => boolean) | undefined {
-    if (!where || Object.keys(where).length === 0) return undefined;
-    return (id) =>
-      Object.entries(where).every(([key, value]) => {
-        if (key === 'folder') return id.startsWith(String(value).replace(/\/?$/, '/'));
-        return this.entries.get(id)?.meta?.[key] === value;
-      });
-  }
-
-  async search(queries: Query[], options: Partial<SearchOptions> = {}): Promise<EngineResponse[]> {
-    // unless the caller sets α, a reranker that was tuned with one brings its own
-    const o = { ...DEFAULT_SEARCH, alpha: this.reranker?.fusionAlpha ?? DEFAULT_SEARCH.alpha, ...options };
-    validate(o);
-    if (o.mode === 'hybrid' && !this.reranker) throw createError('BAD_ARGUMENT', 'mode', 'hybrid search needs a cross-encoder (--reranker)');
+  async search(queries: Query[], options: SearchOptionsInput | SearchOptions = {}, control: { signal?: AbortSignal } = {}): Promise<EngineResponse[]> {
+    const o = this.resolveOptions(options);
+    const { signal } = control;
+    if (o.mode === 'hybrid' && !this.reranker) throw createError('BAD_ARGUMENT', 'mode', 'hybrid search needs a cross-encoder: build the index with --reranker, or pass one');
     if (o.mode === 'hybrid' && this.captions && queries.some((q) => 'text' in q)) {
       throw createError('BAD_ARGUMENT', 'mode', 'this index holds captions: a cross-encoder scores image–text pairs, so hybrid search here takes image queries');
     }
+    queries.forEach((q) => this.checkQuery(q));
+    const optionsKey = JSON.stringify(o);
     const keys = queries.map((q) => {
       const k = cacheKey(q);
-      return k ? `${k}|${JSON.stringify(o)}` : undefined;
+      return k ? `${k}|${optionsKey}` : undefined;
     });
     const responses: (EngineResponse | undefined)[] = keys.map((k) => {
-      const hit = k ? this.responses.get(k) : undefined;
-      return hit ? { ...hit, cached: true, latencyMs: { encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 } } : undefined;
+      const hit = k ? this.responses?.get(k) : undefined;
+      if (!hit) return undefined;
+      this.stats.responseHits++;
+      return { ...hit, cached: true, latencyMs: zeroLatency() };
     });
     const todo = queries.flatMap((_, i) => (responses[i] ? [] : [i]));
-    if (todo.length > 0) {
-      const t0 = performance.now();
-      // an image query is decoded once for both stages: the starter models then share one backbone pass
-      const decoded = new Map<number, Query>();
-      if (o.mode === 'hybrid') {
-        for (const i of todo) {
-          const q = queries[i]!;
-          if ('image' in q && typeof q.image === 'string') decoded.set(i, { image: await loadImage(q.image) });
-        }
+    if (todo.length === 0) return responses as EngineResponse[];
+
+    const t0 = performance.now();
+    // an image query is decoded once for both stages: the starter models then share one backbone pass
+    const decoded = new Map<number, Query>();
+    if (o.mode === 'hybrid') {
+      for (const i of todo) {
+        const q = queries[i]!;
+        if ('image' in q && typeof q.image === 'string') decoded.set(i, { image: await loadImage(q.image) });
       }
-      const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)));
-      const t1 = performance.now();
-      const k1 = o.mode === 'hybrid' ? Math.max(o.k1, o.k2) : o.k2;
-      const lists = await this.store.search(vectors, k1, this.filterFor(o.where));
-      const t2 = performance.now();
-      const share = { encode: (t1 - t0) / todo.length, stage1: (t2 - t1) / todo.length };
-      for (const [j, qi] of todo.entries()) {
-        const response = await this.finish(queries[qi]!, lists[j]!, o, share, decoded.get(qi));
-        responses[qi] = response;
-        if (keys[qi]) this.responses.set(keys[qi]!, response);
-      }
+    }
+    const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)), signal);
+    const t1 = performance.now();
+    const want = o.offset + o.k;
+    // stage 2 and MMR choose from k1 candidates; plain stage 1 needs only what it returns
+    const pool = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, want) : want;
+    const lists = await this.store.search(vectors, pool, { filter: o.where, signal });
+    const t2 = performance.now();
+    const share = { encode: (t1 - t0) / todo.length, stage1: (t2 - t1) / todo.length };
+    for (const [j, qi] of todo.entries()) {
+      const response = await this.finish(queries[qi]!, lists[j]!, o, share, decoded.get(qi), signal);
+      responses[qi] = response;
+      if (keys[qi] && !response.fallback) this.responses?.set(keys[qi]!, response);
     }
     return responses as EngineResponse[];
   }
 
-  private async finish(query: Query, hits: { id: string; score: number }[], o: SearchOptions, share: { encode: number; stage1: number }, decoded?: Query): Promise<EngineResponse> {
-    const stage1 = hits.map((h, r) => ({ id: h.id, score: h.score, rank: r + 1 }));
-    let stage2Scores: number[] | undefined;
+  private async finish(
+    query: Query,
+    hits: { id: string; score: number }[],
+    o: SearchOptions & { alpha: number },
+    share: { encode: number; stage1: number },
+    decoded: Query | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<EngineResponse> {
+    const items = await this.store.get(hits.map((h) => h.id));
+    let stage2: number[] | undefined;
     let fallback: string | undefined;
     let stage2Ms = 0;
     if (o.mode === 'hybrid' && 'image' in query && !this.captions) {
       // image→image: an image–text matcher has no score for a pair of images
       fallback = 'image→image: the cross-encoder scores image–text pairs, so these are stage-1 results';
-    } else if (o.mode === 'hybrid' && stage1.length > 0) {
+    } else if (o.mode === 'hybrid' && hits.length > 0) {
       const t = performance.now();
-      try {
-        stage2Scores = await withBudget(
-          this.reranker!.score(decoded ?? query, stage1.map((h) => this.candidate(h.id, h.score)), { batchSize: o.rerankBatchSize }).then((r) => r.scores),
-          o.budgetMs,
-        );
-        // a reranker that computes synchronously never yields to the timer: judge it on arrival too
-        if (performance.now() - t > o.budgetMs) {
-          stage2Scores = undefined;
-          throw new BudgetExceeded();
-        }
-      } catch (error) {
-        fallback = `stage 2 ${error instanceof BudgetExceeded ? `passed its ${o.budgetMs} ms budget` : `failed: ${(error as Error).message}`}; stage-1 results`;
-      }
+      const outcome = await this.rescore(decoded ?? query, hits, items, o, signal);
       stage2Ms = performance.now() - t;
+      if ('scores' in outcome) stage2 = outcome.scores;
+      else fallback = outcome.fallback;
     }
     const t = performance.now();
-    const s1 = stage1.map((h) => h.score);
-    const fused = stage2Scores ? fuse(s1, stage2Scores, o.fusion, o) : s1;
-    const ranks2 = stage2Scores ? ranksOf(stage2Scores) : undefined;
-    let order = fused.map((_, i) => i).sort((a, b) => fused[b]! - fused[a]! || a - b);
-    if (o.mmrLambda !== undefined && o.mmrLambda < 1) {
-      const vectors = order.map((i) => this.store.get(stage1[i]!.id)!);
-      order = mmr(order.map((i) => fused[i]!), vectors, o.mmrLambda, o.k2).map((p) => order[p]!);
-    }
-    const results = order.slice(0, o.k2).map((i, r) => ({
-      rank: r + 1,
-      id: stage1[i]!.id,
-      ...this.item(stage1[i]!.id),
-      score: fused[i]!,
-      stage1: { score: stage1[i]!.score, rank: stage1[i]!.rank },
-      ...(stage2Scores ? { stage2: { score: stage2Scores[i]!, rank: ranks2![i]! } } : {}),
-    }));
+    const ordered = orderCandidates({
+      stage1: hits.map((h) => h.score),
+      stage2,
+      fusion: o.fusion,
+      fusionOptions: o,
+      mmr: o.mmr,
+      vectors: o.mmr < 1 ? items.map((it) => it!.vector) : undefined,
+      take: o.offset + o.k,
+    });
+    const results = ordered.order.slice(o.offset).map((i, r) => {
+      const metadata = items[i]?.metadata ?? {};
+      const id = hits[i]!.id;
+      return {
+        rank: o.offset + r + 1,
+        id,
+        ...(this.captions ? { text: String(metadata.text ?? '') } : { path: join(this.info.root, id) }),
+        score: ordered.scores[i]!,
+        stage1: { score: hits[i]!.score, rank: i + 1 },
+        ...(stage2 ? { stage2: { score: stage2[i]!, rank: ordered.stage2Ranks![i]! } } : {}),
+        metadata,
+      };
+    });
     const fusionMs = performance.now() - t;
     return {
       query: describeQuery(query),
@@ -249,31 +249,53 @@ export class SearchEngine {
     };
   }
 
+  /** Stage 2 within its budget: on time-out the cross-encoder's work is aborted and stage 1 stands. */
+  private async rescore(
+    query: Query,
+    hits: { id: string; score: number }[],
+    items: (StoredItem | undefined)[],
+    o: SearchOptions,
+    outer: AbortSignal | undefined,
+  ): Promise<{ scores: number[] } | { fallback: string }> {
+    const budget = new AbortController();
+    const timer = setTimeout(() => budget.abort(new BudgetExceeded(o.budgetMs)), o.budgetMs);
+    const signal = outer ? AbortSignal.any([outer, budget.signal]) : budget.signal;
+    const started = performance.now();
+    try {
+      const candidates = await this.candidates(hits, items, signal);
+      const work = this.reranker!.score(query, candidates, { batchSize: o.rerankBatchSize, signal });
+      // a cross-encoder that checks the signal only between batches is not waited for
+      const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      work.catch(() => {}); // its rejection after an abort is expected, and must not go unhandled
+      const { scores } = await Promise.race([work, aborted]);
+      // a cross-encoder that computes synchronously never yields to the timer: judge it on arrival too
+      if (performance.now() - started > o.budgetMs) throw new BudgetExceeded(o.budgetMs);
+      return { scores };
+    } catch (error) {
+      if (outer?.aborted) throw outer.reason ?? createError('ABORTED', 'search');
+      const why = error instanceof BudgetExceeded ? `passed its ${o.budgetMs} ms budget` : `failed: ${(error as Error).message}`;
+      return { fallback: `stage 2 ${why}; stage-1 results` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async candidates(hits: { id: string; score: number }[], items: (StoredItem | undefined)[], signal: AbortSignal): Promise<RerankCandidate[]> {
+    if (this.captions) return hits.map((h, i) => ({ id: h.id, text: String(items[i]?.metadata.text ?? ''), stage1Score: h.score }));
+    // stage-2 image sides stored at index time by this very cross-encoder: read the candidates' rows
+    const stored = this.info.reranker?.id === this.reranker!.id;
+    const regions = stored ? await this.store.regions(hits.map((h) => h.id), signal) : [];
+    return hits.map((h, i) => ({ id: h.id, image: this.imageOf(h.id), regions: regions[i], stage1Score: h.score }));
+  }
+
+  /** Runs the clean-up of whoever created this engine's parts (openEngine); disposes nothing itself. */
   async close(): Promise<void> {
-    await this.encoder.dispose();
-    await this.reranker?.dispose();
+    await this.onClose?.();
   }
 }
 
-class BudgetExceeded extends Error {}
-
-function withBudget<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BudgetExceeded()), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-function validate(o: SearchOptions): void {
-  const int = (name: string, v: number) => {
-    if (!Number.isInteger(v) || v < 1) throw createError('BAD_ARGUMENT', name, `must be a positive integer, got ${v}`);
-  };
-  int('k1', o.k1);
-  int('k2', o.k2);
-  if (!(o.alpha >= 0 && o.alpha <= 1)) throw createError('BAD_ARGUMENT', 'alpha', `must be in [0, 1], got ${o.alpha}`);
-  if (o.mmrLambda !== undefined && !(o.mmrLambda > 0 && o.mmrLambda <= 1)) throw createError('BAD_ARGUMENT', 'mmrLambda', `must be in (0, 1], got ${o.mmrLambda}`);
-  if (!(o.budgetMs > 0)) throw createError('BAD_ARGUMENT', 'budgetMs', `must be positive, got ${o.budgetMs}`);
-  if (!['stage1', 'hybrid'].includes(o.mode)) throw createError('BAD_ARGUMENT', 'mode', `must be stage1 or hybrid, got ${o.mode}`);
-  if (!['replace', 'weighted', 'rrf'].includes(o.fusion)) throw createError('BAD_ARGUMENT', 'fusion', `must be replace, weighted or rrf, got ${o.fusion}`);
+class BudgetExceeded extends Error {
+  constructor(ms: number) {
+    super(`stage 2 passed its ${ms} ms budget`);
+  }
 }

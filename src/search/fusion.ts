@@ -6,9 +6,10 @@
  *             is there to compare against)
  *   rrf       Σ 1 / (k + rank) over both rankings (Cormack et al. 2009), no scores needed
  */
-export type FusionMode = 'replace' | 'weighted' | 'rrf';
-export type Normalisation = 'robust' | 'minmax';
-export const FUSION_MODES: FusionMode[] = ['replace', 'weighted', 'rrf'];
+import { FUSIONS, type FusionMode, type Normalisation } from './options.js';
+
+export type { FusionMode, Normalisation };
+export const FUSION_MODES: readonly FusionMode[] = FUSIONS;
 
 export interface FusionOptions {
   alpha?: number;

@@ -8,7 +8,7 @@ import { buildCaptionIndex } from '../../index/build-caption-index.js';
 import { buildIndex } from '../../index/build-index.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { loadReranker } from '../../models/load-reranker.js';
-import { SearchEngine } from '../../search/engine.js';
+import { openEngine } from '../../search/open-engine.js';
 import { formatTable, progressBar } from '../output.js';
 
 const QUERIES = ['a black dog running in the snow', 'a child in a red shirt', 'people on a beach near blue water', 'a man riding a bike'];
@@ -19,7 +19,7 @@ export function registerDemo(program: Command): void {
     .description('index the Flickr8k dev images with the default model, then answer a few example queries (both stages when the model has a cross-encoder)')
     .option('--data <dir>', 'Flickr8k folder', '../shared/datasets/flickr8k')
     .option('--split <name>', 'split whose images to index', 'dev')
-    .option('--index <path>', 'index file', 'runs/demo/flickr8k-dev.duo')
+    .option('--index <path>', 'index folder', 'runs/demo/dev.duo')
     .option('--model <idOrDir>', 'model', defaultModelPath())
     .action(async (opts: { data: string; split: string; index: string; model: string }) => {
       if (!existsSync(opts.data)) throw createError('FILE_NOT_FOUND', resolve(opts.data));
@@ -27,15 +27,17 @@ export function registerDemo(program: Command): void {
       const root = join(opts.data, 'images');
       const encoder = await loadEncoder(opts.model);
       // the starter pack carries its cross-encoder; a folder without one runs stage 1 alone
-      const reranker = existsSync(join(opts.model, 'cross_encoder.bin')) ? await loadReranker(opts.model) : undefined;
+      const rerankerSpec = existsSync(join(opts.model, 'cross_encoder.bin')) ? resolve(opts.model) : undefined;
+      const reranker = rerankerSpec ? await loadReranker(rerankerSpec) : undefined;
       const bar = progressBar(`indexing ${ds.images.length} ${opts.split} images`);
-      const report = await buildIndex({ root, indexPath: opts.index, encoder, modelSpec: opts.model, reranker, only: new Set(ds.images.map((i) => i.id)), onProgress: bar.update });
+      const report = await buildIndex({ root, indexPath: opts.index, encoder, modelSpec: opts.model, reranker, rerankerSpec, only: new Set(ds.images.map((i) => i.id)), onProgress: bar.update });
       bar.stop();
       console.log(`indexed ${report.total} images (${report.encoded} encoded, ${report.reused} unchanged, ${report.failed.length} failed) in ${report.seconds.toFixed(1)} s → ${opts.index}`);
       console.log(`model: ${encoder.id}${reranker ? `, cross-encoder: ${reranker.id}` : ''}\n`);
       const mode = reranker ? 'hybrid' : 'stage1';
-      const engine = await SearchEngine.open(opts.index, { encoder, reranker });
-      const responses = await engine.search(QUERIES.map((text) => ({ text })), { k2: 5, mode });
+      // the engines borrow the models loaded here; this command disposes them at the end
+      const engine = await openEngine({ index: opts.index, encoder, reranker: reranker ?? 'none' });
+      const responses = await engine.search(QUERIES.map((text) => ({ text })), { k: 5, mode });
       for (const r of responses) {
         console.log(`query: ${r.query}  (${mode}, ${r.latencyMs.total.toFixed(1)} ms)`);
         console.log(formatTable(['rank', 'score', 'stage 1 rank', 'stage 2 rank', 'image'], r.results.map((h) => [h.rank, h.score, h.stage1.rank, h.stage2?.rank ?? '-', h.id])));
@@ -45,11 +47,14 @@ export function registerDemo(program: Command): void {
       // image→text: the split's captions as a collection, searched with one of its images
       const captionIndex = opts.index.replace(/(\.duo)?$/, '-captions.duo');
       await buildCaptionIndex({ captions: datasetCaptions(ds), indexPath: captionIndex, encoder, modelSpec: opts.model, source: opts.data });
-      const captionEngine = await SearchEngine.open(captionIndex, { encoder, reranker });
+      const captionEngine = await openEngine({ index: captionIndex, encoder, reranker: reranker ?? 'none' });
       const image = ds.images[0]!;
-      const [byImage] = await captionEngine.search([{ image: join(root, image.id) }], { k2: 5, mode });
+      const [byImage] = await captionEngine.search([{ image: join(root, image.id) }], { k: 5, mode });
       console.log(`image → captions: ${image.id}  (${mode}, ${byImage!.latencyMs.total.toFixed(1)} ms; its own captions are ${image.id}#0–#4)`);
       console.log(formatTable(['rank', 'score', 'caption id', 'caption'], byImage!.results.map((h) => [h.rank, h.score, h.id, h.text ?? ''])));
-      await engine.close(); // closes the models both engines share
+      await engine.close();
+      await captionEngine.close();
+      await reranker?.dispose();
+      await encoder.dispose();
     });
 }

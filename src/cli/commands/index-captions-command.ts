@@ -12,7 +12,7 @@ export function registerIndexCaptions(program: Command): void {
     .command('index-captions')
     .description('index a caption collection for image→text search (duo search --image on it)')
     .argument('[captionsFile]', '.txt (one caption per line) or .jsonl ({"id", "text", …} per line)')
-    .requiredOption('--index <path>', 'index file to write')
+    .requiredOption('--index <path>', 'index folder to write (replaced whole)')
     .option('--data <dir>', "or: a dataset's captions (Flickr8k/30k, Karpathy JSON, parquet)")
     .option('--split <name>', 'dataset split', 'test')
     .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())

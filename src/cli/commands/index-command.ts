@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../../errors.js';
 import { buildIndex } from '../../index/build-index.js';
+import { MANIFEST, readManifest } from '../../index/manifest.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
@@ -20,17 +21,20 @@ export function registerIndex(program: Command): void {
     .command('index')
     .description('index a folder of images (recursive, resumable: reruns encode only new or changed files)')
     .argument('<imagesDir>', 'folder of images')
-    .requiredOption('--index <path>', 'index file to create or update')
+    .requiredOption('--index <path>', 'index folder to create or update')
     .option('--model <idOrDir>', 'Hugging Face model id or local model directory', defaultModelPath())
     .option('--head <dir>', 'projection heads from duo train-head, applied at index and query time')
-    .option('--reranker <dir>', 'also store this cross-encoder\'s image side (e.g. the starter pack\'s regions) for stage 2')
+    .option('--reranker <dir>', "also store this cross-encoder's image side (e.g. the starter pack's regions) for stage 2; an existing index keeps the one it recorded")
     .option('--only <listFile>', 'index only the files named in this list (one path relative to imagesDir a line)')
     .option('--batch-size <n>', 'images per encoder batch', positiveInt('--batch-size'), 16)
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .option('--json', 'print the report as JSON')
     .action(async (imagesDir: string, opts: { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
       const encoder = await loadEncoder(opts.model, { head: opts.head });
-      const reranker = opts.reranker ? await loadReranker(opts.reranker) : undefined;
+      // updating an index: the cross-encoder it recorded keeps supplying the image sides
+      const recorded = existsSync(join(opts.index, MANIFEST)) ? (await readManifest(opts.index)).info.reranker?.spec : undefined;
+      const rerankerSpec = opts.reranker ? resolve(opts.reranker) : recorded;
+      const reranker = rerankerSpec ? await loadReranker(rerankerSpec) : undefined;
       const bar = progressBar('encoding');
       try {
         const report = await buildIndex({
@@ -40,6 +44,7 @@ export function registerIndex(program: Command): void {
           modelSpec: opts.model,
           headSpec: opts.head ? resolve(opts.head) : undefined,
           reranker,
+          rerankerSpec,
           only: opts.only ? readList(opts.only) : undefined,
           batchSize: opts.batchSize,
           maxPixels: opts.maxPixels,
@@ -52,8 +57,8 @@ export function registerIndex(program: Command): void {
         }
         console.log(
           formatTable(
-            ['images', 'encoded', 'unchanged', 'removed', 'failed', 'seconds'],
-            [[report.total, report.encoded, report.reused, report.removed, report.failed.length, report.seconds]],
+            ['images', 'encoded', 'unchanged', 'removed', 'failed', 'segments', 'seconds'],
+            [[report.total, report.encoded, report.reused, report.removed, report.failed.length, report.segments, report.seconds]],
           ),
         );
         for (const f of report.failed.slice(0, 20)) console.error(`skipped ${f.id}: ${f.error}`);

@@ -1,0 +1,14 @@
+/**
+ * One entry point for every backend, picked by the location (as lancedb's connect(uri)):
+ * a path is an exact index folder; database URLs come with the stores that serve them.
+ */
+import { createError } from '../errors.js';
+import { ExactStore, type OpenOptions } from './exact-store.js';
+import type { VectorStore } from './vector-store.js';
+
+export async function openStore(location: string, options: OpenOptions = {}): Promise<VectorStore> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
+    throw createError('BAD_ARGUMENT', '--index', `${location.split('://')[0]}:// stores are not available in this build; give an index folder`);
+  }
+  return ExactStore.open(location, options);
+}
