@@ -17,6 +17,13 @@ export interface DecodedImage {
   height: number;
   channels: 3;
   source: string;
+  /**
+   * What models computed from these pixels, keyed by the model part and a hash of its weights
+   * (the starter backbone's features): two models that share a part, such as the starter
+   * encoder and cross-encoder, run it once per image. Filled by the models; it lives and dies
+   * with the image, so nothing outlives a query or is shared between images.
+   */
+  derived?: Map<string, Promise<unknown>>;
 }
 
 /** 64 megapixels: above any camera in common use, far below a decompression bomb's billions. */

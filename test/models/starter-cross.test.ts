@@ -1,44 +1,19 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildIndex } from '../../src/index/build-index.js';
 import { loadRegions, regionPath, saveRegions } from '../../src/index/region-file.js';
-import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
+import { loadEncoder } from '../../src/models/load-encoder.js';
 import { loadReranker } from '../../src/models/load-reranker.js';
 import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
 import { SearchEngine } from '../../src/search/engine.js';
 import { crossScores } from '../../src/models/starter/cross-scoring.js';
-import { Vocabulary } from '../../src/models/starter/vocab.js';
-import { saveTensors } from '../../src/models/tensor-file.js';
-import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
+import { initCross } from '../../src/train/cross-init.js';
 import { fromHalf, toHalf } from '../../src/util/float16.js';
 import { runRerankerContract } from '../contracts/reranker.contract.js';
+import { packWithCross } from './cross-pack.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
-
-/**
- * A copy of the shipped pack with a randomly initialised cross-encoder of two heads: the
- * second reads word pairs, the first only the words (a prefix of the shared vocabulary).
- */
-async function packWithCross(): Promise<string> {
-  const dir = join(tempDir(), 'pack');
-  mkdirSync(dir);
-  for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
-  const words = new Vocabulary(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[]);
-  const vocab = words.withPairs(['a red shirt', 'a red shirt', 'two black dogs', 'two black dogs'], 2);
-  writeFileSync(join(dir, 'cross_vocab.json'), JSON.stringify(vocab.tokens));
-  const heads = [{ vocabSize: words.size, dim: 16, lambda: 4 }, { vocabSize: vocab.size, dim: 8, lambda: 9 }];
-  const tensors = new Map<string, Float32Array>();
-  heads.forEach((h, i) => {
-    for (const [k, v] of initCross(h, i + 1)) tensors.set(`h${i}.${k}`, v);
-  });
-  const fake = { pooled: new Float32Array(560).map((_, i) => i % 7), grid: new Float32Array(480 * 16).map((_, i) => i % 5) };
-  for (const [k, v] of Object.entries(computeStandardiser([fake, { pooled: fake.pooled.map((x) => x + 1), grid: fake.grid.map((x) => x * 2) }]))) tensors.set(`std.${k}`, v);
-  await saveTensors(join(dir, 'cross_encoder.bin'), tensors);
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, crossEncoder: { file: 'cross_encoder.bin', vocabulary: 'cross_vocab.json', heads, fusion: { mode: 'weighted', alpha: 0.7 } } }));
-  return dir;
-}
 
 const packPromise = packWithCross();
 runRerankerContract('starter cross-encoder (random weights)', async () => loadReranker(await packPromise));

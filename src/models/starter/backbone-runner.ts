@@ -2,6 +2,8 @@
  * Runs the converted backbone on onnxruntime-node. Images are resized to 512×512 ignoring
  * aspect ratio with bilinear filtering, as @vladmandic/human feeds CenterNet, RGB 0..255.
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { DecodedImage } from '../../data/image-loader.js';
@@ -45,20 +47,20 @@ export function featureVector(f: BackboneFeatures, kind: FeatureKind): Float32Ar
   return out;
 }
 
-/**
- * Features by decoded image object: the starter encoder (stage 1) and the starter
- * cross-encoder (stage 2) read the same backbone outputs, so when both see the same decoded
- * image during indexing the backbone runs once.
- */
-const memo = new WeakMap<DecodedImage, BackboneFeatures>();
-
 export class BackboneRunner {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  /** images this runner ran through the network (the others came from the image's memo) */
+  computed = 0;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    /** SHA-256 of the ONNX bytes: runners of the same weights share features through the image */
+    readonly weightsHash: string,
+  ) {}
 
   static async load(onnx: string | Uint8Array, threads = 0): Promise<BackboneRunner> {
-    const options = sessionOptions({ intraOpNumThreads: threads });
-    const session = typeof onnx === 'string' ? await ort.InferenceSession.create(onnx, options) : await ort.InferenceSession.create(onnx, options);
-    return new BackboneRunner(session);
+    const bytes = typeof onnx === 'string' ? await readFile(onnx) : onnx;
+    const session = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpNumThreads: threads }));
+    return new BackboneRunner(session, createHash('sha256').update(bytes).digest('hex'));
   }
 
   static async pixels(image: DecodedImage): Promise<Buffer> {
@@ -68,15 +70,32 @@ export class BackboneRunner {
       .toBuffer();
   }
 
-  async run(images: DecodedImage[]): Promise<BackboneFeatures[]> {
-    const todo = images.filter((img) => !memo.has(img));
-    const computed = await this.compute(todo);
-    todo.forEach((img, i) => memo.set(img, computed[i]!));
-    return images.map((img) => memo.get(img)!);
+  /**
+   * Features of each image. They are kept on the image (`derived`, under these weights' hash):
+   * the starter encoder (stage 1) and the starter cross-encoder (stage 2) read the same backbone
+   * outputs, so when both see the same decoded image, at index time or for a hybrid image
+   * query, the backbone runs once, even when they ask at the same time.
+   */
+  async run(images: DecodedImage[], options: { signal?: AbortSignal } = {}): Promise<BackboneFeatures[]> {
+    const key = `starter-backbone:${this.weightsHash}`;
+    const todo = images.filter((img, i) => !img.derived?.has(key) && images.indexOf(img) === i);
+    if (todo.length > 0) {
+      options.signal?.throwIfAborted();
+      const batch = this.compute(todo);
+      todo.forEach((img, i) => {
+        const features = batch.then((f) => f[i]!);
+        const derived = (img.derived ??= new Map());
+        derived.set(key, features);
+        // a failed pass is not remembered: the next caller tries again
+        features.catch(() => derived.get(key) === features && derived.delete(key));
+      });
+    }
+    return Promise.all(images.map((img) => img.derived!.get(key) as Promise<BackboneFeatures>));
   }
 
   private async compute(images: DecodedImage[]): Promise<BackboneFeatures[]> {
     if (images.length === 0) return [];
+    this.computed += images.length;
     const size = BACKBONE_INPUT * BACKBONE_INPUT * 3;
     const input = new Float32Array(images.length * size);
     const pixels = await Promise.all(images.map((img) => BackboneRunner.pixels(img)));

@@ -38,7 +38,8 @@ export class StarterCrossEncoder implements CrossEncoder {
     readonly fusionAlpha: number | undefined,
     private readonly std: Standardiser,
     private readonly vocab: Vocabulary,
-    private readonly backbone: BackboneRunner,
+    /** the backbone pass it shares with the starter encoder of the same weights, through the decoded image */
+    readonly backbone: BackboneRunner,
   ) {}
 
   static async load(dir: string): Promise<StarterCrossEncoder> {

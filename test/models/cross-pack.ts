@@ -1,0 +1,32 @@
+/** A starter pack with a small random cross-encoder, for the tests of the starter models. */
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultModelPath } from '../../src/models/load-encoder.js';
+import { Vocabulary } from '../../src/models/starter/vocab.js';
+import { saveTensors } from '../../src/models/tensor-file.js';
+import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
+import { tempDir } from '../helpers.js';
+
+/**
+ * A copy of the shipped pack with a randomly initialised cross-encoder of two heads: the
+ * second reads word pairs, the first only the words (a prefix of the shared vocabulary).
+ */
+export async function packWithCross(): Promise<string> {
+  const dir = join(tempDir(), 'pack');
+  mkdirSync(dir);
+  for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
+  const words = new Vocabulary(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[]);
+  const vocab = words.withPairs(['a red shirt', 'a red shirt', 'two black dogs', 'two black dogs'], 2);
+  writeFileSync(join(dir, 'cross_vocab.json'), JSON.stringify(vocab.tokens));
+  const heads = [{ vocabSize: words.size, dim: 16, lambda: 4 }, { vocabSize: vocab.size, dim: 8, lambda: 9 }];
+  const tensors = new Map<string, Float32Array>();
+  heads.forEach((h, i) => {
+    for (const [k, v] of initCross(h, i + 1)) tensors.set(`h${i}.${k}`, v);
+  });
+  const fake = { pooled: new Float32Array(560).map((_, i) => i % 7), grid: new Float32Array(480 * 16).map((_, i) => i % 5) };
+  for (const [k, v] of Object.entries(computeStandardiser([fake, { pooled: fake.pooled.map((x) => x + 1), grid: fake.grid.map((x) => x * 2) }]))) tensors.set(`std.${k}`, v);
+  await saveTensors(join(dir, 'cross_encoder.bin'), tensors);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, crossEncoder: { file: 'cross_encoder.bin', vocabulary: 'cross_vocab.json', heads, fusion: { mode: 'weighted', alpha: 0.7 } } }));
+  return dir;
+}
