@@ -49,12 +49,12 @@ export interface BuildReport {
 /** What an index of `root` built with these models records about itself. */
 export async function imageIndexInfo(o: Pick<BuildOptions, 'root' | 'encoder' | 'modelSpec' | 'headSpec' | 'reranker' | 'rerankerSpec'>): Promise<StoreInfo> {
   let reranker: StoreInfo['reranker'];
-  if (o.reranker?.regionsOf) {
+  if (o.reranker) {
     if (!o.rerankerSpec) throw createError('BAD_ARGUMENT', 'rerankerSpec', 'needed to record where the cross-encoder comes from');
-    // one probe image tells the size of the cross-encoder's image side
+    // a cross-encoder with an image side computed at index time: one probe image tells its size
     const probe = { width: 1, height: 1, channels: 3 as const, data: new Uint8ClampedArray(3).fill(128), source: '<probe>' };
-    const [r] = await o.reranker.regionsOf([probe]);
-    reranker = { id: o.reranker.id, spec: o.rerankerSpec, regionSize: r!.length };
+    const regionSize = o.reranker.regionsOf ? (await o.reranker.regionsOf([probe]))[0]!.length : 0;
+    reranker = { id: o.reranker.id, spec: o.rerankerSpec, regionSize };
   }
   return { items: 'images', modelId: o.encoder.id, modelSpec: o.modelSpec, headSpec: o.headSpec, dim: o.encoder.dim, root: resolve(o.root), reranker };
 }

@@ -17,7 +17,7 @@ import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { createError } from '../errors.js';
-import { ExactIndex } from './exact-index.js';
+import { ExactIndex, type ScanBackend } from './exact-index.js';
 import { isEmptyFilter, matches, type Filter, type Metadata } from './filter.js';
 import { INDEX_FORMAT_VERSION, MANIFEST, readManifest, writeManifest, type Manifest } from './manifest.js';
 import { readSegment, segmentName, Stage2Reader, writeSegment, writeStage2 } from './segment-file.js';
@@ -44,6 +44,8 @@ export interface OpenOptions {
   /** create the index with this identity when the folder does not exist yet */
   create?: StoreInfo;
   compaction?: CompactionPolicy;
+  /** which scan answers searches (default: chosen by the amount of work) */
+  scan?: ScanBackend;
 }
 
 export class ExactStore implements VectorStore {
@@ -62,13 +64,15 @@ export class ExactStore implements VectorStore {
     private manifest: Manifest | undefined,
     private readonly release: (() => Promise<void>) | undefined,
     private readonly compaction: CompactionPolicy,
+    scan: ScanBackend = 'auto',
   ) {
     this.index = new ExactIndex(info.dim);
+    this.index.backend = scan;
   }
 
   /** A store that lives in memory only (evaluation, ranking a list of images). */
-  static memory(info: StoreInfo): ExactStore {
-    return new ExactStore('<memory>', info, undefined, undefined, DEFAULT_COMPACTION);
+  static memory(info: StoreInfo, options: Pick<OpenOptions, 'scan'> = {}): ExactStore {
+    return new ExactStore('<memory>', info, undefined, undefined, DEFAULT_COMPACTION, options.scan);
   }
 
   /** Opens an index folder (read-only unless `write`); `create` makes it when it does not exist. */
@@ -93,7 +97,7 @@ export class ExactStore implements VectorStore {
         manifest = { format: 'duo-index', formatVersion: INDEX_FORMAT_VERSION, info: options.create!, segments: [], nextSegment: 1, createdAt: now, updatedAt: now };
         await writeManifest(dir, manifest);
       }
-      const store = new ExactStore(dir, manifest.info, manifest, release, options.compaction ?? DEFAULT_COMPACTION);
+      const store = new ExactStore(dir, manifest.info, manifest, release, options.compaction ?? DEFAULT_COMPACTION, options.scan);
       if (release) await store.removeLeftovers();
       await store.load();
       return store;
@@ -119,7 +123,7 @@ export class ExactStore implements VectorStore {
         this.metadata.set(item.id, item.metadata);
         this.rowOf.set(item.id, { segment: seg.name, row });
       });
-      if (this.info.reranker && data.items.length > 0) {
+      if (this.info.reranker?.regionSize && data.items.length > 0) {
         const r = this.info.reranker;
         this.stage2.set(seg.name, await Stage2Reader.open(join(this.location, `${seg.name}.stage2`), r.id, r.regionSize, data.items.length));
       }
@@ -164,7 +168,7 @@ export class ExactStore implements VectorStore {
     this.assertWritable();
     const size = this.info.reranker?.regionSize;
     for (const item of items) {
-      if (size !== undefined && item.regions?.length !== size) {
+      if (size && item.regions?.length !== size) {
         throw createError('INDEX_DIM_MISMATCH', `stage-2 regions of ${item.id}`, size, item.regions?.length ?? 0);
       }
     }
@@ -243,7 +247,7 @@ export class ExactStore implements VectorStore {
     const vectors = new Float32Array(items.length * dim);
     items.forEach((item, r) => vectors.set(item.vector, r * dim));
     const r = this.info.reranker;
-    if (r && items.length > 0) {
+    if (r?.regionSize && items.length > 0) {
       const rows = async function* () {
         for (const item of items) {
           const regions = typeof item.regions === 'function' ? await item.regions() : item.regions;

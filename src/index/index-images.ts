@@ -31,8 +31,8 @@ export interface IndexImagesOptions {
 export async function indexImages(store: VectorStore, items: ImageItem[], o: IndexImagesOptions): Promise<{ encoded: number; failed: { id: string; error: string }[] }> {
   const failed: { id: string; error: string }[] = [];
   const batchSize = o.batchSize ?? 16;
-  const regionsOf = store.info.reranker ? o.reranker?.regionsOf?.bind(o.reranker) : undefined;
-  if (store.info.reranker && !regionsOf) throw new Error(`indexImages: the store keeps ${store.info.reranker.id}'s stage-2 sides, but no such cross-encoder was given`);
+  const regionsOf = store.info.reranker?.regionSize ? o.reranker?.regionsOf?.bind(o.reranker) : undefined;
+  if (store.info.reranker?.regionSize && !regionsOf) throw new Error(`indexImages: the store keeps ${store.info.reranker.id}'s stage-2 sides, but no such cross-encoder was given`);
   let encoded = 0;
   let sinceCheckpoint = 0;
   for (let i = 0; i < items.length; i += batchSize) {

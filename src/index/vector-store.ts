@@ -23,7 +23,7 @@ export interface StoreInfo {
   dim: number;
   /** absolute folder the ids are relative to (images), or the collection's source (captions) */
   root: string;
-  /** the cross-encoder whose image side every item carries (`regions`), if any */
+  /** the cross-encoder the index was built for; when regionSize > 0 every item carries its image side (`regions`) */
   reranker?: { id: string; spec: string; regionSize: number };
 }
 

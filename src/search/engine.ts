@@ -283,7 +283,7 @@ export class SearchEngine {
   private async candidates(hits: { id: string; score: number }[], items: (StoredItem | undefined)[], signal: AbortSignal): Promise<RerankCandidate[]> {
     if (this.captions) return hits.map((h, i) => ({ id: h.id, text: String(items[i]?.metadata.text ?? ''), stage1Score: h.score }));
     // stage-2 image sides stored at index time by this very cross-encoder: read the candidates' rows
-    const stored = this.info.reranker?.id === this.reranker!.id;
+    const stored = this.info.reranker?.id === this.reranker!.id && this.info.reranker.regionSize > 0;
     const regions = stored ? await this.store.regions(hits.map((h) => h.id), signal) : [];
     return hits.map((h, i) => ({ id: h.id, image: this.imageOf(h.id), regions: regions[i], stage1Score: h.score }));
   }

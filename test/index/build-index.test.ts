@@ -1,13 +1,23 @@
 import assert from 'node:assert/strict';
-import { rmSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DuoError } from '../../src/errors.js';
 import { buildIndex } from '../../src/index/build-index.js';
-import { loadIndex } from '../../src/index/index-file.js';
+import { ExactStore } from '../../src/index/exact-store.js';
 import type { Encoder } from '../../src/models/encoder.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+
+/** What an index folder holds: its ids, sorted, and the open store's count. */
+async function held(indexPath: string): Promise<string[]> {
+  const store = await ExactStore.open(indexPath);
+  const ids: string[] = [];
+  for await (const { id } of store.list()) ids.push(id);
+  assert.equal(await store.count(), ids.length);
+  await store.close();
+  return ids.sort();
+}
 
 /** Wraps an encoder to count images encoded and, optionally, die after some batches. */
 function counting(inner: Encoder, dieAfterBatches = Infinity) {
@@ -50,9 +60,13 @@ describe('buildIndex', () => {
     assert.equal(report.encoded, 6);
     assert.deepEqual(report.failed.map((f) => f.id), ['broken.jpg']);
     assert.match(report.failed[0]!.error, /broken\.jpg/);
-    const { header } = await loadIndex(indexPath, { modelId: base.id });
-    assert.equal(header.count, 6);
-    assert.ok(header.entries.some((e) => e.id === 'album/green.jpg'));
+    assert.deepEqual(await held(indexPath), ['album/black.jpg', 'album/green.jpg', 'album/yellow.jpg', 'blue.jpg', 'red.jpg', 'white.jpg']);
+    const store = await ExactStore.open(indexPath);
+    const [entry] = await store.get(['album/green.jpg']);
+    assert.equal(entry!.metadata.bytes, statSync(join(root, 'album', 'green.jpg')).size, 'file size and dates are kept as metadata');
+    assert.match(String(entry!.metadata.modified), /^\d{4}-\d{2}-\d{2}T/);
+    assert.equal(store.info.modelId, base.id);
+    await store.close();
 
     const again = counting(base);
     const second = await buildIndex({ root, indexPath, encoder: again.encoder, modelSpec: fixtureModelPath() });
@@ -76,10 +90,11 @@ describe('buildIndex', () => {
     const report = await buildIndex({ root: photos, indexPath, encoder: c.encoder, modelSpec: 'x' });
     assert.equal(c.counter.images, 1);
     assert.equal(report.removed, 1);
-    const { store } = await loadIndex(indexPath);
-    assert.deepEqual(store.ids(), ['a.jpg']);
+    assert.deepEqual(await held(indexPath), ['a.jpg']);
+    const store = await ExactStore.open(indexPath);
     const [green] = await base.encodeTexts(['green']);
     assert.ok((await store.search([green!], 1))[0]![0]!.score > 0.9, 'the stored vector is the new, green one');
+    await store.close();
   });
 
   it('resumes after a kill from the last checkpoint, encoding only what is left', async () => {
@@ -89,13 +104,25 @@ describe('buildIndex', () => {
       buildIndex({ root, indexPath, encoder: dying.encoder, modelSpec: 'x', batchSize: 2, checkpointEvery: 2 }),
       /killed/,
     );
-    const partial = await loadIndex(indexPath);
-    assert.equal(partial.header.count, 4, 'two checkpointed batches survive');
+    assert.equal((await held(indexPath)).length, 4, 'two checkpointed batches survive');
     const rest = counting(base);
     const report = await buildIndex({ root, indexPath, encoder: rest.encoder, modelSpec: 'x', batchSize: 2 });
     assert.equal(rest.counter.images, 2, 'the two good images left are encoded; the broken one never reaches the encoder');
     assert.equal(report.reused, 4);
-    assert.equal((await loadIndex(indexPath)).header.count, 6);
+    assert.equal((await held(indexPath)).length, 6);
+  });
+
+  it('locks the index for the run: a second concurrent build is refused, the first completes', async () => {
+    const indexPath = join(tempDir(), 'locked.duo');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: Encoder = { ...counting(base).encoder, encodeImages: async (imgs, o) => (await gate, base.encodeImages(imgs, o)) };
+    const first = buildIndex({ root, indexPath, encoder: slow, modelSpec: 'x' });
+    await new Promise((r) => setTimeout(r, 300)); // the first run holds the lock and waits in its encoder
+    await assert.rejects(buildIndex({ root, indexPath, encoder: base, modelSpec: 'x' }), (e: unknown) => e instanceof DuoError && e.code === 'INDEX_LOCKED');
+    release();
+    assert.equal((await first).encoded, 6);
+    assert.equal((await held(indexPath)).length, 6);
   });
 
   it('refuses an existing index built by another model or for another folder', async () => {

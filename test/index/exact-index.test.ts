@@ -2,10 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ExactIndex } from '../../src/index/exact-index.js';
 import { TopK } from '../../src/index/top-k.js';
-import { randomUnit, runVectorStoreContract } from '../contracts/vector-store.contract.js';
-
-runVectorStoreContract('ExactIndex, JavaScript scan', (dim) => Object.assign(new ExactIndex(dim), { backend: 'js' as const }));
-runVectorStoreContract('ExactIndex, onnxruntime Gemm+TopK scan', (dim) => Object.assign(new ExactIndex(dim), { backend: 'ort' as const }));
+import { randomUnit } from '../contracts/vector-store.contract.js';
 
 describe('TopK', () => {
   it('keeps the k best of a stream, as a full sort would, ties to the lower row', () => {

@@ -10,6 +10,8 @@ import type { Encoder } from '../../src/models/encoder.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import type { CrossEncoder } from '../../src/models/reranker.js';
 import { SearchEngine } from '../../src/search/engine.js';
+import { openEngine } from '../../src/search/open-engine.js';
+import { DuoError } from '../../src/errors.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
@@ -29,47 +31,57 @@ describe('SearchEngine', () => {
     await writeColourImage(join(root, 'warm', 'red2.jpg'), [215, 25, 35]); // a near-duplicate of red
     encoder = await loadEncoder(CLIP);
     blip = await BlipItmReranker.load(BLIP);
-    await buildIndex({ root, indexPath, encoder, modelSpec: CLIP });
+    await buildIndex({ root, indexPath, encoder, modelSpec: CLIP, reranker: blip, rerankerSpec: BLIP });
   });
+  /** an engine over the test index that borrows the test's models */
+  const open = (reranker: CrossEncoder | 'none' = 'none', index = indexPath) => openEngine({ index, encoder, reranker });
   after(async () => {
     await blip.dispose();
   });
 
   it('stage 1 alone: ranked hits with stage-1 scores and per-stage latency', async () => {
-    const engine = await SearchEngine.open(indexPath, { encoder });
-    const [r] = await engine.search([{ text: 'something red' }], { k2: 3 });
+    const engine = await open();
+    const [r] = await engine.search([{ text: 'something red' }], { k: 3 });
     assert.equal(r!.mode, 'stage1');
     assert.match(r!.results[0]!.id, /warm\/red2?\.jpg/);
     assert.equal(r!.results.length, 3);
     assert.equal(r!.results[0]!.stage2, undefined);
-    assert.ok(r!.latencyMs.total >= r!.latencyMs.stage1);
+    assert.deepEqual(r!.results.map((h) => h.stage1.rank), [1, 2, 3]);
+    const l = r!.latencyMs;
+    assert.ok(l.encode > 0 && l.stage1 > 0, 'both stages were timed');
+    assert.ok(Math.abs(l.total - (l.encode + l.stage1 + l.stage2 + l.fusion)) < 1e-9, 'total is the sum of the stages');
+    assert.equal(r!.results[0]!.path, join(root, r!.results[0]!.id));
+    assert.equal(typeof r!.results[0]!.metadata.bytes, 'number');
+    await engine.close();
   });
 
   it('hybrid: stage 2 rescores the k1 candidates, with both stages explained', async () => {
-    const engine = await SearchEngine.open(indexPath, { encoder, reranker: blip });
+    const engine = await open(blip);
     for (const fusion of ['replace', 'weighted', 'rrf'] as const) {
-      const [r] = await engine.search([{ text: 'a blue photo' }], { mode: 'hybrid', k1: 7, k2: 3, fusion });
+      const [r] = await engine.search([{ text: 'a blue photo' }], { mode: 'hybrid', k1: 7, k: 7, fusion });
       assert.equal(r!.results[0]!.id, 'cold/blue.jpg', fusion);
-      for (const h of r!.results) {
-        assert.ok(h.stage2 && Number.isFinite(h.stage2.score) && h.stage2.rank >= 1);
-        assert.ok(h.stage1.rank >= 1);
-      }
+      assert.ok(r!.results.every((h) => h.stage2 && Number.isFinite(h.stage2.score)));
+      // every candidate was rescored: both stages' ranks are permutations of 1..7
+      assert.deepEqual(r!.results.map((h) => h.stage1.rank).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(r!.results.map((h) => h.stage2!.rank).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7]);
+      if (fusion === 'replace') assert.deepEqual(r!.results.map((h) => h.stage2!.rank), [1, 2, 3, 4, 5, 6, 7], 'replace orders by stage 2 alone');
       assert.ok(r!.latencyMs.stage2 > 0);
     }
   });
 
   it('batches queries and answers a repeated query from the cache', async () => {
-    const engine = await SearchEngine.open(indexPath, { encoder, reranker: blip });
+    const engine = await open(blip);
     const queries = [{ text: 'green' }, { text: 'black' }, { image: join(root, 'cold', 'green.jpg') }];
-    const first = await engine.search(queries, { mode: 'hybrid', k1: 5, k2: 2 });
+    const first = await engine.search(queries, { mode: 'hybrid', k1: 5, k: 2 });
     assert.deepEqual(first.map((r) => r.results[0]!.id), ['cold/green.jpg', 'cold/black.jpg', 'cold/green.jpg']);
     assert.match(first[2]!.fallback!, /image→image.*stage-1 results/, 'an image query over images has no image–text pair to rescore');
-    const again = await engine.search([{ text: 'black' }], { mode: 'hybrid', k1: 5, k2: 2 });
+    const again = await engine.search([{ text: 'black' }], { mode: 'hybrid', k1: 5, k: 2 });
     assert.equal(again[0]!.cached, true);
     assert.deepEqual(again[0]!.results, first[1]!.results);
-    const other = await engine.search([{ text: 'black' }], { mode: 'hybrid', k1: 6, k2: 2 });
+    assert.equal(engine.stats.responseHits, 1);
+    const other = await engine.search([{ text: 'black' }], { mode: 'hybrid', k1: 6, k: 2 });
     assert.equal(other[0]!.cached, undefined, 'other options are another cache entry');
-    assert.ok(engine.embeddings.hits >= 1, 'the query embedding was reused');
+    assert.equal(engine.stats.embeddingHits, 1, 'the query embedding was reused');
   });
 
   it('falls back to stage 1, marked, when stage 2 fails or is too slow', async () => {
@@ -86,23 +98,81 @@ describe('SearchEngine', () => {
       dispose: async () => {},
     };
     for (const [reranker, reason] of [[broken, /failed: model crashed/], [slow, /passed its 50 ms budget/], [blocking, /passed its 50 ms budget/]] as const) {
-      const engine = await SearchEngine.open(indexPath, { encoder, reranker });
-      const [r] = await engine.search([{ text: 'white' }], { mode: 'hybrid', k1: 5, k2: 2, budgetMs: 50 });
+      const engine = await open(reranker);
+      const [r] = await engine.search([{ text: 'white' }], { mode: 'hybrid', k1: 5, k: 2, budgetMs: 50 });
       assert.match(r!.fallback!, reason);
       assert.equal(r!.results[0]!.id, 'warm/white.jpg');
       assert.equal(r!.results[0]!.stage2, undefined);
     }
   });
 
-  it('filters by folder before stage 2, and MMR pushes a near-duplicate down', async () => {
-    const engine = await SearchEngine.open(indexPath, { encoder, reranker: blip });
-    const [cold] = await engine.search([{ text: 'red' }], { k2: 10, where: { folder: 'cold' } });
+  it('stops abandoned stage-2 work when the budget runs out, and a cancelled search rejects', async () => {
+    let calls = 0;
+    // one candidate per batch, 30 ms each, checking the signal between batches as the real models do
+    const batched: CrossEncoder = {
+      id: 'batched',
+      score: async (_q, c, o) => {
+        const scores: number[] = [];
+        for (let i = 0; i < c.length; i++) {
+          o?.signal?.throwIfAborted();
+          calls++;
+          await new Promise((r) => setTimeout(r, 30));
+          scores.push(i);
+        }
+        return { scores, ms: 0, calls, batchSize: 1 };
+      },
+      dispose: async () => {},
+    };
+    const engine = await open(batched);
+    const [r] = await engine.search([{ text: 'white' }], { mode: 'hybrid', k1: 7, k: 2, budgetMs: 50 });
+    assert.match(r!.fallback!, /passed its 50 ms budget/);
+    const atFallback = calls;
+    await new Promise((res) => setTimeout(res, 250));
+    assert.equal(calls, atFallback, 'no batch starts after the budget ran out');
+    assert.ok(calls <= 3, `${calls} of 7 batches ran`);
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(engine.search([{ text: 'blue' }], { mode: 'hybrid' }, { signal: controller.signal }), { name: 'AbortError' });
+  });
+
+  it('filters before stage 2, pages with offset, and MMR brings in items from beyond the top k', async () => {
+    const engine = await open(blip);
+    const [cold] = await engine.search([{ text: 'red' }], { k: 10, where: { id: { prefix: 'cold/' } } });
     assert.ok(cold!.results.every((h) => h.id.startsWith('cold/')));
     assert.equal(cold!.results.length, 3);
-    const [plain] = await engine.search([{ text: 'red' }], { k2: 3 });
+    const [small] = await engine.search([{ text: 'red' }], { k: 10, where: { bytes: { lt: 1 } } });
+    assert.equal(small!.results.length, 0, 'no file is under one byte');
+    const [plain] = await engine.search([{ text: 'red' }], { k: 4 });
     assert.deepEqual(plain!.results.slice(0, 2).map((h) => h.id).sort(), ['warm/red.jpg', 'warm/red2.jpg']);
-    const [diverse] = await engine.search([{ text: 'red' }], { k2: 3, mmrLambda: 0.3 });
-    assert.ok(diverse!.results[1]!.id !== 'warm/red.jpg' && diverse!.results[1]!.id !== 'warm/red2.jpg', `second: ${diverse!.results[1]!.id}`);
+    const [page2] = await engine.search([{ text: 'red' }], { k: 2, offset: 2 });
+    assert.deepEqual(page2!.results.map((h) => [h.rank, h.id]), plain!.results.slice(2).map((h) => [h.rank, h.id]));
+    const [diverse] = await engine.search([{ text: 'red' }], { k: 2, mmr: 0.3 });
+    assert.ok(!diverse!.results[1]!.id.startsWith('warm/red'), `second: ${diverse!.results[1]!.id}`);
+    assert.ok(diverse!.results[1]!.stage1.rank > 2, 'the second result comes from beyond the stage-1 top 2');
+  });
+
+  it('refuses empty queries and queries with no word the model knows, naming the words', async () => {
+    const picky: Encoder = { ...encoder, textCoverage: (t) => ({ known: t.split(' ').filter((w) => w in COLOURS), unknown: t.split(' ').filter((w) => !(w in COLOURS)) }) };
+    const engine = new SearchEngine({ store: (await open()).store, encoder: picky });
+    await assert.rejects(engine.search([{ text: '   ' }]), (e: unknown) => e instanceof DuoError && e.code === 'BAD_ARGUMENT' && /query: is empty/.test((e as Error).message));
+    await assert.rejects(engine.search([{ text: 'zebra quagga' }]), (e: unknown) => e instanceof DuoError && e.code === 'QUERY_NOT_UNDERSTOOD' && /zebra, quagga/.test((e as Error).message));
+    const [r] = await engine.search([{ text: 'zebra red' }], { k: 1 });
+    assert.match(r!.results[0]!.id, /red/, 'one known word is enough');
+  });
+
+  it('opens with the cross-encoder the index recorded, and disposes only what it created', async () => {
+    let disposed = 0;
+    const counted: Encoder = { ...encoder, dispose: async () => void disposed++ };
+    const engine = await openEngine({ index: indexPath, encoder: counted });
+    assert.equal(engine.reranker?.id, blip.id, 'hybrid search needs no --reranker: the index names it');
+    const [r] = await engine.search([{ text: 'a blue photo' }], { mode: 'hybrid', k1: 7, k: 1 });
+    assert.equal(r!.results[0]!.id, 'cold/blue.jpg');
+    await engine.close();
+    assert.equal(disposed, 0, 'a borrowed encoder is not disposed');
+    assert.equal((await counted.encodeTexts(['red'])).length, 1, 'and still works');
+    const plain = new SearchEngine({ store: (await open()).store, encoder });
+    await plain.close();
+    assert.equal((await plain.store.count()), 7, 'an engine given its parts leaves them open');
   });
 
   it('image→text over a caption collection: stage 2 rescores the captions for the image', async () => {
@@ -111,20 +181,20 @@ describe('SearchEngine', () => {
     writeFileSync(file, names.map((n, i) => JSON.stringify({ id: `c${i}`, text: `a ${n} photo`, album: i % 2 ? 'odd' : 'even' })).join('\n'));
     const captionIndex = join(tempDir(), 'captions.duo');
     await buildCaptionIndex({ captions: await readCaptionFile(file), indexPath: captionIndex, encoder, modelSpec: CLIP, source: file });
-    const engine = await SearchEngine.open(captionIndex, { encoder, reranker: blip });
+    const engine = await open(blip, captionIndex);
     assert.equal(engine.captions, true);
     const image = { image: join(root, 'cold', 'blue.jpg') };
-    const [s1] = await engine.search([image], { k2: 2 });
+    const [s1] = await engine.search([image], { k: 2 });
     assert.equal(s1!.results[0]!.text, 'a blue photo');
     assert.equal(s1!.results[0]!.path, undefined);
     for (const fusion of ['replace', 'weighted', 'rrf'] as const) {
-      const [r] = await engine.search([image], { mode: 'hybrid', k1: 6, k2: 3, fusion });
+      const [r] = await engine.search([image], { mode: 'hybrid', k1: 6, k: 3, fusion });
       assert.equal(r!.fallback, undefined, fusion);
       assert.equal(r!.results[0]!.text, 'a blue photo', fusion);
       assert.ok(r!.results.every((h) => h.stage2 && Number.isFinite(h.stage2.score)));
     }
     // blue is c2: an even album; filters read the stored fields
-    const [odd] = await engine.search([image], { k2: 6, where: { album: 'odd' } });
+    const [odd] = await engine.search([image], { k: 6, where: { album: 'odd' } });
     assert.deepEqual(odd!.results.map((h) => h.id).sort(), ['c1', 'c3', 'c5']);
     await assert.rejects(engine.search([{ text: 'blue' }], { mode: 'hybrid' }), /holds captions/);
   });
@@ -137,17 +207,18 @@ describe('SearchEngine', () => {
       score: async (_q, c) => ({ scores: c.map((_, i) => i), ms: 0, calls: 1, batchSize: c.length }),
       dispose: async () => {},
     };
-    const engine = await SearchEngine.open(indexPath, { encoder, reranker: reverse });
-    const [own] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k2: 4 });
+    const engine = await open(reverse);
+    const [own] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k: 4 });
     assert.deepEqual(own!.results.map((h) => h.stage1.rank), [4, 3, 2, 1]);
-    const [set] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k2: 4, alpha: 0 });
+    const [set] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k: 4, alpha: 0 });
     assert.deepEqual(set!.results.map((h) => h.stage1.rank), [1, 2, 3, 4]);
   });
 
   it('rejects bad options by name', async () => {
-    const engine = await SearchEngine.open(indexPath, { encoder });
-    await assert.rejects(engine.search([{ text: 'x' }], { k2: 0 }), /k2/);
+    const engine = await open();
+    await assert.rejects(engine.search([{ text: 'x' }], { k: 0 }), /^Error: k: /);
     await assert.rejects(engine.search([{ text: 'x' }], { alpha: 2 }), /alpha/);
+    await assert.rejects(engine.search([{ text: 'x' }], { where: { n: { between: 1 } } } as never), /where/);
     await assert.rejects(engine.search([{ text: 'x' }], { mode: 'hybrid' }), /cross-encoder/);
   });
 });
