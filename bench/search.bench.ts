@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable } from '../src/cli/output.js';
 import { ExactIndex } from '../src/index/exact-index.js';
-import { loadIndex, saveIndex } from '../src/index/index-file.js';
+import { ExactStore } from '../src/index/exact-store.js';
 import { OrtTopK } from '../src/index/ort-top-k.js';
 import { packageRoot } from '../src/util/package-root.js';
 
@@ -84,14 +84,18 @@ const buildMs = performance.now() - t;
 const dir = join(tmpdir(), `duo-bench-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const path = join(dir, 'bench.duo');
-const header = { modelId: 'bench', modelSpec: 'bench', dim: DIM, normalized: true, root: '/bench', createdAt: '', updatedAt: '', entries: ids.map((id) => ({ id, size: 0, mtimeMs: 0 })) };
+// the index folder as `duo index` writes it: one segment appended by a flush, then reopened
+const store = await ExactStore.open(path, { write: true, create: { items: 'images', modelId: 'bench', modelSpec: 'bench', dim: DIM, root: '/bench' } });
+await store.upsert(ids.map((id, i) => ({ id, vector: vectors[i]! })));
 t = performance.now();
-await saveIndex(path, { store: index, header });
+await store.flush();
 const saveMs = performance.now() - t;
+await store.close();
 t = performance.now();
-const loaded = await loadIndex(path);
+const loaded = await ExactStore.open(path);
 const loadMs = performance.now() - t;
-if (loaded.store.size !== N) throw new Error('reload lost rows');
+if ((await loaded.count()) !== N) throw new Error('reload lost rows');
+await loaded.close();
 rmSync(dir, { recursive: true, force: true });
 
 const q = (i: number) => queries.subarray(i * DIM, (i + 1) * DIM);

@@ -61,5 +61,5 @@ export function parseSearchOptions(raw: unknown, name: (field: string) => string
   const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
   const path = [...issue.path.map(String), ...keys.slice(0, 1)];
   const field = path.length > 0 ? name(path[0]!) + path.slice(1).map((p) => `.${p}`).join('') : name('(options)');
-  throw createError('BAD_ARGUMENT', field, issue.code === 'unrecognized_keys' ? 'unknown option' : issue.message);
+  throw createError('BAD_ARGUMENT', field, issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message);
 }
