@@ -6,6 +6,8 @@ export type ImageInput = string | Uint8Array | DecodedImage;
 export interface EncodeOptions {
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
+  /** checked before every model call: once aborted, no further batch runs and the call rejects with the signal's reason */
+  signal?: AbortSignal;
 }
 
 /**
@@ -40,15 +42,18 @@ export function l2normalize(v: Float32Array): Float32Array {
   return v;
 }
 
-/** Splits `items` into batches and reports progress after each. */
+/** Splits `items` into batches, reports progress after each, and runs none once `signal` is aborted. */
 export async function inBatches<T, R>(
   items: T[],
   batchSize: number,
   run: (batch: T[]) => Promise<R[]>,
-  onProgress?: (done: number, total: number) => void,
+  options: Pick<EncodeOptions, 'onProgress' | 'signal'> = {},
 ): Promise<R[]> {
+  const { onProgress, signal } = options;
+  signal?.throwIfAborted();
   const out: R[] = [];
   for (let i = 0; i < items.length; i += batchSize) {
+    signal?.throwIfAborted();
     out.push(...(await run(items.slice(i, i + batchSize))));
     onProgress?.(Math.min(i + batchSize, items.length), items.length);
   }

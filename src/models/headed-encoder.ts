@@ -67,11 +67,15 @@ export class HeadedEncoder implements Encoder {
   }
 
   async encodeTexts(texts: string[], options?: EncodeOptions): Promise<Float32Array[]> {
-    return this.project(this.textHead, await this.base.encodeTexts(texts, options));
+    const embeds = await this.base.encodeTexts(texts, options);
+    options?.signal?.throwIfAborted();
+    return this.project(this.textHead, embeds);
   }
 
   async encodeImages(images: ImageInput[], options?: EncodeOptions): Promise<Float32Array[]> {
-    return this.project(this.imageHead, await this.base.encodeImages(images, options));
+    const embeds = await this.base.encodeImages(images, options);
+    options?.signal?.throwIfAborted();
+    return this.project(this.imageHead, embeds);
   }
 
   async dispose(): Promise<void> {

@@ -22,6 +22,8 @@ export interface RerankCandidate {
 export interface RerankOptions {
   /** pairs per model call (default per model); shrinks by half on an out-of-memory error */
   batchSize?: number;
+  /** checked before every model call: once aborted, no further batch runs and score rejects with the signal's reason */
+  signal?: AbortSignal;
 }
 
 export interface RerankResult {
@@ -38,7 +40,7 @@ export interface CrossEncoder {
   /** the weighted-fusion α this model was chosen with (the engine's default for it) */
   readonly fusionAlpha?: number;
   /** when defined, the image side this model computes at index time (stored beside the index) */
-  regionsOf?(images: DecodedImage[]): Promise<Float32Array[]>;
+  regionsOf?(images: DecodedImage[], options?: { signal?: AbortSignal }): Promise<Float32Array[]>;
   score(query: RerankQuery, candidates: RerankCandidate[], options?: RerankOptions): Promise<RerankResult>;
   dispose(): Promise<void>;
 }
@@ -47,17 +49,22 @@ const OUT_OF_MEMORY = /out of memory|bad_alloc|failed to allocate|allocation|ENO
 
 /**
  * Runs `run` over `items` in batches; when a batch fails for lack of memory, halves the batch
- * size and retries from that batch, down to 1, rather than failing the whole query.
+ * size and retries from that batch, down to 1, rather than failing the whole query. Once
+ * `signal` is aborted no further batch runs.
  */
 export async function guardedBatches<T, R>(
   items: T[],
   batchSize: number,
   run: (batch: T[]) => Promise<R[]>,
+  options: { signal?: AbortSignal } = {},
 ): Promise<{ results: R[]; calls: number; batchSize: number }> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   let size = Math.max(1, Math.floor(batchSize));
   const results: R[] = [];
   let calls = 0;
   for (let i = 0; i < items.length; ) {
+    signal?.throwIfAborted();
     const batch = items.slice(i, i + size);
     try {
       calls++;

@@ -58,6 +58,22 @@ export function runEncoderContract(name: string, make: () => Promise<Encoder>): 
       assert.deepEqual(await encoder.encodeTexts([]), []);
     });
 
+    it('runs no batch once its signal is aborted, and rejects with the AbortError', async () => {
+      const seen: number[] = [];
+      const aborted = AbortSignal.abort();
+      await assert.rejects(encoder.encodeTexts(['a red car'], { signal: aborted, onProgress: (d) => seen.push(d) }), { name: 'AbortError' });
+      await assert.rejects(encoder.encodeImages(images, { signal: aborted, onProgress: (d) => seen.push(d) }), { name: 'AbortError' });
+      assert.equal(seen.length, 0, 'an already-aborted signal: not one batch');
+      const controller = new AbortController();
+      const stop = (d: number) => {
+        seen.push(d);
+        controller.abort();
+      };
+      await assert.rejects(encoder.encodeImages(images, { batchSize: 1, signal: controller.signal, onProgress: stop }), { name: 'AbortError' });
+      assert.deepEqual(seen, [1], 'aborted after the first batch: the other two never ran');
+      assert.equal((await encoder.encodeTexts(['a red car'])).length, 1, 'and the encoder still works');
+    });
+
     it('fails with a named error for an unreadable image', async () => {
       await assert.rejects(encoder.encodeImages([join(dir, 'missing.jpg')]), /missing\.jpg/);
     });

@@ -36,6 +36,14 @@ export function runRerankerContract(name: string, make: () => Promise<CrossEncod
       assert.equal(r.scores.length, candidates.length);
     });
 
+    it('scores nothing once its signal is aborted, and rejects with the AbortError', async () => {
+      const aborted = AbortSignal.abort();
+      await assert.rejects(reranker.score({ text: 'a red square' }, candidates, { signal: aborted }), { name: 'AbortError' });
+      await assert.rejects(reranker.score({ image: join(dir, 'green.jpg') }, candidates, { signal: aborted }), { name: 'AbortError' });
+      if (reranker.regionsOf) await assert.rejects(reranker.regionsOf([], { signal: aborted }), { name: 'AbortError' });
+      assert.equal((await reranker.score({ text: 'a red square' }, candidates)).scores.length, candidates.length, 'and the model still works');
+    });
+
     it('handles no candidates', async () => {
       assert.deepEqual((await reranker.score({ text: 'x' }, [])).scores, []);
     });

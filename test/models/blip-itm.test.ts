@@ -45,6 +45,15 @@ describe('BLIP ITM adapter', () => {
     await blip.dispose();
   });
 
+  it('an aborted score runs no vision pass', async () => {
+    const dir = tempDir();
+    await writeColourImage(join(dir, 'g.jpg'), COLOURS.green!);
+    const blip = await BlipItmReranker.load(BLIP_DIR);
+    await assert.rejects(blip.score({ text: 'green' }, [{ id: 'g', image: join(dir, 'g.jpg') }], { signal: AbortSignal.abort() }), { name: 'AbortError' });
+    assert.equal(blip.cacheStats.entries, 0);
+    await blip.dispose();
+  });
+
   it('the committed fixture is what the generator writes', () => {
     for (const [name, data] of colourBlipFiles()) assert.ok(readFileSync(join(BLIP_DIR, name)).equals(Buffer.from(data)), name);
   });
@@ -71,6 +80,18 @@ describe('memory guard', () => {
     assert.deepEqual(results, [10, 20, 30, 40, 50, 60, 70]);
     assert.equal(batchSize, 2);
     assert.deepEqual(sizes.slice(0, 3), [7, 4, 2]);
+  });
+
+  it('runs no further batch once the signal is aborted', async () => {
+    const controller = new AbortController();
+    const ran: number[][] = [];
+    const work = guardedBatches([1, 2, 3], 1, async (batch) => {
+      ran.push(batch);
+      controller.abort();
+      return batch;
+    }, { signal: controller.signal });
+    await assert.rejects(work, { name: 'AbortError' });
+    assert.deepEqual(ran, [[1]]);
   });
 
   it('passes other errors through, and gives up at batch size 1', async () => {

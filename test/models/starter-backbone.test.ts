@@ -54,6 +54,20 @@ describe('one backbone pass per image for both starter models', () => {
     await encoder.dispose();
   });
 
+  it('an aborted call runs no backbone pass and leaves nothing on the image', async () => {
+    const { encoder, reranker, passes } = await models();
+    const path = await colourImage('yellow');
+    const image = await loadImage(path);
+    const signal = AbortSignal.abort();
+    await assert.rejects(encoder.encodeImages([image], { signal }), { name: 'AbortError' });
+    await assert.rejects(reranker.score({ image }, [{ id: 'c', text: 'a yellow thing' }], { signal }), { name: 'AbortError' });
+    await assert.rejects(reranker.score({ text: 'a yellow thing' }, [{ id: 'y', image: path }], { signal }), { name: 'AbortError' });
+    await assert.rejects(reranker.regionsOf([image], { signal }), { name: 'AbortError' });
+    assert.equal(passes(), 0);
+    assert.equal(image.derived, undefined);
+    await Promise.all([encoder.dispose(), reranker.dispose()]);
+  });
+
   it('a hybrid image query over a caption index runs the backbone once for both stages', async () => {
     const { pack, encoder, reranker, passes } = await models();
     const index = join(tempDir(), 'captions');

@@ -83,9 +83,10 @@ export class BlipItmReranker implements CrossEncoder {
     }
   }
 
-  private async imageSides(images: ImageInput[]): Promise<ImageSide[]> {
+  private async imageSides(images: ImageInput[], signal?: AbortSignal): Promise<ImageSide[]> {
     const decoded = await Promise.all(images.map((img) => (typeof img === 'string' || img instanceof Uint8Array ? loadImage(img) : img)));
     const { pixel_values } = (await this.processor(decoded.map((d) => new RawImage(d.data, d.width, d.height, 3)))) as { pixel_values: Tensor };
+    signal?.throwIfAborted();
     const out = await this.vision.run({ pixel_values: new ort.Tensor('float32', pixel_values.data as Float32Array, pixel_values.dims) });
     const embeds = out.image_embeds;
     if (!embeds || embeds.dims.length !== 3) throw createError('MODEL_OUTPUT', this.id, 'vision_model.onnx must output image_embeds [batch, patches, hidden]');
@@ -101,10 +102,10 @@ export class BlipItmReranker implements CrossEncoder {
     }));
   }
 
-  private async sideOf(key: string, image: ImageInput): Promise<ImageSide> {
+  private async sideOf(key: string, image: ImageInput, signal?: AbortSignal): Promise<ImageSide> {
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const [side] = await this.imageSides([image]);
+    const [side] = await this.imageSides([image], signal);
     this.cache.set(key, side!);
     return side!;
   }
@@ -119,6 +120,8 @@ export class BlipItmReranker implements CrossEncoder {
 
   async score(query: RerankQuery, candidates: RerankCandidate[], options: RerankOptions = {}): Promise<RerankResult> {
     const started = performance.now();
+    const { signal } = options;
+    signal?.throwIfAborted();
     const textQuery = 'text' in query;
     for (const c of candidates) {
       if (textQuery && c.image === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'a text query needs candidates with an image');
@@ -126,20 +129,21 @@ export class BlipItmReranker implements CrossEncoder {
     }
     // the image side of each pair: the candidates' (cached by id) or the query's, computed once
     const sides = textQuery
-      ? await Promise.all(candidates.map((c) => this.sideOf(c.id, c.image!)))
+      ? await Promise.all(candidates.map((c) => this.sideOf(c.id, c.image!, signal)))
       : Array<ImageSide>(candidates.length).fill(
-          typeof query.image === 'string' ? await this.sideOf(`query:${query.image}`, query.image) : (await this.imageSides([query.image]))[0]!,
+          typeof query.image === 'string' ? await this.sideOf(`query:${query.image}`, query.image, signal) : (await this.imageSides([query.image], signal))[0]!,
         );
     const texts = textQuery ? candidates.map(() => query.text) : candidates.map((c) => c.text!);
     const { results, calls, batchSize } = await guardedBatches(
       candidates.map((_, i) => i),
       options.batchSize ?? this.options.batchSize ?? 32,
-      async (batch) => this.scoreBatch(batch.map((i) => texts[i]!), batch.map((i) => sides[i]!)),
+      async (batch) => this.scoreBatch(batch.map((i) => texts[i]!), batch.map((i) => sides[i]!), signal),
+      { signal },
     );
     return { scores: results, ms: performance.now() - started, calls, batchSize };
   }
 
-  private async scoreBatch(texts: string[], sides: ImageSide[]): Promise<number[]> {
+  private async scoreBatch(texts: string[], sides: ImageSide[], signal?: AbortSignal): Promise<number[]> {
     const { patches, hidden } = sides[0]!;
     const embeds = new Float32Array(sides.length * patches * hidden);
     sides.forEach((s, i) => embeds.set(s.embeds, i * patches * hidden));
@@ -149,6 +153,7 @@ export class BlipItmReranker implements CrossEncoder {
     const scores = sides.map((_, i) => logits[2 * i + 1]! - logits[2 * i]!);
     const w = this.options.itcWeight ?? 0;
     if (w > 0 && this.itc) {
+      signal?.throwIfAborted();
       const t = (await this.itc.run({ input_ids: ids, attention_mask: mask })).text_feat!.data as Float32Array;
       const d = t.length / texts.length;
       sides.forEach((s, i) => {

@@ -123,7 +123,7 @@ export class ClipEncoder implements Encoder {
         const output = (await this.textModel(inputs)) as Record<string, Tensor>;
         return this.rows(output, this.family.textOutput, batch.length);
       },
-      options.onProgress,
+      options,
     );
   }
 
@@ -135,10 +135,11 @@ export class ClipEncoder implements Encoder {
         const decoded = await Promise.all(batch.map((img) => (img instanceof Uint8Array || typeof img === 'string' ? loadImage(img) : img)));
         const raw = decoded.map((d) => new RawImage(d.data, d.width, d.height, 3));
         const inputs = (await this.processor(raw)) as Record<string, Tensor>;
+        options.signal?.throwIfAborted();
         const output = (await this.visionModel({ pixel_values: inputs.pixel_values })) as Record<string, Tensor>;
         return this.rows(output, this.family.imageOutput, batch.length);
       },
-      options.onProgress,
+      options,
     );
   }
 

@@ -63,16 +63,19 @@ export class StarterCrossEncoder implements CrossEncoder {
     return new StarterCrossEncoder(`${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`, heads, m.fusion?.alpha, std, vocab, backbone);
   }
 
-  async regionsOf(images: DecodedImage[]): Promise<Float32Array[]> {
+  async regionsOf(images: DecodedImage[], options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {
+    options.signal?.throwIfAborted();
     if (images.length === 0) return [];
-    return headRegions(this.heads, regionInputs(await this.backbone.run(images), this.std));
+    const features = await this.backbone.run(images, options);
+    options.signal?.throwIfAborted();
+    return headRegions(this.heads, regionInputs(features, this.std));
   }
 
-  private async regionsFor(key: string | undefined, image: ImageInput): Promise<Float32Array> {
+  private async regionsFor(key: string | undefined, image: ImageInput, signal: AbortSignal | undefined): Promise<Float32Array> {
     const hit = key ? this.cache.get(key) : undefined;
     if (hit) return hit;
     const decoded = typeof image === 'string' || image instanceof Uint8Array ? await loadImage(image) : image;
-    const [r] = await this.regionsOf([decoded]);
+    const [r] = await this.regionsOf([decoded], { signal });
     if (key) this.cache.set(key, r!);
     return r!;
   }
@@ -80,6 +83,8 @@ export class StarterCrossEncoder implements CrossEncoder {
   /** One query against a batch of candidates: per head a single tokens × regions product (./attention.ts). */
   async score(query: RerankQuery, candidates: RerankCandidate[], options: RerankOptions = {}): Promise<RerankResult> {
     const started = performance.now();
+    const { signal } = options;
+    signal?.throwIfAborted();
     if ('text' in query) {
       // one query, many candidates: tokenise it once
       const ids = [this.vocab.encode(query.text)];
@@ -88,21 +93,21 @@ export class StarterCrossEncoder implements CrossEncoder {
           batch.map(async (c) => {
             if (c.regions) return c.regions;
             if (c.image === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'a text query needs candidates with an image or stored regions');
-            return this.regionsFor(c.id, c.image);
+            return this.regionsFor(c.id, c.image, signal);
           }),
         );
         return Array.from((await crossScores(this.heads, ids, regions)).data);
-      });
+      }, { signal });
       return { scores: results, ms: performance.now() - started, calls, batchSize };
     }
-    const regions = [await this.regionsFor(typeof query.image === 'string' ? `query:${query.image}` : undefined, query.image)];
+    const regions = [await this.regionsFor(typeof query.image === 'string' ? `query:${query.image}` : undefined, query.image, signal)];
     const { results, calls, batchSize } = await guardedBatches(candidates, options.batchSize ?? 64, async (batch) => {
       const captions = batch.map((c) => {
         if (c.text === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'an image query needs candidates with a text');
         return this.vocab.encode(c.text);
       });
       return Array.from((await crossScores(this.heads, captions, regions)).data);
-    });
+    }, { signal });
     return { scores: results, ms: performance.now() - started, calls, batchSize };
   }
 

@@ -70,13 +70,13 @@ export class StarterEncoder implements Encoder {
         attention_mask: new ort.Tensor('int64', mask, [batch.length, len]),
       });
       return rows(out.text_embeds!.data as Float32Array, batch.length, this.dim);
-    }, options.onProgress);
+    }, options);
   }
 
   /** Backbone features (pooled and grid) of images: what stage 2 and head training reuse. */
-  async features(images: ImageInput[]): Promise<BackboneFeatures[]> {
+  async features(images: ImageInput[], options: { signal?: AbortSignal } = {}): Promise<BackboneFeatures[]> {
     const decoded = await Promise.all(images.map((img) => (img instanceof Uint8Array || typeof img === 'string' ? loadImage(img) : img)));
-    return this.backbone.run(decoded);
+    return this.backbone.run(decoded, options);
   }
 
   async embedFeatures(pooled: Float32Array[]): Promise<Float32Array[]> {
@@ -90,7 +90,11 @@ export class StarterEncoder implements Encoder {
 
   async encodeImages(images: ImageInput[], options: EncodeOptions = {}): Promise<Float32Array[]> {
     const kind = this.manifest.features ?? 'pooled';
-    return inBatches(images, options.batchSize ?? 8, async (batch) => this.embedFeatures((await this.features(batch)).map((f) => featureVector(f, kind))), options.onProgress);
+    return inBatches(images, options.batchSize ?? 8, async (batch) => {
+      const features = await this.features(batch, options);
+      options.signal?.throwIfAborted();
+      return this.embedFeatures(features.map((f) => featureVector(f, kind)));
+    }, options);
   }
 
   async dispose(): Promise<void> {
