@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildIndex } from '../../src/index/build-index.js';
-import { loadRegions, regionPath, saveRegions } from '../../src/index/region-file.js';
+import { ExactStore } from '../../src/index/exact-store.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import { loadReranker } from '../../src/models/load-reranker.js';
 import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
-import { SearchEngine } from '../../src/search/engine.js';
+import { openEngine } from '../../src/search/open-engine.js';
 import { crossScores } from '../../src/models/starter/cross-scoring.js';
 import { initCross } from '../../src/train/cross-init.js';
 import { fromHalf, toHalf } from '../../src/util/float16.js';
@@ -29,28 +29,31 @@ describe('starter cross-encoder in the engine', () => {
     const reranker = await loadReranker(pack);
     assert.ok(reranker instanceof StarterCrossEncoder);
     const indexPath = join(tempDir(), 'i.duo');
-    await buildIndex({ root, indexPath, encoder, modelSpec: pack, reranker });
-    assert.ok(existsSync(regionPath(indexPath)));
-    const stored = await loadRegions(regionPath(indexPath), reranker.id);
-    assert.deepEqual([...stored.keys()].sort(), names.map((n) => `${n}.jpg`).sort());
-    assert.equal(stored.get('red.jpg')!.length, 17 * (16 + 8), 'both heads\' regions, head after head');
+    await buildIndex({ root, indexPath, encoder, modelSpec: pack, reranker, rerankerSpec: pack });
+    assert.ok(existsSync(join(indexPath, '000001.stage2')));
+    const store = await ExactStore.open(indexPath);
+    assert.deepEqual(store.info.reranker, { id: reranker.id, spec: pack, regionSize: 17 * (16 + 8) });
+    const ids = names.map((n) => `${n}.jpg`);
+    const stored = await store.regions(ids);
+    assert.ok(stored.every((r) => r?.length === 17 * (16 + 8)), "both heads' regions, head after head, for every image");
+    const red = stored[ids.indexOf('red.jpg')]!;
     for (const [offset, dim] of [[0, 16], [17 * 16, 8]] as const) {
       for (let j = 0; j < 17; j++) {
-        const norm = Math.hypot(...stored.get('red.jpg')!.subarray(offset + j * dim, offset + (j + 1) * dim));
+        const norm = Math.hypot(...red.subarray(offset + j * dim, offset + (j + 1) * dim));
         assert.ok(Math.abs(norm - 1) < 2e-3, `region ${j} has length ${norm}: regions are stored unit length`);
       }
     }
-    assert.equal(reranker.fusionAlpha, 0.7, 'the pack\'s α comes with the model');
-    assert.equal((await loadRegions(regionPath(indexPath), 'another-reranker')).size, 0, 'regions of another cross-encoder are never read');
+    await store.close();
+    assert.equal(reranker.fusionAlpha, 0.7, "the pack's α comes with the model");
 
     const direct = await reranker.score({ text: 'a red shirt' }, [{ id: 'x', image: join(root, 'red.jpg') }]);
     rmSync(root, { recursive: true }); // from here on, any backbone pass over an indexed image would fail
-    const engine = await SearchEngine.open(indexPath, { encoder, reranker });
-    const [r] = await engine.search([{ text: 'a red shirt' }], { mode: 'hybrid', k1: 6, k2: 6 });
+    const engine = await openEngine({ index: indexPath, encoder, reranker });
+    const [r] = await engine.search([{ text: 'a red shirt' }], { mode: 'hybrid', k1: 6, k: 6 });
     assert.equal(r!.fallback, undefined);
     assert.equal(r!.results.length, 6);
-    const red = r!.results.find((h) => h.id === 'red.jpg')!;
-    assert.ok(Math.abs(red.stage2!.score - direct.scores[0]!) < 1e-2, 'fp16 regions give the same score as fresh ones, to fp16 precision');
+    const hit = r!.results.find((h) => h.id === 'red.jpg')!;
+    assert.ok(Math.abs(hit.stage2!.score - direct.scores[0]!) < 1e-2, 'fp16 regions give the same score as fresh ones, to fp16 precision');
     await engine.close();
   });
 });
@@ -79,12 +82,5 @@ describe('fp16 storage', () => {
     assert.equal(y[5], 65504);
     assert.equal(y[6], Infinity);
     assert.ok(Math.abs(y[7]!) < 1e-7);
-  });
-
-  it('region files round-trip by id', async () => {
-    const path = join(tempDir(), 'r.stage2');
-    await saveRegions(path, 'model-a', new Map([['a', Float32Array.from([1, 2])], ['b', Float32Array.from([-0.5, 0.25])]]));
-    const back = await loadRegions(path, 'model-a');
-    assert.deepEqual([...back.get('b')!], [-0.5, 0.25]);
   });
 });
