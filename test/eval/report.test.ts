@@ -22,7 +22,7 @@ describe('evaluation report', () => {
     assert.equal(json.stage1.textToImage['R@1'], 100);
     assert.equal(json.stage1.imageToText.mAP, 1, 'both captions of every image rank first and second');
     assert.ok(json.peakRssMiB > 0);
-    assert.ok(json.latencyMs.stage2.p50 >= 0);
+    assert.ok(json.latencyMs.stage2.p50 > 0, "stage 2 was timed");
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.match(md, /\| stage 1 \| 100\.00 \|/);
     assert.match(md, /hybrid k1=4 rrf/);
