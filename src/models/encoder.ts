@@ -25,7 +25,20 @@ export interface Encoder {
   readonly similarity: Similarity;
   encodeTexts(texts: string[], options?: EncodeOptions): Promise<Float32Array[]>;
   encodeImages(images: ImageInput[], options?: EncodeOptions): Promise<Float32Array[]>;
+  /**
+   * Models with a closed vocabulary (the starter pack's words): the words of `text` as
+   * encodeTexts reads them, split into those the model knows and those it drops, so a caller
+   * can refuse a query none of whose words it knows (it would embed to a vector that means
+   * nothing). Open vocabularies (CLIP's byte-level BPE) leave it undefined.
+   */
+  textCoverage?(text: string): TextCoverage;
   dispose(): Promise<void>;
+}
+
+/** Distinct words in the order they first appear. */
+export interface TextCoverage {
+  known: string[];
+  unknown: string[];
 }
 
 export type Similarity =

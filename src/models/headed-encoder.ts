@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { createError } from '../errors.js';
-import type { EncodeOptions, Encoder, ImageInput } from './encoder.js';
+import type { EncodeOptions, Encoder, ImageInput, TextCoverage } from './encoder.js';
 import { contentId, requireFiles, resolveModelSource } from './model-source.js';
 import { sessionOptions } from '../util/ort-session.js';
 
@@ -24,6 +24,8 @@ export interface HeadManifest {
 
 export class HeadedEncoder implements Encoder {
   readonly normalized = true;
+  /** the base model's, when it has one: a head changes vectors, not which words are read */
+  readonly textCoverage?: (text: string) => TextCoverage;
 
   private constructor(
     readonly id: string,
@@ -31,7 +33,9 @@ export class HeadedEncoder implements Encoder {
     readonly manifest: HeadManifest,
     private readonly imageHead: ort.InferenceSession,
     private readonly textHead: ort.InferenceSession,
-  ) {}
+  ) {
+    if (base.textCoverage) this.textCoverage = (text) => base.textCoverage!(text);
+  }
 
   get dim(): number {
     return this.manifest.dim;

@@ -66,6 +66,7 @@ describe('colour fixtures through the real adapter', () => {
     assert.deepEqual(encoder.similarity, { kind: 'cosine' });
     assert.equal(encoder.normalized, true);
     assert.match(encoder.id, /^colour-clip@[0-9a-f]{12}$/);
+    assert.equal(encoder.textCoverage, undefined, 'byte-level BPE reads every word: no coverage to report');
     await encoder.dispose();
   });
 });

@@ -23,6 +23,14 @@ describe('the shipped starter pack', () => {
     assert.ok(bytes < 25 * 2 ** 20, `${(bytes / 2 ** 20).toFixed(1)} MB`);
   });
 
+  it('knows which query words it has never seen', async () => {
+    const encoder = await loadEncoder(PACK);
+    assert.deepEqual(encoder.textCoverage!('A dog runs on the beach'), { known: ['a', 'dog', 'runs', 'on', 'the', 'beach'], unknown: [] });
+    assert.deepEqual(encoder.textCoverage!('a quokka'), { known: ['a'], unknown: ['quokka'] });
+    assert.deepEqual(encoder.textCoverage!('zxqv wugglebottom'), { known: [], unknown: ['zxqv', 'wugglebottom'] });
+    await encoder.dispose();
+  });
+
   it('has a manifest naming its backbone, training data, split and command', () => {
     const m = JSON.parse(readFileSync(join(PACK, 'manifest.json'), 'utf8'));
     assert.equal(m.format, 'duo-starter-pack');

@@ -13,6 +13,14 @@ describe('starter vocabulary', () => {
     assert.deepEqual([...v.encode('zebra')], [0], 'a caption with no known word is [UNK], never empty');
   });
 
+  it('says which words it reads and which it drops, as encode reads them', () => {
+    const v = Vocabulary.build(captions, 2);
+    assert.deepEqual(v.coverage('A RED bike, a red car!'), { known: ['a', 'red', 'car'], unknown: ['bike'] });
+    assert.deepEqual(v.coverage('zebra crossing'), { known: [], unknown: ['zebra', 'crossing'] });
+    assert.deepEqual(v.coverage('?!'), { known: [], unknown: [] });
+    assert.deepEqual(v.coverage(`${'zebra '.repeat(64)}car`), { known: [], unknown: ['zebra'] }, 'past 64 words, encode reads nothing either');
+  });
+
   it('adds frequent word pairs as tokens after the words; encode appends the pairs it knows', () => {
     const v = Vocabulary.build(captions, 2).withPairs(captions, 2);
     assert.deepEqual(v.tokens.slice(6), ['a red', 'blue car', 'red shirt']);

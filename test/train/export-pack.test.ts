@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuoError } from '../../src/errors.js';
 import { HeadedEncoder } from '../../src/models/headed-encoder.js';
-import { loadEncoder } from '../../src/models/load-encoder.js';
+import type { Encoder } from '../../src/models/encoder.js';
+import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { POOLED_DIM } from '../../src/models/starter/backbone-runner.js';
 import { StarterEncoder } from '../../src/models/starter/starter-encoder.js';
 import { Vocabulary } from '../../src/models/starter/vocab.js';
@@ -15,6 +16,7 @@ import { initHead } from '../../src/train/layers.js';
 import { headOnnx } from '../../src/train/train-head.js';
 import { trainOnSplits, type FeatureSplit } from '../../src/train/train-starter.js';
 import { packageRoot } from '../../src/util/package-root.js';
+import { runEncoderContract } from '../contracts/encoder.contract.js';
 import { tempDir } from '../helpers.js';
 
 const BACKBONE = join(packageRoot(), 'models', 'starter', 'backbone.onnx');
@@ -64,19 +66,31 @@ describe('starter pack export', () => {
   });
 });
 
-describe('projection heads on a frozen encoder', () => {
-  async function writeHead(dir: string, baseId: string, dim: number, perturb: boolean) {
-    mkdirSync(dir, { recursive: true });
-    const params: Params = new Map();
-    const spec = { kind: 'linear' as const, inDim: dim, outDim: dim, hidden: 0, residual: true };
-    initHead(params, 'image.head', spec, seeded(1));
-    initHead(params, 'text.head', spec, seeded(2));
-    if (perturb) params.get('text.head.l1.W')![1] = 0.5;
-    writeFileSync(join(dir, 'image_head.onnx'), headOnnx(params, 'image.head', spec));
-    writeFileSync(join(dir, 'text_head.onnx'), headOnnx(params, 'text.head', spec));
-    writeFileSync(join(dir, 'head.json'), JSON.stringify({ format: 'duo-head', baseId, baseModel: 'x', kind: 'linear', dim }));
-  }
+/** What `duo train-head` writes: residual linear heads, the identity unless `perturb`. */
+async function writeHead(dir: string, baseId: string, dim: number, perturb: boolean) {
+  mkdirSync(dir, { recursive: true });
+  const params: Params = new Map();
+  const spec = { kind: 'linear' as const, inDim: dim, outDim: dim, hidden: 0, residual: true };
+  initHead(params, 'image.head', spec, seeded(1));
+  initHead(params, 'text.head', spec, seeded(2));
+  if (perturb) params.get('text.head.l1.W')![1] = 0.5;
+  writeFileSync(join(dir, 'image_head.onnx'), headOnnx(params, 'image.head', spec));
+  writeFileSync(join(dir, 'text_head.onnx'), headOnnx(params, 'text.head', spec));
+  writeFileSync(join(dir, 'head.json'), JSON.stringify({ format: 'duo-head', baseId, baseModel: 'x', kind: 'linear', dim }));
+}
 
+/** The starter pack behind a head, as `duo train-head --encoder models/starter` leaves it. */
+async function headedStarter(): Promise<Encoder> {
+  const base = await loadEncoder(defaultModelPath());
+  const dir = join(tempDir(), 'starter-head');
+  await writeHead(dir, base.id, base.dim, true);
+  await base.dispose();
+  return loadEncoder(defaultModelPath(), { head: dir });
+}
+
+runEncoderContract('projection heads on the starter pack', headedStarter);
+
+describe('projection heads on a frozen encoder', () => {
   it('a fresh residual head is the identity; the id names base and head; a head for another base is refused', async () => {
     const base = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'));
     const dir = join(tempDir(), 'head');
@@ -99,6 +113,19 @@ describe('projection heads on a frozen encoder', () => {
     await writeHead(wrong, 'some-other-model@123', base.dim, false);
     await assert.rejects(loadEncoder(join(packageRoot(), 'models', 'colour-clip'), { head: wrong }), (e: unknown) => e instanceof DuoError && /some-other-model/.test(e.message));
     await Promise.all([base.dispose(), headed.dispose(), changed.dispose()]);
+  });
+
+  it('reads the words its base reads: textCoverage is the base\'s, and absent over CLIP', async () => {
+    const headed = await headedStarter();
+    assert.ok(headed instanceof HeadedEncoder);
+    assert.deepEqual(headed.textCoverage!('a dog and a quokka'), headed.base.textCoverage!('a dog and a quokka'));
+    assert.deepEqual(headed.textCoverage!('a dog and a quokka'), { known: ['a', 'dog', 'and'], unknown: ['quokka'] });
+    const clip = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'));
+    const dir = join(tempDir(), 'clip-head');
+    await writeHead(dir, clip.id, clip.dim, false);
+    const overClip = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'), { head: dir });
+    assert.equal(overClip.textCoverage, undefined);
+    await Promise.all([headed.dispose(), clip.dispose(), overClip.dispose()]);
   });
 });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
-import { inBatches, type EncodeOptions, type Encoder, type ImageInput } from '../encoder.js';
+import { inBatches, type EncodeOptions, type Encoder, type ImageInput, type TextCoverage } from '../encoder.js';
 import { contentId, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
@@ -71,6 +71,11 @@ export class StarterEncoder implements Encoder {
       });
       return rows(out.text_embeds!.data as Float32Array, batch.length, this.dim);
     }, options);
+  }
+
+  /** The words of `text` the pack's vocabulary knows and those encodeTexts drops. */
+  textCoverage(text: string): TextCoverage {
+    return this.vocab.coverage(text);
   }
 
   /** Backbone features (pooled and grid) of images: what stage 2 and head training reuse. */

@@ -36,6 +36,14 @@ export class Vocabulary {
     return this.tokens.length;
   }
 
+  /** The words encode() reads, each once, split into those this vocabulary has and those it drops. */
+  coverage(text: string, maxTokens = 64): { known: string[]; unknown: string[] } {
+    const known: string[] = [];
+    const unknown: string[] = [];
+    for (const w of new Set(words(text).slice(0, maxTokens))) (this.ids.has(w) ? known : unknown).push(w);
+    return { known, unknown };
+  }
+
   /** Known words' ids, then known word pairs' ids; a caption with none becomes [UNK]. */
   encode(text: string, maxTokens = 64): Int32Array {
     const w = words(text).slice(0, maxTokens);
