@@ -8,6 +8,7 @@ import { registerDemo } from './commands/demo-command.js';
 import { registerEval } from './commands/eval-command.js';
 import { registerIndex } from './commands/index-command.js';
 import { registerIndexCaptions } from './commands/index-captions-command.js';
+import { registerMigrate } from './commands/migrate-command.js';
 import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
 import { registerTrain } from './commands/train-command.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerIndex(program);
   registerIndexCaptions(program);
+  registerMigrate(program);
   registerSearch(program);
   registerEval(program);
   registerDemo(program);

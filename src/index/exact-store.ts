@@ -345,7 +345,7 @@ async function refuseFile(path: string): Promise<never> {
     await handle.close();
   }
   if (head.toString('latin1') === 'DUOINDEX') {
-    throw createError('INDEX_FORMAT', path, 'a format-1 index (one file, duo-search 0.1); indexes are folders now: remove it and run duo index again (unchanged images are not re-encoded once the new index exists)');
+    throw createError('INDEX_FORMAT', path, 'a format-1 index (one file, duo-search 0.1); indexes are folders now: convert it with `duo migrate <file> --index <new folder> [--reranker <dir>]`');
   }
   throw createError('INDEX_CORRUPT', path, 'not a duo index (an index is a folder with a manifest.json)');
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { packageRoot } from '../../src/util/package-root.js';
-import { tempDir } from '../helpers.js';
+import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
 const ROOT = packageRoot();
 
@@ -25,13 +25,15 @@ const EXPORTS = [
   'defaultModelPath',
   'loadReranker',
   'SearchEngine',
-  'ExactIndex',
+  'ExactStore',
+  'openStore',
   'buildIndex',
   'buildCaptionIndex',
   'readCaptionFile',
   'evaluateRetrieval',
   'DuoError',
-  // 'openEngine',
+  'openEngine',
+  'parseSearchOptions',
 ];
 
 interface Result {
@@ -100,7 +102,10 @@ describe('the npm package (dist, exports, bin) without tsx', () => {
     assert.doesNotMatch(readFileSync(join(ROOT, manifest.bin.duo), 'utf8'), /tsx|\.\.\/src\//);
   });
 
-  it("a plain ESM project imports from 'duo-search' and encodes a text with the starter model", async () => {
+  it("a plain ESM project imports from 'duo-search', encodes a text with the starter model, and searches through openEngine", async () => {
+    mkdirSync(join(consumer, 'photos'));
+    await writeColourImage(join(consumer, 'photos', 'red.png'), COLOURS.red!, 'png');
+    await writeColourImage(join(consumer, 'photos', 'blue.png'), COLOURS.blue!, 'png');
     writeFileSync(
       join(consumer, 'encode.mjs'),
       [
@@ -110,14 +115,20 @@ describe('the npm package (dist, exports, bin) without tsx', () => {
         `const encoder = await loadEncoder();`,
         `const [v] = await encoder.encodeTexts(['a dog runs along the beach']);`,
         `const norm = Math.hypot(...v);`,
-        `console.log(JSON.stringify({ missing, resolved: import.meta.resolve('duo-search'), model: defaultModelPath(), id: encoder.id, dim: encoder.dim, length: v.length, norm }));`,
+        // the composition root from compiled code: index two images, open the engine the index names, search
+        `await buildIndex({ root: ${JSON.stringify(join(consumer, 'photos'))}, indexPath: ${JSON.stringify(join(consumer, 'photos.duo'))}, encoder, modelSpec: defaultModelPath() });`,
+        `const engine = await openEngine({ index: ${JSON.stringify(join(consumer, 'photos.duo'))}, reranker: 'none' });`,
+        `const [r] = await engine.search([{ text: 'a red picture' }], { k: 2 });`,
+        `await engine.close();`,
+        `console.log(JSON.stringify({ missing, resolved: import.meta.resolve('duo-search'), model: defaultModelPath(), id: encoder.id, dim: encoder.dim, length: v.length, norm, hits: r.results.map((h) => h.id) }));`,
         `await encoder.dispose();`,
       ].join('\n'),
     );
     const r = await node(['encode.mjs'], consumer);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { missing: string[]; resolved: string; model: string; id: string; dim: number; length: number; norm: number };
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { missing: string[]; resolved: string; model: string; id: string; dim: number; length: number; norm: number; hits: string[] };
     assert.deepEqual(out.missing, []);
+    assert.deepEqual(out.hits.sort(), ['blue.png', 'red.png'], 'openEngine searched the index built from dist');
     assert.match(out.resolved, /\/dist\/index\.js$/);
     assert.equal(realpathSync(out.model), realpathSync(join(ROOT, 'models', 'starter')), 'the default model is found from dist/');
     assert.equal(out.dim, 256);
