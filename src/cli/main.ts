@@ -42,7 +42,8 @@ export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // a command that finished but with partial failures (search --queries) sets its own status
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       // commander has already printed its message (unknown option, missing argument…)

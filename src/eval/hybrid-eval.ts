@@ -18,7 +18,7 @@ import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
 import { SearchEngine, type EngineResponse, type Query } from '../search/engine.js';
 import type { FusionOptions } from '../search/fusion.js';
-import type { FusionMode } from '../search/options.js';
+import { defaultAlpha, type FusionMode } from '../search/options.js';
 import { orderCandidates } from '../search/ordering.js';
 import { fullMetrics, type FullMetrics } from './metrics.js';
 
@@ -95,7 +95,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   const k1s = [o.k1].flat();
   const fusions = [o.fusion].flat();
   const kMax = Math.max(...k1s);
-  const alpha = o.alpha ?? reranker.fusionAlpha ?? 0.5;
+  const alpha = o.alpha ?? defaultAlpha(reranker);
   const fusionOptions: FusionOptions = { ...o, alpha };
   const directions = o.directions ?? ['textToImage', 'imageToText'];
   const sourceOf = new Map<string, ImageInput>(ds.images.map((i) => [i.id, i.source]));

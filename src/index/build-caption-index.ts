@@ -4,12 +4,13 @@
  * Text encoding is fast, so a collection is re-encoded whole into a fresh index.
  */
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
+import { createError } from '../errors.js';
 import { resolve } from 'node:path';
 import type { CaptionItem } from '../data/caption-file.js';
 import type { Encoder } from '../models/encoder.js';
 import { ExactStore } from './exact-store.js';
-import type { StoreInfo, VectorStore } from './vector-store.js';
+import { recordedSpec, type StoreInfo, type VectorStore } from './vector-store.js';
 
 export interface CaptionIndexOptions {
   captions: CaptionItem[];
@@ -26,8 +27,8 @@ export interface CaptionIndexOptions {
 export const captionIndexInfo = (o: Pick<CaptionIndexOptions, 'encoder' | 'modelSpec' | 'headSpec' | 'source'>): StoreInfo => ({
   items: 'captions',
   modelId: o.encoder.id,
-  modelSpec: o.modelSpec,
-  headSpec: o.headSpec,
+  modelSpec: recordedSpec(o.modelSpec),
+  headSpec: o.headSpec && recordedSpec(o.headSpec),
   dim: o.encoder.dim,
   root: resolve(o.source),
 });
@@ -43,20 +44,34 @@ export async function indexCaptions(store: VectorStore, captions: CaptionItem[],
   }
 }
 
+/**
+ * Builds a fresh caption index beside the target and swaps it in when complete, holding the old
+ * index's write lock meanwhile: a failed run leaves the old index as it was, and an index of
+ * images at that path is refused rather than replaced.
+ */
 export async function buildCaptionIndex(options: CaptionIndexOptions): Promise<{ indexPath: string; total: number; seconds: number }> {
   const started = performance.now();
-  // a fresh index each time: take the lock on the old one first, so a running writer is not clobbered
-  if (existsSync(options.indexPath)) {
-    const old = await ExactStore.open(options.indexPath, { write: true });
-    await old.close();
-    await rm(options.indexPath, { recursive: true, force: true });
-  }
-  const store = await ExactStore.open(options.indexPath, { write: true, create: captionIndexInfo(options) });
+  const target = resolve(options.indexPath);
+  const old = existsSync(target) ? await ExactStore.open(target, { write: true }) : undefined;
+  const building = `${target}.building-${process.pid}`;
   try {
-    await indexCaptions(store, options.captions, options.encoder, options);
-    await store.flush();
+    if (old && old.info.items !== 'captions') throw createError('BAD_ARGUMENT', options.indexPath, 'holds images, not captions: use another --index path');
+    await rm(building, { recursive: true, force: true });
+    const store = await ExactStore.open(building, { write: true, create: captionIndexInfo(options) });
+    try {
+      await indexCaptions(store, options.captions, options.encoder, options);
+      await store.flush();
+    } finally {
+      await store.close();
+    }
+    await old?.close();
+    if (old) await rm(target, { recursive: true, force: true });
+    await rename(building, target);
+  } catch (error) {
+    await rm(building, { recursive: true, force: true });
+    throw error;
   } finally {
-    await store.close();
+    await old?.close();
   }
   return { indexPath: options.indexPath, total: options.captions.length, seconds: (performance.now() - started) / 1000 };
 }

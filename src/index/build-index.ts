@@ -5,14 +5,17 @@
  * checkpoint's work and a rerun continues from there. The index is locked for the run: a
  * second writer is refused. A file that cannot be decoded is skipped and reported.
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { walkImages } from '../data/walk-images.js';
 import { createError } from '../errors.js';
 import type { Encoder } from '../models/encoder.js';
+import { loadReranker } from '../models/load-reranker.js';
 import type { CrossEncoder } from '../models/reranker.js';
+import { MANIFEST, readManifest } from './manifest.js';
 import { ExactStore } from './exact-store.js';
 import { indexImages } from './index-images.js';
-import type { StoreInfo } from './vector-store.js';
+import { recordedSpec, type StoreInfo } from './vector-store.js';
 
 export interface BuildOptions {
   root: string;
@@ -54,18 +57,25 @@ export async function imageIndexInfo(o: Pick<BuildOptions, 'root' | 'encoder' | 
     // a cross-encoder with an image side computed at index time: one probe image tells its size
     const probe = { width: 1, height: 1, channels: 3 as const, data: new Uint8ClampedArray(3).fill(128), source: '<probe>' };
     const regionSize = o.reranker.regionsOf ? (await o.reranker.regionsOf([probe]))[0]!.length : 0;
-    reranker = { id: o.reranker.id, spec: o.rerankerSpec, regionSize };
+    reranker = { id: o.reranker.id, spec: recordedSpec(o.rerankerSpec), regionSize };
   }
-  return { items: 'images', modelId: o.encoder.id, modelSpec: o.modelSpec, headSpec: o.headSpec, dim: o.encoder.dim, root: resolve(o.root), reranker };
+  return { items: 'images', modelId: o.encoder.id, modelSpec: recordedSpec(o.modelSpec), headSpec: o.headSpec && recordedSpec(o.headSpec), dim: o.encoder.dim, root: resolve(o.root), reranker };
 }
 
-export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
+export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
   const started = performance.now();
-  const root = resolve(options.root);
-  const { encoder, indexPath } = options;
-  const files = (await walkImages(root)).filter((f) => !options.only || options.only.has(f.id));
+  const root = resolve(given.root);
+  const { encoder, indexPath } = given;
+  const files = (await walkImages(root)).filter((f) => !given.only || given.only.has(f.id));
+  // updating an index: the cross-encoder it recorded keeps supplying the image sides (loaded here, disposed here)
+  const recorded = !given.reranker && existsSync(join(indexPath, MANIFEST)) ? (await readManifest(indexPath)).info.reranker : undefined;
+  const own = recorded ? await loadReranker(recorded.spec) : undefined;
+  const options = own ? { ...given, reranker: own, rerankerSpec: recorded!.spec } : given;
   const info = await imageIndexInfo(options);
-  const store = await ExactStore.open(indexPath, { write: true, create: info });
+  const store = await ExactStore.open(indexPath, { write: true, create: info }).catch(async (error: unknown) => {
+    await own?.dispose();
+    throw error;
+  });
   try {
     const held = store.info;
     if (held.items !== 'images') throw createError('BAD_ARGUMENT', indexPath, 'holds a caption collection, not images: use another --index path');
@@ -93,5 +103,6 @@ export async function buildIndex(options: BuildOptions): Promise<BuildReport> {
     return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store.segments, seconds: (performance.now() - started) / 1000 };
   } finally {
     await store.close();
+    await own?.dispose();
   }
 }

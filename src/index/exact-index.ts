@@ -78,12 +78,16 @@ export class ExactIndex {
 
   upsert(ids: string[], vectors: Float32Array[]): void {
     if (ids.length !== vectors.length) throw createError('BAD_ARGUMENT', 'upsert', `${ids.length} ids for ${vectors.length} vectors`);
+    // every vector is checked before any is stored: a rejected batch changes nothing
     for (let i = 0; i < ids.length; i++) {
       const v = vectors[i]!;
       if (v.length !== this.dim) throw createError('INDEX_DIM_MISMATCH', `vector for ${ids[i]}`, this.dim, v.length);
       for (let j = 0; j < v.length; j++) {
         if (!Number.isFinite(v[j]!)) throw createError('BAD_ARGUMENT', `vector for ${ids[i]}`, 'contains NaN or infinity');
       }
+    }
+    for (let i = 0; i < ids.length; i++) {
+      const v = vectors[i]!;
       const id = ids[i]!;
       let row = this.rowOf.get(id);
       if (row === undefined) {

@@ -16,7 +16,7 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { createError } from '../errors.js';
+import { createError, DuoError } from '../errors.js';
 import { ExactIndex, type ScanBackend } from './exact-index.js';
 import { isEmptyFilter, matches, type Filter, type Metadata } from './filter.js';
 import { INDEX_FORMAT_VERSION, MANIFEST, readManifest, writeManifest, type Manifest } from './manifest.js';
@@ -37,6 +37,8 @@ const LOCK = 'write.lock';
 /** an item being compacted: its stage-2 row is read from the old segment only when written */
 type LazyItem = { id: string; metadata: Metadata; vector: Float32Array; regions: () => Promise<Float32Array | undefined> };
 const SEGMENT_FILE = /^\d{6}\.(seg|stage2)$/;
+/** write-file-atomic's temporaries (`<file>.<hash>`) and the streamed ones (`.<file>.<pid>.<time>.tmp`) */
+const TEMPORARY_FILE = /^((\d{6}\.(seg|stage2)|manifest\.json)\.[0-9a-f]+|\..+\.tmp)$/;
 
 export interface OpenOptions {
   /** take the write lock (one writer per index across processes) */
@@ -55,14 +57,18 @@ export class ExactStore implements VectorStore {
   private readonly rowOf = new Map<string, { segment: string; row: number }>();
   private readonly stage2 = new Map<string, Stage2Reader>();
   /** changes since the last flush (the in-memory store keeps everything here) */
-  private pending = { upserts: new Map<string, UpsertItem>(), deleted: new Set<string>() };
+  private pending: Changes = { upserts: new Map(), deleted: new Set() };
+  /** the changes a flush is writing: still read from here until they are committed */
+  private flushing?: Changes;
+  /** flushes and compactions run one at a time */
+  private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   private constructor(
     readonly location: string,
     readonly info: StoreInfo,
     private manifest: Manifest | undefined,
-    private readonly release: (() => Promise<void>) | undefined,
+    private readonly lock: Lock | undefined,
     private readonly compaction: CompactionPolicy,
     scan: ScanBackend = 'auto',
   ) {
@@ -84,26 +90,37 @@ export class ExactStore implements VectorStore {
       if (!existsSync(dir)) throw createError('FILE_NOT_FOUND', path);
       throw createError('INDEX_CORRUPT', path, `no ${MANIFEST}: not a duo index folder`);
     }
-    let release: (() => Promise<void>) | undefined;
+    let lock: Lock | undefined;
     if (options.write || !exists) {
       await mkdir(dir, { recursive: true });
-      release = await takeLock(path, dir);
+      lock = await takeLock(path, dir);
     }
-    try {
-      let manifest: Manifest;
-      if (existsSync(join(dir, MANIFEST))) manifest = await readManifest(dir);
-      else {
-        const now = new Date().toISOString();
-        manifest = { format: 'duo-index', formatVersion: INDEX_FORMAT_VERSION, info: options.create!, segments: [], nextSegment: 1, createdAt: now, updatedAt: now };
-        await writeManifest(dir, manifest);
+    // a reader can meet a compaction between reading the manifest and opening the segments it
+    // names (the writer deletes them after committing the new manifest): it reads the manifest again
+    for (let attempt = 1; ; attempt++) {
+      try {
+        let manifest: Manifest;
+        if (existsSync(join(dir, MANIFEST))) manifest = await readManifest(dir);
+        else {
+          const now = new Date().toISOString();
+          manifest = { format: 'duo-index', formatVersion: INDEX_FORMAT_VERSION, info: options.create!, segments: [], nextSegment: 1, createdAt: now, updatedAt: now };
+          await writeManifest(dir, manifest);
+        }
+        const store = new ExactStore(dir, manifest.info, manifest, lock, options.compaction ?? DEFAULT_COMPACTION, options.scan);
+        if (lock) await store.removeLeftovers();
+        try {
+          await store.load();
+        } catch (error) {
+          await store.closeFiles();
+          throw error;
+        }
+        return store;
+      } catch (error) {
+        const moved = error instanceof DuoError && / missing$/.test(error.message);
+        if (!lock && moved && attempt < 5) continue;
+        await lock?.release();
+        throw error;
       }
-      const store = new ExactStore(dir, manifest.info, manifest, release, options.compaction ?? DEFAULT_COMPACTION, options.scan);
-      if (release) await store.removeLeftovers();
-      await store.load();
-      return store;
-    } catch (error) {
-      await release?.();
-      throw error;
     }
   }
 
@@ -139,12 +156,11 @@ export class ExactStore implements VectorStore {
     return this.index.remove(list);
   }
 
-  /** Files of a writer that died before committing them. */
+  /** Files of a writer that died before committing them: uncommitted segments and temporary files. */
   private async removeLeftovers(): Promise<void> {
     const named = new Set(this.manifest!.segments.flatMap((s) => [`${s.name}.seg`, `${s.name}.stage2`]));
     for (const f of await readdir(this.location)) {
-      const leftover = (SEGMENT_FILE.test(f) && !named.has(f)) || (f.startsWith('.') && f.endsWith('.tmp')) || (f.startsWith(`${MANIFEST}.`) && f !== MANIFEST);
-      if (leftover) await rm(join(this.location, f), { force: true });
+      if ((SEGMENT_FILE.test(f) && !named.has(f)) || TEMPORARY_FILE.test(f)) await rm(join(this.location, f), { force: true });
     }
   }
 
@@ -154,10 +170,17 @@ export class ExactStore implements VectorStore {
 
   private assertWritable(): void {
     this.assertOpen();
-    if (this.manifest && !this.release) throw createError('BAD_ARGUMENT', this.location, 'opened read-only');
+    if (this.manifest && !this.lock) throw createError('BAD_ARGUMENT', this.location, 'opened read-only');
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   async count(filter?: Filter): Promise<number> {
+    this.assertOpen();
     if (isEmptyFilter(filter)) return this.index.size;
     let n = 0;
     for (const [id, m] of this.metadata) if (matches(filter, id, m)) n++;
@@ -200,6 +223,7 @@ export class ExactStore implements VectorStore {
   }
 
   async *list(): AsyncIterable<{ id: string; metadata: Metadata }> {
+    this.assertOpen();
     for (const [id, metadata] of [...this.metadata]) yield { id, metadata };
   }
 
@@ -216,7 +240,7 @@ export class ExactStore implements VectorStore {
     signal?.throwIfAborted();
     return Promise.all(
       ids.map((id) => {
-        const pending = this.pending.upserts.get(id);
+        const pending = this.pending.upserts.get(id) ?? this.flushing?.upserts.get(id);
         if (pending) return pending.regions;
         const at = this.rowOf.get(id);
         const reader = at && this.stage2.get(at.segment);
@@ -227,18 +251,37 @@ export class ExactStore implements VectorStore {
 
   async flush(): Promise<void> {
     this.assertOpen();
-    const dir = this.dir;
-    if (!dir || !this.release) return;
-    const { upserts, deleted } = this.pending;
-    if (upserts.size === 0 && deleted.size === 0) return;
+    if (!this.dir || !this.lock) return;
+    await this.serial(() => this.flushNow());
+  }
+
+  private async flushNow(): Promise<void> {
+    const batch = this.pending;
+    if (batch.upserts.size === 0 && batch.deleted.size === 0) return;
+    // changes made while this flush writes go to a fresh pending set, for the next flush
+    this.pending = { upserts: new Map(), deleted: new Set() };
+    this.flushing = batch;
     const m = this.manifest!;
     const name = segmentName(m.nextSegment);
-    const items = [...upserts.values()];
-    const checksum = await this.writeSegmentFiles(name, items, [...deleted]);
-    this.pending = { upserts: new Map(), deleted: new Set() };
-    await this.commit([...m.segments, { name, rows: items.length, deleted: deleted.size, checksum }], m.nextSegment + 1);
-    items.forEach((item, row) => this.rowOf.set(item.id, { segment: name, row }));
-    if (this.shouldCompact()) await this.compact();
+    const items = [...batch.upserts.values()];
+    try {
+      const checksum = await this.writeSegmentFiles(name, items, [...batch.deleted]);
+      await this.commit([...m.segments, { name, rows: items.length, deleted: batch.deleted.size, checksum }], m.nextSegment + 1);
+    } catch (error) {
+      // nothing was committed: the batch goes back under anything newer
+      for (const [id, item] of batch.upserts) if (!this.pending.upserts.has(id) && !this.pending.deleted.has(id)) this.pending.upserts.set(id, item);
+      for (const id of batch.deleted) if (!this.pending.upserts.has(id)) this.pending.deleted.add(id);
+      throw error;
+    } finally {
+      this.flushing = undefined;
+    }
+    items.forEach((item, row) => this.place(item.id, name, row));
+    if (this.shouldCompact()) await this.compactNow();
+  }
+
+  /** Records where an item's committed row is, unless it changed while the row was being written. */
+  private place(id: string, segment: string, row: number): void {
+    if (this.metadata.has(id) && !this.pending.upserts.has(id)) this.rowOf.set(id, { segment, row });
   }
 
   /** Writes NNNNNN.stage2 (if the index stores stage-2 sides) and NNNNNN.seg; returns the segment's checksum. */
@@ -268,6 +311,8 @@ export class ExactStore implements VectorStore {
 
   private async commit(segments: Manifest['segments'], nextSegment: number): Promise<void> {
     const m: Manifest = { ...this.manifest!, segments, nextSegment, updatedAt: new Date().toISOString() };
+    const lost = this.lock?.lost();
+    if (lost) throw createError('INDEX_LOCKED', `${this.location} (this writer lost its lock: ${lost.message})`);
     await writeManifest(this.location, m);
     this.manifest = m;
   }
@@ -282,21 +327,27 @@ export class ExactStore implements VectorStore {
   /** Rewrites the live rows as one segment, commits it, then deletes the old files. */
   async compact(): Promise<void> {
     this.assertWritable();
-    await this.flush();
+    if (!this.dir) return;
+    await this.serial(async () => {
+      await this.flushNow();
+      await this.compactNow();
+    });
+  }
+
+  private async compactNow(): Promise<void> {
     const m = this.manifest!;
     if (m.segments.length <= 1 && m.segments.every((s) => s.deleted === 0 && s.rows === this.index.size)) return;
     const name = segmentName(m.nextSegment);
-    const ids = [...this.metadata.keys()];
-    const items = ids.map((id) => ({
-      id,
-      metadata: this.metadata.get(id)!,
-      vector: this.index.get(id)!,
-      regions: async () => (await this.regions([id]))[0],
-    }));
+    // a snapshot of the committed items: what changes meanwhile is pending for the next flush
+    const ids = [...this.metadata.keys()].filter((id) => this.rowOf.has(id));
+    const items = ids.map((id) => {
+      const at = this.rowOf.get(id)!;
+      return { id, metadata: this.metadata.get(id)!, vector: this.index.get(id)!, regions: async () => this.stage2.get(at.segment)?.read(at.row) };
+    });
     const checksum = await this.writeSegmentFiles(name, items, []);
     const old = m.segments.map((s) => s.name);
     await this.commit([{ name, rows: items.length, deleted: 0, checksum }], m.nextSegment + 1);
-    ids.forEach((id, row) => this.rowOf.set(id, { segment: name, row }));
+    ids.forEach((id, row) => this.place(id, name, row));
     for (const s of old) {
       // readers that opened the old files keep their handles: unlinking does not cut them off
       await this.stage2.get(s)?.close();
@@ -314,21 +365,48 @@ export class ExactStore implements VectorStore {
   async close(): Promise<void> {
     if (this.closed) return;
     try {
-      if (this.release) await this.flush();
+      if (this.lock) await this.flush();
     } finally {
       this.closed = true;
-      for (const r of this.stage2.values()) await r.close();
-      this.stage2.clear();
-      await this.index.dispose();
-      await this.release?.();
+      await this.closeFiles();
+      await this.lock?.release();
     }
+  }
+
+  private async closeFiles(): Promise<void> {
+    for (const r of this.stage2.values()) await r.close();
+    this.stage2.clear();
+    await this.index.dispose();
   }
 }
 
-async function takeLock(path: string, dir: string): Promise<() => Promise<void>> {
+interface Changes {
+  upserts: Map<string, UpsertItem>;
+  deleted: Set<string>;
+}
+
+interface Lock {
+  release(): Promise<void>;
+  /** set when another process took the lock over (ours went stale): this writer must not commit */
+  lost(): Error | undefined;
+}
+
+async function takeLock(path: string, dir: string): Promise<Lock> {
+  let lost: Error | undefined;
   try {
-    // stale after 10 s without an update: a killed writer's lock does not block the next run for long
-    return await lockfile.lock(dir, { lockfilePath: join(dir, LOCK), stale: 10_000, update: 2_000, retries: 0, realpath: false });
+    // stale after 10 s without an update (refreshed every 2 s): a killed writer does not block the next run for long
+    const release = await lockfile.lock(dir, {
+      lockfilePath: join(dir, LOCK),
+      stale: 10_000,
+      update: 2_000,
+      retries: 0,
+      realpath: false,
+      // the default throws from a timer and kills the process; the next commit refuses instead
+      onCompromised: (error) => {
+        lost = error;
+      },
+    });
+    return { release: () => (lost ? Promise.resolve() : release()), lost: () => lost };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw createError('INDEX_LOCKED', path);
     throw error;

@@ -16,7 +16,7 @@ export type Scalar = string | number | boolean;
 export type Metadata = Record<string, Scalar>;
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
-const bound = z.union([z.number(), z.string()]);
+const bound = z.union([z.number(), z.string().refine((s) => comparable(s) !== undefined, 'a range bound is a number or an ISO date (YYYY-MM-DD…)')]);
 
 export const conditionSchema = z.union([
   scalar,

@@ -4,6 +4,7 @@
  * and evaluation (a dataset split), so both index exactly the same way.
  */
 import { loadImage, type DecodedImage } from '../data/image-loader.js';
+import { createError } from '../errors.js';
 import type { Metadata } from './filter.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
@@ -32,7 +33,7 @@ export async function indexImages(store: VectorStore, items: ImageItem[], o: Ind
   const failed: { id: string; error: string }[] = [];
   const batchSize = o.batchSize ?? 16;
   const regionsOf = store.info.reranker?.regionSize ? o.reranker?.regionsOf?.bind(o.reranker) : undefined;
-  if (store.info.reranker?.regionSize && !regionsOf) throw new Error(`indexImages: the store keeps ${store.info.reranker.id}'s stage-2 sides, but no such cross-encoder was given`);
+  if (store.info.reranker?.regionSize && !regionsOf) throw createError('BAD_ARGUMENT', '--reranker', `${store.location} keeps the stage-2 sides of ${store.info.reranker.id}: that cross-encoder is needed to add images`);
   let encoded = 0;
   let sinceCheckpoint = 0;
   for (let i = 0; i < items.length; i += batchSize) {

@@ -45,8 +45,10 @@ export async function readManifest(dir: string): Promise<Manifest> {
   } catch {
     throw createError('INDEX_CORRUPT', path, 'not valid JSON');
   }
-  if (m.format !== 'duo-index') throw createError('INDEX_CORRUPT', path, 'not a duo index manifest');
+  if (m?.format !== 'duo-index') throw createError('INDEX_CORRUPT', path, 'not a duo index manifest');
   if (m.formatVersion !== INDEX_FORMAT_VERSION) throw createError('INDEX_FORMAT', dir, `format version ${m.formatVersion}, this build reads ${INDEX_FORMAT_VERSION}: rebuild it with duo index`);
+  const shapeOk = Array.isArray(m.segments) && m.segments.every((s) => typeof s?.name === 'string' && typeof s.checksum === 'string') && Number.isInteger(m.info?.dim) && typeof m.info.modelId === 'string' && Number.isInteger(m.nextSegment);
+  if (!shapeOk) throw createError('INDEX_CORRUPT', path, 'fields missing or of the wrong type');
   return m;
 }
 

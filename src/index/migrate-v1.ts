@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createError } from '../errors.js';
 import { fromHalf } from '../util/float16.js';
 import { ExactStore } from './exact-store.js';
@@ -29,7 +29,13 @@ function frame(buf: Buffer, magic: string, align: number, path: string): { heade
   if (buf.length < 16 || buf.subarray(0, 8).toString('latin1') !== magic) throw createError('INDEX_CORRUPT', path, 'not a format-1 duo file');
   const len = buf.readUInt32LE(12);
   if (16 + len > buf.length) throw createError('INDEX_CORRUPT', path, 'truncated header');
-  return { header: JSON.parse(buf.subarray(16, 16 + len).toString('utf8')), start: 16 + len + ((align - ((16 + len) % align)) % align) };
+  let header: unknown;
+  try {
+    header = JSON.parse(buf.subarray(16, 16 + len).toString('utf8'));
+  } catch {
+    throw createError('INDEX_CORRUPT', path, 'header is not valid JSON');
+  }
+  return { header, start: 16 + len + ((align - ((16 + len) % align)) % align) };
 }
 
 export interface MigrateOptions {
@@ -68,6 +74,7 @@ export async function migrateV1(oldPath: string, newPath: string, o: MigrateOpti
   const info: StoreInfo = { items: h.items ?? 'images', modelId: h.modelId, modelSpec: h.modelSpec, headSpec: h.headSpec, dim: h.dim, root: h.root, reranker };
   if (existsSync(newPath)) throw createError('BAD_ARGUMENT', '--index', `${newPath} exists: give a new path`);
   const store = await ExactStore.open(newPath, { write: true, create: info });
+  let done = false;
   try {
     const images = info.items === 'images';
     for (let i = 0; i < h.entries.length; i += 4096) {
@@ -80,8 +87,11 @@ export async function migrateV1(oldPath: string, newPath: string, o: MigrateOpti
         })),
       );
     }
+    done = true;
   } finally {
     await store.close();
+    // a migration that failed part-way leaves nothing behind, so it can simply be run again
+    if (!done) await rm(newPath, { recursive: true, force: true });
   }
   return { items: h.entries.length, stage2: regions !== undefined };
 }

@@ -124,6 +124,7 @@ export class Stage2Reader {
       const head = Buffer.alloc(16);
       await handle.read(head, 0, 16, 0);
       const len = head.readUInt32LE(12);
+      if (16 + len > (await handle.stat()).size) throw createError('INDEX_CORRUPT', path, 'truncated header');
       const buf = Buffer.alloc(16 + len);
       await handle.read(buf, 0, 16 + len, 0);
       const { header, start } = readFrame(buf, STAGE2_MAGIC, STAGE2_VERSION, 2, path);

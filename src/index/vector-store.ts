@@ -3,6 +3,8 @@
  * async, so a local file and a database share one interface, and passes
  * test/contracts/vector-store.contract.ts.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Filter, Metadata } from './filter.js';
 
 export interface Hit {
@@ -11,6 +13,9 @@ export interface Hit {
 }
 
 /** What a store holds: an index never mixes models, and records what stage 2 needs. */
+/** A model folder is recorded as an absolute path (so the index opens from any directory); a hub id as it is. */
+export const recordedSpec = (spec: string) => (existsSync(spec) ? resolve(spec) : spec);
+
 export interface StoreInfo {
   /** image files under `root`, or a caption collection (each item's text in metadata.text) */
   items: 'images' | 'captions';

@@ -19,7 +19,7 @@ import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.j
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder, RerankCandidate } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
-import { LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
+import { defaultAlpha, LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
 
 export type Query = { text: string } | { image: ImageInput };
 
@@ -114,7 +114,7 @@ export class SearchEngine {
   /** Options as the engine will run them: validated, defaults filled, α from the cross-encoder when unset. */
   resolveOptions(options: SearchOptionsInput | SearchOptions = {}): SearchOptions & { alpha: number } {
     const o = parseSearchOptions(options);
-    return { ...o, alpha: o.alpha ?? this.reranker?.fusionAlpha ?? 0.5 };
+    return { ...o, alpha: o.alpha ?? defaultAlpha(this.reranker) };
   }
 
   /** Throws a clear error for a query the engine cannot answer: empty, too long, or no word the model knows. */
@@ -202,7 +202,11 @@ export class SearchEngine {
     decoded: Query | undefined,
     signal: AbortSignal | undefined,
   ): Promise<EngineResponse> {
-    const items = await this.store.get(hits.map((h) => h.id));
+    // an item removed between the two reads (a writer in another process) drops out of the list
+    const fetched = await this.store.get(hits.map((h) => h.id));
+    const kept = hits.map((_, i) => i).filter((i) => fetched[i]);
+    if (kept.length < hits.length) hits = kept.map((i) => hits[i]!);
+    const items = kept.length < fetched.length ? kept.map((i) => fetched[i]!) : (fetched as StoredItem[]);
     let stage2: number[] | undefined;
     let fallback: string | undefined;
     let stage2Ms = 0;
@@ -265,9 +269,14 @@ export class SearchEngine {
       const candidates = await this.candidates(hits, items, signal);
       const work = this.reranker!.score(query, candidates, { batchSize: o.rerankBatchSize, signal });
       // a cross-encoder that checks the signal only between batches is not waited for
-      const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+      let onAbort: (() => void) | undefined;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
       work.catch(() => {}); // its rejection after an abort is expected, and must not go unhandled
-      const { scores } = await Promise.race([work, aborted]);
+      aborted.catch(() => {});
+      const { scores } = await Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
       // a cross-encoder that computes synchronously never yields to the timer: judge it on arrival too
       if (performance.now() - started > o.budgetMs) throw new BudgetExceeded(o.budgetMs);
       return { scores };

@@ -11,8 +11,14 @@ export const MODES = ['stage1', 'hybrid'] as const;
 export const FUSIONS = ['replace', 'weighted', 'rrf'] as const;
 export const NORMALISATIONS = ['robust', 'minmax'] as const;
 
-/** Caps that keep one request's work bounded (an HTTP server may lower them). */
-export const LIMITS = { k: 10_000, k1: 10_000, offset: 100_000, queryChars: 2_000 } as const;
+/**
+ * Hard caps of the schema. They are wide so evaluation can rank whole splits (k = every item);
+ * an HTTP server sets its own, lower caps per request.
+ */
+export const LIMITS = { k: 1_000_000, k1: 1_000_000, offset: 1_000_000, queryChars: 2_000 } as const;
+
+/** The weighted-fusion α when none is given: the cross-encoder's own (chosen on dev), else 0.5. */
+export const defaultAlpha = (reranker?: { fusionAlpha?: number }) => reranker?.fusionAlpha ?? 0.5;
 
 export const searchOptionsSchema = z
   .object({

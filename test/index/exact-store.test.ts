@@ -63,6 +63,26 @@ describe('ExactStore files', () => {
     await store.close();
   });
 
+  it('keeps the changes made while a flush is writing, and a rejected batch changes nothing', async () => {
+    const path = fresh();
+    const store = await ExactStore.open(path, { write: true, create: contractInfo(8) });
+    await store.upsert([item(0), item(5)]);
+    const flushing = store.flush();
+    await new Promise((r) => setImmediate(r)); // the flush has taken its batch and is writing
+    await store.upsert([item(1)]);
+    await store.remove(['img-0']);
+    await flushing;
+    await assert.rejects(store.upsert([item(2), { id: 'bad', vector: new Float32Array(8).fill(NaN) }]), /bad/);
+    assert.deepEqual((await store.get(['img-2'])).map((x) => x?.id), [undefined], 'the good item of a rejected batch is not stored');
+    assert.equal(await store.count(), 2);
+    await store.close();
+    const again = await ExactStore.open(path);
+    const ids: string[] = [];
+    for await (const { id } of again.list()) ids.push(id);
+    assert.deepEqual(ids.sort(), ['img-1', 'img-5']);
+    await again.close();
+  });
+
   it('locks out a second writer, and lets readers in', async () => {
     const path = fresh();
     const writer = await ExactStore.open(path, { write: true, create: contractInfo(8) });
@@ -82,6 +102,8 @@ describe('ExactStore files', () => {
     await store.close();
     writeFileSync(join(path, '000009.seg'), 'half-written');
     writeFileSync(join(path, '.000009.seg.123.tmp'), 'half-written');
+    writeFileSync(join(path, '000001.seg.3fa9c2'), 'write-file-atomic temporary');
+    writeFileSync(join(path, 'manifest.json.77b0e1'), 'write-file-atomic temporary');
     const reader = await ExactStore.open(path);
     assert.equal(readdirSync(path).includes('000009.seg'), true, 'a reader changes nothing');
     await reader.close();

@@ -52,15 +52,18 @@ describe('SearchEngine', () => {
 
   it('stage 1 alone: ranked hits with stage-1 scores and per-stage latency', async () => {
     const engine = await open();
+    const started = performance.now();
     const [r] = await engine.search([{ text: 'something red' }], { k: 3 });
+    const wall = performance.now() - started;
     assert.equal(r!.mode, 'stage1');
     assert.match(r!.results[0]!.id, /warm\/red2?\.jpg/);
     assert.equal(r!.results.length, 3);
     assert.equal(r!.results[0]!.stage2, undefined);
-    assert.deepEqual(r!.results.map((h) => h.stage1.rank), [1, 2, 3]);
+    assert.ok(r!.results[0]!.score > r!.results[2]!.score);
     const l = r!.latencyMs;
     assert.ok(l.encode > 0 && l.stage1 > 0, 'both stages were timed');
-    assert.ok(Math.abs(l.total - (l.encode + l.stage1 + l.stage2 + l.fusion)) < 1e-9, 'total is the sum of the stages');
+    assert.equal(l.stage2, 0, 'stage 2 did not run');
+    assert.ok(l.total <= wall, `the stages (${l.total} ms) fit in the call (${wall} ms)`);
     assert.equal(r!.results[0]!.path, join(root, r!.results[0]!.id));
     assert.equal(typeof r!.results[0]!.metadata.bytes, 'number');
     await engine.close();
@@ -181,9 +184,13 @@ describe('SearchEngine', () => {
     await engine.close();
     assert.equal(disposed, 0, 'a borrowed encoder is not disposed');
     assert.equal((await counted.encodeTexts(['red'])).length, 1, 'and still works');
-    const plain = new SearchEngine({ store: (await open()).store, encoder });
+    await assert.rejects(engine.store.count(), /closed/, 'the store openEngine opened is closed with the engine');
+    // an engine built by hand from parts closes none of them
+    const parts = await open();
+    const plain = new SearchEngine({ store: parts.store, encoder });
     await plain.close();
-    assert.equal((await plain.store.count()), 7, 'an engine given its parts leaves them open');
+    assert.equal(await plain.store.count(), 7, 'its store is still open');
+    await parts.close();
   });
 
   it('image→text over a caption collection: stage 2 rescores the captions for the image', async () => {

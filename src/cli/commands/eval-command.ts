@@ -5,7 +5,7 @@ import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { evaluateHybrid } from '../../eval/hybrid-eval.js';
-import { FUSION_MODES, type FusionMode } from '../../search/fusion.js';
+import { defaultAlpha, flagOf, parseSearchOptions } from '../../search/options.js';
 import { compareReports, runReport } from '../../eval/report.js';
 import { packageRoot } from '../../util/package-root.js';
 import { execFileSync } from 'node:child_process';
@@ -28,7 +28,7 @@ interface EvalOptions {
   mode: string;
   k1: string;
   fusion: string;
-  alpha?: number;
+  alpha?: string;
   reranker?: string;
   maxQueries?: number;
   directions: string;
@@ -102,7 +102,7 @@ export function registerEval(program: Command): void {
     .option('--mode <mode>', 'stage1 (bi-encoder alone) or hybrid (stage 2 reranks the top k1)', 'stage1')
     .option('--k1 <list>', 'candidates stage 2 reranks; a comma list sweeps (e.g. 50,100,200)', '100')
     .option('--fusion <list>', 'replace, weighted or rrf; a comma list compares them', 'weighted')
-    .option('--alpha <x>', 'weight of stage 2 in weighted fusion (default: the α the cross-encoder was chosen with, else 0.5)', Number)
+    .option('--alpha <x>', 'weight of stage 2 in weighted fusion (default: the α the cross-encoder was chosen with, else 0.5)')
     .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
     .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
     .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
@@ -118,9 +118,10 @@ export function registerEval(program: Command): void {
         ds = { ...ds, images: ds.images.filter((i) => keep.has(i.id)), captions: ds.captions.filter((c) => keep.has(c.imageId)) };
       }
       if (opts.mode !== 'stage1' && opts.mode !== 'hybrid') throw createError('BAD_ARGUMENT', '--mode', `must be stage1 or hybrid, got "${opts.mode}"`);
-      const fusions = opts.fusion.split(',').map((f) => f.trim()) as FusionMode[];
-      for (const f of fusions) if (!FUSION_MODES.includes(f)) throw createError('BAD_ARGUMENT', '--fusion', `must be replace, weighted or rrf, got "${f}"`);
-      const k1s = opts.k1.split(',').map((k) => positiveInt('--k1')(k.trim()));
+      // every value of a sweep is checked by the engine's own option schema, under the flag's name
+      const fusions = opts.fusion.split(',').map((f) => parseSearchOptions({ fusion: f.trim() }, flagOf).fusion);
+      const k1s = opts.k1.split(',').map((k) => parseSearchOptions({ k1: Number(k.trim()) }, flagOf).k1);
+      const alphaFlag = opts.alpha === undefined ? undefined : parseSearchOptions({ alpha: Number(opts.alpha) }, flagOf).alpha;
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       if (opts.report) {
         const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
@@ -130,7 +131,7 @@ export function registerEval(program: Command): void {
             outDir: opts.report,
             k1s,
             fusions,
-            alpha: opts.alpha ?? reranker.fusionAlpha ?? 0.5,
+            alpha: alphaFlag ?? defaultAlpha(reranker),
             ceSubset: opts.ceSubset,
             maxQueries: opts.maxQueries,
             describe: { command: `duo ${process.argv.slice(2).join(' ')}`, commit: gitCommit() },
@@ -152,7 +153,7 @@ export function registerEval(program: Command): void {
           const r = await evaluateHybrid(ds, encoder, reranker, {
             k1: k1s,
             fusion: fusions,
-            alpha: opts.alpha ?? reranker.fusionAlpha ?? 0.5,
+            alpha: alphaFlag ?? defaultAlpha(reranker),
             maxQueries: opts.maxQueries,
             directions: parseDirections(opts.directions),
             onProgress: (_s, d, n) => bar.update(d, n),
@@ -166,7 +167,7 @@ export function registerEval(program: Command): void {
             mode: 'hybrid',
             k1: k1s[0],
             fusion: fusions[0],
-            alpha: opts.alpha ?? reranker.fusionAlpha ?? 0.5,
+            alpha: alphaFlag ?? defaultAlpha(reranker),
             images: ds.images.length,
             captions: ds.captions.length,
             textToImage: r.textToImage && publicMetrics(r.textToImage),

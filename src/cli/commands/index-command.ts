@@ -1,9 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../../errors.js';
 import { buildIndex } from '../../index/build-index.js';
-import { MANIFEST, readManifest } from '../../index/manifest.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
@@ -31,9 +30,8 @@ export function registerIndex(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (imagesDir: string, opts: { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
       const encoder = await loadEncoder(opts.model, { head: opts.head });
-      // updating an index: the cross-encoder it recorded keeps supplying the image sides
-      const recorded = existsSync(join(opts.index, MANIFEST)) ? (await readManifest(opts.index)).info.reranker?.spec : undefined;
-      const rerankerSpec = opts.reranker ? resolve(opts.reranker) : recorded;
+      // without --reranker, an existing index's recorded cross-encoder is loaded by buildIndex
+      const rerankerSpec = opts.reranker;
       const reranker = rerankerSpec ? await loadReranker(rerankerSpec) : undefined;
       const bar = progressBar('encoding');
       try {
