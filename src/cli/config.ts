@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { createError } from '../errors.js';
-import { flagOf, parseSearchOptions, type SearchOptions } from '../search/options.js';
+import { flagOf, issueError, parseSearchOptions, type SearchOptions } from '../search/options.js';
 
 const fileSchema = z
   .object({
@@ -37,12 +37,7 @@ export function parseConfig(text: string, where: string): EngineConfig {
     throw createError('BAD_ARGUMENT', where, `not valid YAML (${(error as Error).message.split('\n')[0]})`);
   }
   const result = fileSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
-    const path = [...issue.path, ...keys.slice(0, 1)].join('.');
-    throw createError('BAD_ARGUMENT', `${where}: ${path || '(top level)'}`, issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message);
-  }
+  if (!result.success) throw issueError(result.error, (f) => `${where}: ${f}`);
   if (result.data.search) parseSearchOptions(result.data.search, (f) => `${where}: search.${f}`);
   return { ...result.data, file: where };
 }

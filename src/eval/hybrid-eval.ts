@@ -84,7 +84,11 @@ function hybridRanks(head: EngineResponse['results'], tail: string[], k1: number
   const first = [...head].sort((a, b) => a.stage1.rank - b.stage1.rank).slice(0, k1);
   const { order } = orderCandidates({ stage1: first.map((h) => h.stage1.score), stage2: first.map((h) => h.stage2!.score), fusion, fusionOptions: o, mmr: 1, take: first.length });
   const inHead = new Set(first.map((h) => h.id));
-  const ids = [...order.map((i) => first[i]!.id), ...tail.filter((id) => !inHead.has(id))];
+  return relevantRanks([...order.map((i) => first[i]!.id), ...tail.filter((id) => !inHead.has(id))], relevant);
+}
+
+/** 1-based positions of the relevant ids in a ranking, best first; one Infinity per relevant id it lacks. */
+function relevantRanks(ids: string[], relevant: Set<string>): number[] {
   const ranks: number[] = [];
   ids.forEach((id, i) => relevant.has(id) && ranks.push(i + 1));
   while (ranks.length < relevant.size) ranks.push(Infinity);
@@ -138,9 +142,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     // the ranking below k1 is stage 1's: the engine's stage-1 search over the whole split
     const [full] = (await engine.search([query], { mode: 'stage1', k: n })) as [EngineResponse];
     const tail = full.results.map((h) => h.id);
-    const stage1Ranks: number[] = [];
-    tail.forEach((id, i) => relevant.has(id) && stage1Ranks.push(i + 1));
-    while (stage1Ranks.length < relevant.size) stage1Ranks.push(Infinity);
+    const stage1Ranks = relevantRanks(tail, relevant);
     s1.push(response.latencyMs.encode + response.latencyMs.stage1);
     s2.push(response.latencyMs.stage2);
     record(stage1Ranks, (k1, f) => hybridRanks(response.results, tail, k1, f, fusionOptions, relevant));

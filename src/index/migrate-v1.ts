@@ -9,6 +9,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { createError } from '../errors.js';
 import { fromHalf } from '../util/float16.js';
 import { ExactStore } from './exact-store.js';
+import { readFrame } from './segment-file.js';
 import type { Metadata } from './filter.js';
 import type { StoreInfo } from './vector-store.js';
 
@@ -25,18 +26,6 @@ interface V1Header {
   entries: { id: string; size: number; mtimeMs: number; meta?: Metadata }[];
 }
 
-function frame(buf: Buffer, magic: string, align: number, path: string): { header: unknown; start: number } {
-  if (buf.length < 16 || buf.subarray(0, 8).toString('latin1') !== magic) throw createError('INDEX_CORRUPT', path, 'not a format-1 duo file');
-  const len = buf.readUInt32LE(12);
-  if (16 + len > buf.length) throw createError('INDEX_CORRUPT', path, 'truncated header');
-  let header: unknown;
-  try {
-    header = JSON.parse(buf.subarray(16, 16 + len).toString('utf8'));
-  } catch {
-    throw createError('INDEX_CORRUPT', path, 'header is not valid JSON');
-  }
-  return { header, start: 16 + len + ((align - ((16 + len) % align)) % align) };
-}
 
 export interface MigrateOptions {
   /** where the cross-encoder of `<old>.stage2` is (format 1 did not record it); its id must match */
@@ -47,7 +36,7 @@ export async function migrateV1(oldPath: string, newPath: string, o: MigrateOpti
   const buf = await readFile(oldPath).catch((error: NodeJS.ErrnoException) => {
     throw error.code === 'ENOENT' ? createError('FILE_NOT_FOUND', oldPath) : error;
   });
-  const { header, start } = frame(buf, 'DUOINDEX', 4, oldPath);
+  const { header, start } = readFrame(buf, Buffer.from('DUOINDEX', 'latin1'), 1, 4, oldPath);
   const h = header as V1Header;
   if (h.formatVersion !== 1) throw createError('INDEX_FORMAT', oldPath, `format version ${h.formatVersion}, not 1`);
   const rows = buf.subarray(start);
@@ -61,7 +50,7 @@ export async function migrateV1(oldPath: string, newPath: string, o: MigrateOpti
   const stage2Path = `${oldPath}.stage2`;
   if (existsSync(stage2Path) && o.reranker) {
     const sbuf = await readFile(stage2Path);
-    const s = frame(sbuf, 'DUOSTG2\0', 2, stage2Path);
+    const s = readFrame(sbuf, Buffer.from('DUOSTG2\0', 'latin1'), 1, 2, stage2Path);
     const sh = s.header as { rerankerId: string; size: number; ids: string[] };
     if (sh.rerankerId !== o.reranker.id) throw createError('BAD_ARGUMENT', '--reranker', `${stage2Path} holds the image side of ${sh.rerankerId}, not ${o.reranker.id}`);
     if (sbuf.length - s.start !== sh.ids.length * sh.size * 2) throw createError('INDEX_CORRUPT', stage2Path, 'truncated');

@@ -41,7 +41,8 @@ function framed(magic: Buffer, version: number, header: unknown, align: number):
   return [prefix, json, Buffer.alloc((align - ((16 + json.length) % align)) % align)];
 }
 
-function readFrame(buf: Buffer, magic: Buffer, version: number, align: number, path: string): { header: unknown; start: number } {
+/** Checks a file's magic and version and returns its JSON header and where the rows start (also read by migrate-v1). */
+export function readFrame(buf: Buffer, magic: Buffer, version: number, align: number, path: string): { header: unknown; start: number } {
   if (buf.length < 16 || !buf.subarray(0, 8).equals(magic)) throw createError('INDEX_CORRUPT', path, 'not a duo index segment');
   const v = buf.readUInt32LE(8);
   if (v !== version) throw createError('INDEX_FORMAT', path, `segment version ${v}, this build reads ${version}`);

@@ -4,7 +4,7 @@
  * reported the same way everywhere, under the name the user typed (`--k`, `search.k`, `k`).
  */
 import { z } from 'zod';
-import { createError } from '../errors.js';
+import { createError, type DuoError } from '../errors.js';
 import { filterSchema } from '../index/filter.js';
 
 export const MODES = ['stage1', 'hybrid'] as const;
@@ -63,9 +63,14 @@ export const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.t
 export function parseSearchOptions(raw: unknown, name: (field: string) => string = (f) => f): SearchOptions {
   const result = searchOptionsSchema.safeParse(raw ?? {});
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
+  throw issueError(result.error, name);
+}
+
+/** A zod error as one BAD_ARGUMENT naming its first issue's field, spelt by `name` (its first path part) and dots after. */
+export function issueError(error: z.ZodError, name: (field: string) => string): DuoError {
+  const issue = error.issues[0]!;
   const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
   const path = [...issue.path.map(String), ...keys.slice(0, 1)];
-  const field = path.length > 0 ? name(path[0]!) + path.slice(1).map((p) => `.${p}`).join('') : name('(options)');
-  throw createError('BAD_ARGUMENT', field, issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message);
+  const field = path.length > 0 ? name(path[0]!) + path.slice(1).map((p) => `.${p}`).join('') : name('(top level)');
+  return createError('BAD_ARGUMENT', field, issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message);
 }
