@@ -9,6 +9,8 @@ import { registerEval } from './commands/eval-command.js';
 import { registerIndex } from './commands/index-command.js';
 import { registerIndexCaptions } from './commands/index-captions-command.js';
 import { registerMigrate } from './commands/migrate-command.js';
+import { registerEmbed } from './commands/embed-command.js';
+import { registerImport } from './commands/import-command.js';
 import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
 import { registerTrain } from './commands/train-command.js';
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerIndex(program);
   registerIndexCaptions(program);
   registerMigrate(program);
+  registerEmbed(program);
+  registerImport(program);
   registerSearch(program);
   registerEval(program);
   registerDemo(program);

@@ -16,6 +16,9 @@ export interface ImageItem {
   metadata?: Metadata;
 }
 
+/** Where encoded images go: a store, or anything that takes items the same way (duo embed's shard files). */
+export type ImageSink = Pick<VectorStore, 'info' | 'location' | 'upsert' | 'flush'>;
+
 export interface IndexImagesOptions {
   encoder: Encoder;
   /** required when the store records a cross-encoder: its image side is stored with each item */
@@ -29,7 +32,7 @@ export interface IndexImagesOptions {
 }
 
 /** Returns the images that could not be decoded, with the reason; they are skipped, never fatal. */
-export async function indexImages(store: VectorStore, items: ImageItem[], o: IndexImagesOptions): Promise<{ encoded: number; failed: { id: string; error: string }[] }> {
+export async function indexImages(store: ImageSink, items: ImageItem[], o: IndexImagesOptions): Promise<{ encoded: number; failed: { id: string; error: string }[] }> {
   const failed: { id: string; error: string }[] = [];
   const batchSize = o.batchSize ?? 16;
   const regionsOf = store.info.reranker?.regionSize ? o.reranker?.regionsOf?.bind(o.reranker) : undefined;
