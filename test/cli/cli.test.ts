@@ -162,6 +162,24 @@ describe('duo command line (the documented contract)', () => {
     }
   });
 
+  it('embed on "many machines", import in one place: shards of a folder become one searchable index', async () => {
+    const out = join(data, 'embeddings');
+    for (const shard of ['1/2', '2/2']) {
+      const r = await run(['embed', images, '--out', out, '--shard', shard, '--model', fixtureModelPath(), '--json']);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const imported = join(data, 'imported.duo');
+    const r = await run(['import', out, '--index', imported, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([JSON.parse(r.stdout).imported, JSON.parse(r.stdout).total], [names.length, names.length]);
+    const found = await run(['search', 'a yellow thing', '--index', imported, '--k', '1', '--json']);
+    assert.equal(JSON.parse(found.stdout).results[0].id, 'yellow.jpg');
+    const other = await run(['import', '--vectors', join(out, 'shard-1-of-2.npy'), '--ids', join(out, 'shard-1-of-2.ids.txt'), '--model', join(packageRoot(), 'models', 'starter'), '--index', join(data, 'wrong.duo')]);
+    assert.equal(other.code, 65);
+    assert.match(other.stderr, /shard-1-of-2\.npy \(for model starter@[0-9a-f]+\): expected vectors of dimension 256, got 8/);
+    assert.equal(existsSync(join(data, 'wrong.duo')), false, 'nothing was created');
+  });
+
   it('eval --mode hybrid runs the engine with the cross-encoder and reports both stages', async () => {
     const r = await run(['eval', '--data', data, '--split', 'dev', '--mode', 'hybrid', '--reranker', BLIP, '--model', fixtureModelPath(), '--json']);
     assert.equal(r.code, 0, r.stderr);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
+import { NpyReader } from '../../data/npy.js';
 import { createError } from '../../errors.js';
 import { embedOutput, importVectors, type VectorFiles } from '../../index/import-vectors.js';
 import { openStore } from '../../index/open-store.js';
@@ -51,6 +52,12 @@ export function registerImport(program: Command): void {
         await encoder.dispose();
         if (info.modelId && info.modelId !== encoder.id) throw createError('INDEX_MODEL_MISMATCH', dir ?? flags.vectors!, info.modelId, encoder.id);
         info = { ...info, modelId: encoder.id, dim: encoder.dim };
+      }
+      // every file is checked against the model before the index is created or touched
+      for (const f of files) {
+        const reader = await NpyReader.open(f.vectors);
+        await reader.close();
+        if (reader.dim !== info.dim) throw createError('INDEX_DIM_MISMATCH', `${f.vectors} (for model ${info.modelId})`, info.dim, reader.dim);
       }
       const store = await openStore(flags.index, { write: true, create: info });
       const bar = progressBar('importing');
