@@ -22,16 +22,20 @@ const MESSAGES = {
   QUERY_NOT_UNDERSTOOD: (query: string, unknown: string[]) =>
     `the model knows none of the words of "${query}" (${unknown.join(', ')}): try other words`,
   ABORTED: (what: string) => `${what} was cancelled`,
+  ITEM_NOT_FOUND: (id: string, index: string) => `no item ${id} in ${index}`,
 } as const;
 
 export type ErrorCode = keyof typeof MESSAGES;
 
 export class DuoError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** the template's arguments (BAD_ARGUMENT's first names the field), for callers that report fields apart from the message */
+  readonly args: readonly unknown[];
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; args?: readonly unknown[] }) {
     super(message, options);
     this.name = 'DuoError';
     this.code = code;
+    this.args = options?.args ?? [];
   }
 }
 
@@ -40,7 +44,7 @@ export function createError<C extends ErrorCode>(
   ...args: Parameters<(typeof MESSAGES)[C]>
 ): DuoError {
   const template = MESSAGES[code] as (...a: unknown[]) => string;
-  return new DuoError(code, template(...args));
+  return new DuoError(code, template(...args), { args });
 }
 
 /** Exit statuses: usage errors 2, bad input data 65 (EX_DATAERR), missing files 66 (EX_NOINPUT), a locked index 75 (EX_TEMPFAIL). */
@@ -51,6 +55,7 @@ export function exitCodeFor(error: unknown): number {
       return 2;
     case 'FILE_NOT_FOUND':
     case 'MODEL_NOT_FOUND':
+    case 'ITEM_NOT_FOUND':
       return 66;
     case 'INDEX_LOCKED':
       return 75; // EX_TEMPFAIL: try again later

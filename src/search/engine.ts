@@ -17,11 +17,12 @@ import { createError } from '../errors.js';
 import type { Metadata } from '../index/filter.js';
 import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
-import type { CrossEncoder, RerankCandidate } from '../models/reranker.js';
+import type { CrossEncoder, RerankCandidate, RerankQuery } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
 import { defaultAlpha, LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
 
-export type Query = { text: string } | { image: ImageInput };
+/** A text, an image, or an indexed item ("more like this": its stored vector, the item itself left out of the results). */
+export type Query = { text: string } | { image: ImageInput } | { item: string };
 
 export interface EngineHit {
   rank: number;
@@ -70,8 +71,9 @@ export interface EngineSettings {
   onClose?: () => Promise<void>;
 }
 
-const describeQuery = (q: Query) => ('text' in q ? q.text : typeof q.image === 'string' ? q.image : ((q.image as { source?: string }).source ?? '<image>'));
-const cacheKey = (q: Query) => ('text' in q ? `t:${q.text}` : typeof q.image === 'string' ? `i:${q.image}` : undefined);
+const describeQuery = (q: Query) =>
+  'text' in q ? q.text : 'item' in q ? `item:${q.item}` : typeof q.image === 'string' ? q.image : ((q.image as { source?: string }).source ?? '<image>');
+const cacheKey = (q: Query) => ('text' in q ? `t:${q.text}` : 'item' in q ? `m:${q.item}` : typeof q.image === 'string' ? `i:${q.image}` : undefined);
 const zeroLatency = (): Latency => ({ encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 });
 
 function cache<V extends object>(bytes: number, size: (v: V) => number): LRUCache<string, V> | undefined {
@@ -119,6 +121,7 @@ export class SearchEngine {
 
   /** Throws a clear error for a query the engine cannot answer: empty, too long, or no word the model knows. */
   checkQuery(q: Query): void {
+    if ('item' in q && (typeof q.item !== 'string' || q.item === '')) throw createError('BAD_ARGUMENT', 'item', 'is empty');
     if (!('text' in q)) return;
     if (typeof q.text !== 'string' || q.text.trim() === '') throw createError('BAD_ARGUMENT', 'query', 'is empty');
     if (q.text.length > LIMITS.queryChars) throw createError('BAD_ARGUMENT', 'query', `is ${q.text.length} characters, over the limit of ${LIMITS.queryChars}`);
@@ -126,9 +129,19 @@ export class SearchEngine {
     if (coverage && coverage.known.length === 0) throw createError('QUERY_NOT_UNDERSTOOD', q.text, coverage.unknown);
   }
 
-  /** Query embeddings, from the cache where the same text or image path was seen before; `decoded[i]` (if set) is what query i's image decoded to. */
+  /**
+   * Query embeddings, from the cache where the same text or image path was seen before; `decoded[i]` (if set) is what query i's image decoded to.
+   * An item query reads the item's stored vector (never cached: the store is the source).
+   */
   async embed(queries: Query[], decoded: (Query | undefined)[] = [], signal?: AbortSignal): Promise<Float32Array[]> {
+    const itemQueries = queries.flatMap((q, i) => ('item' in q ? [i] : []));
+    const ids = itemQueries.map((i) => (queries[i] as { item: string }).item);
+    const stored = ids.length > 0 ? await this.store.get(ids) : [];
+    stored.forEach((it, j) => {
+      if (!it) throw createError('ITEM_NOT_FOUND', ids[j]!, this.store.location);
+    });
     const out: (Float32Array | undefined)[] = queries.map((q) => {
+      if ('item' in q) return undefined;
       const key = cacheKey(q);
       const hit = key ? this.embeddings?.get(key) : undefined;
       if (hit) this.stats.embeddingHits++;
@@ -142,8 +155,9 @@ export class SearchEngine {
     images.forEach((qi, j) => (out[qi] = iv[j]));
     queries.forEach((q, i) => {
       const key = cacheKey(q);
-      if (key) this.embeddings?.set(key, out[i]!);
+      if (key && !('item' in q)) this.embeddings?.set(key, out[i]!);
     });
+    itemQueries.forEach((qi, j) => (out[qi] = stored[j]!.vector));
     return out as Float32Array[];
   }
 
@@ -183,7 +197,14 @@ export class SearchEngine {
     const want = o.offset + o.k;
     // stage 2 and MMR choose from k1 candidates; plain stage 1 needs only what it returns
     const pool = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, want) : want;
-    const lists = await this.store.search(vectors, pool, { filter: o.where, signal });
+    // an item query asks for one more, to leave the item itself out
+    const selves = todo.map((i) => {
+      const q = queries[i]!;
+      return 'item' in q ? q.item : undefined;
+    });
+    const extra = selves.some((s) => s !== undefined) ? 1 : 0;
+    const found = await this.store.search(vectors, pool + extra, { filter: o.where, signal });
+    const lists = extra === 0 ? found : found.map((hits, j) => hits.filter((h) => h.id !== selves[j]).slice(0, pool));
     const t2 = performance.now();
     const share = { encode: (t1 - t0) / todo.length, stage1: (t2 - t1) / todo.length };
     for (const [j, qi] of todo.entries()) {
@@ -213,9 +234,11 @@ export class SearchEngine {
     if (o.mode === 'hybrid' && 'image' in query && !this.captions) {
       // image→image: an image–text matcher has no score for a pair of images
       fallback = 'image→image: the cross-encoder scores image–text pairs, so these are stage-1 results';
+    } else if (o.mode === 'hybrid' && 'item' in query) {
+      fallback = 'more like this: the query is an indexed item, not an image–text pair the cross-encoder can score, so these are stage-1 results';
     } else if (o.mode === 'hybrid' && hits.length > 0) {
       const t = performance.now();
-      const outcome = await this.rescore(decoded ?? query, hits, items, o, signal);
+      const outcome = await this.rescore((decoded ?? query) as RerankQuery, hits, items, o, signal);
       stage2Ms = performance.now() - t;
       if ('scores' in outcome) stage2 = outcome.scores;
       else fallback = outcome.fallback;
@@ -255,7 +278,7 @@ export class SearchEngine {
 
   /** Stage 2 within its budget: on time-out the cross-encoder's work is aborted and stage 1 stands. */
   private async rescore(
-    query: Query,
+    query: RerankQuery,
     hits: { id: string; score: number }[],
     items: (StoredItem | undefined)[],
     o: SearchOptions,

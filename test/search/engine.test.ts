@@ -165,6 +165,28 @@ describe('SearchEngine', () => {
     assert.ok(diverse!.results[1]!.stage1.rank > 2, 'the second result comes from beyond the stage-1 top 2');
   });
 
+  it('more like this: an item query searches by its stored vector and leaves the item out', async () => {
+    const engine = await open(blip);
+    const [r] = await engine.search([{ item: 'warm/red.jpg' }], { k: 3 });
+    assert.equal(r!.query, 'item:warm/red.jpg');
+    assert.ok(r!.results.every((h) => h.id !== 'warm/red.jpg'), 'the item itself is not among its similar items');
+    assert.equal(r!.results.length, 3);
+    assert.equal(r!.results[0]!.id, 'warm/red2.jpg', 'its near-duplicate comes first');
+    assert.deepEqual(r!.results.map((h) => h.stage1.rank), [1, 2, 3]);
+    // the same as querying by the image file, less the item
+    const [byImage] = await engine.search([{ image: join(root, 'warm', 'red.jpg') }], { k: 4 });
+    assert.deepEqual(r!.results.map((h) => h.id), byImage!.results.map((h) => h.id).filter((id) => id !== 'warm/red.jpg').slice(0, 3));
+    const [page2] = await engine.search([{ item: 'warm/red.jpg' }], { k: 2, offset: 2 });
+    assert.deepEqual(page2!.results.map((h) => [h.rank, h.id]), [[3, r!.results[2]!.id], [4, page2!.results[1]!.id]]);
+    const [hybrid] = await engine.search([{ item: 'warm/red.jpg' }], { mode: 'hybrid', k: 2 });
+    assert.match(hybrid!.fallback!, /more like this.*stage-1 results/);
+    assert.deepEqual(hybrid!.results.map((h) => h.id), r!.results.slice(0, 2).map((h) => h.id));
+    const [filtered] = await engine.search([{ item: 'warm/red.jpg' }], { k: 10, where: { id: { prefix: 'cold/' } } });
+    assert.ok(filtered!.results.length === 3 && filtered!.results.every((h) => h.id.startsWith('cold/')));
+    await assert.rejects(engine.search([{ item: 'nope.jpg' }]), (e: unknown) => e instanceof DuoError && e.code === 'ITEM_NOT_FOUND' && /nope\.jpg/.test((e as Error).message));
+    await assert.rejects(engine.search([{ item: '' }]), (e: unknown) => e instanceof DuoError && e.code === 'BAD_ARGUMENT' && (e as DuoError).args[0] === 'item');
+  });
+
   it('refuses empty queries and queries with no word the model knows, naming the words', async () => {
     const picky = wrapped({ textCoverage: (t) => ({ known: t.split(' ').filter((w) => w in COLOURS), unknown: t.split(' ').filter((w) => !(w in COLOURS)) }) });
     const engine = new SearchEngine({ store: (await open()).store, encoder: picky });
