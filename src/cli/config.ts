@@ -15,6 +15,8 @@ const fileSchema = z
     model: z.string(),
     reranker: z.string(),
     search: z.record(z.string(), z.unknown()),
+    /** `duo serve`'s settings, checked by the server's own schema (src/serve/settings.ts) */
+    serve: z.record(z.string(), z.unknown()),
   })
   .strict()
   .partial();
@@ -25,6 +27,8 @@ export interface EngineConfig {
   reranker?: string;
   /** the search options exactly as written (validated; defaults are filled only when merged with flags) */
   search?: Record<string, unknown>;
+  /** `duo serve`'s section as written (validated by the serve command) */
+  serve?: Record<string, unknown>;
   /** the file it came from, to name it in errors */
   file?: string;
 }

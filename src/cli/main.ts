@@ -13,6 +13,7 @@ import { registerEmbed } from './commands/embed-command.js';
 import { registerImport } from './commands/import-command.js';
 import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
+import { registerServe } from './commands/serve-command.js';
 import { registerTrain } from './commands/train-command.js';
 import { registerTrainHead } from './commands/train-head-command.js';
 import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerEmbed(program);
   registerImport(program);
   registerSearch(program);
+  registerServe(program);
   registerEval(program);
   registerDemo(program);
   registerTrain(program);

@@ -1,0 +1,192 @@
+/**
+ * The server under load, on loopback: `duo serve` (the compiled command, its own process) over
+ * the Flickr8k dev index (1,000 images, starter pack, its cross-encoder's image side stored),
+ * and autocannon in this process sending POST /v1/search with the dev captions (one per image,
+ * in turn): stage 1 and hybrid, 1, 4 and 16 connections, the engine caches on and off.
+ * "Cache on" is measured warm: every query was asked once in each mode before the runs, so it
+ * shows the server answering from the response cache; "cache off" computes every answer.
+ * Results: bench/results/serve.json and docs/serve-load.md.
+ * Run: npm run build && npm run bench:serve [-- --duration 10 --connections 1,4,16]
+ */
+import autocannon, { type Result } from 'autocannon';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readFlickr8k } from '../src/data/readers/flickr8k.js';
+import { buildIndex } from '../src/index/build-index.js';
+import { defaultModelPath, loadEncoder } from '../src/models/load-encoder.js';
+import { loadReranker } from '../src/models/load-reranker.js';
+import { packageRoot } from '../src/util/package-root.js';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string', default: '../shared/datasets/flickr8k' },
+    index: { type: 'string', default: 'runs/bench/dev.duo' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '1,4,16' },
+    port: { type: 'string', default: '18080' },
+  },
+});
+const root = packageRoot();
+const BIN = join(root, 'bin', 'duo.js');
+if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is not built: run npm run build first (the bench serves with the compiled command)');
+const duration = Number(values.duration);
+const connections = values.connections!.split(',').map(Number);
+const port = Number(values.port);
+const url = `http://127.0.0.1:${port}`;
+
+const ds = await readFlickr8k(values.data!, 'dev');
+{
+  // `duo index <dev images> --reranker models/starter`, resumable: a built index is reused
+  const encoder = await loadEncoder(defaultModelPath());
+  const reranker = await loadReranker(defaultModelPath());
+  console.error('indexing the dev images (resumes if already built)…');
+  await buildIndex({ root: join(values.data!, 'images'), indexPath: values.index!, encoder, modelSpec: defaultModelPath(), reranker, rerankerSpec: defaultModelPath(), only: new Set(ds.images.map((i) => i.id)) });
+  await encoder.dispose();
+  await reranker.dispose();
+}
+const seen = new Set<string>();
+const queries = ds.captions.filter((c) => !seen.has(c.imageId) && seen.add(c.imageId)).map((c) => c.text.trim());
+
+async function startServer(cache: boolean): Promise<ChildProcess> {
+  const args = [BIN, 'serve', '--index', values.index!, '--port', String(port), '--log-level', 'warn', '--cache-dir', join(root, 'runs', 'bench', 'thumbs')];
+  if (!cache) args.push('--no-cache');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`duo serve exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/v1/ready`)).ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('duo serve did not become ready');
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+const search = (text: string, mode: string) =>
+  fetch(`${url}/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text, mode, k: 10 }) });
+
+/** the fallbacks the server counted so far (hybrid answered by stage 1: budget, failure) */
+async function fallbacks(): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return [...text.matchAll(/^duo_search_fallbacks_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+function load(mode: string, conns: number, seconds: number): Promise<Result> {
+  let next = 0;
+  return autocannon({
+    url,
+    connections: conns,
+    duration: seconds,
+    timeout: 10,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/search',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request) => ({ ...request, body: JSON.stringify({ text: queries[next++ % queries.length], mode, k: 10 }) }),
+      },
+    ],
+  });
+}
+
+interface Row {
+  cache: 'on' | 'off';
+  mode: string;
+  connections: number;
+  requestsPerSecond: number;
+  p50: number;
+  p95: number;
+  p97_5: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  timeouts: number;
+  fallbacks: number;
+  requests: number;
+}
+
+const rows: Row[] = [];
+for (const cache of ['off', 'on'] as const) {
+  const server = await startServer(cache === 'on');
+  try {
+    // every query answerable? (the starter vocabulary must know a word of each)
+    const answerable: string[] = [];
+    for (const q of queries) if ((await search(q, 'stage1')).ok) answerable.push(q);
+    if (answerable.length < queries.length) console.error(`${queries.length - answerable.length} queries dropped: no word the model knows`);
+    queries.splice(0, queries.length, ...answerable);
+    // cache on: every query asked once in each mode, so the runs measure the warm cache
+    if (cache === 'on') for (const q of queries) await search(q, 'hybrid');
+    for (const mode of ['stage1', 'hybrid']) {
+      await load(mode, 4, 2); // JIT and connection warm-up, not recorded
+      for (const conns of connections) {
+        const before = await fallbacks();
+        const r = await load(mode, conns, duration);
+        const row: Row = {
+          cache,
+          mode,
+          connections: conns,
+          requestsPerSecond: Math.round(r.requests.average),
+          p50: r.latency.p50,
+          // autocannon reports p90, p97.5 and p99; p95 is read from the request latencies as p90–p97.5 interpolated
+          p95: Math.round((r.latency.p90 + (r.latency.p97_5 - r.latency.p90) * (5 / 7.5)) * 100) / 100,
+          p97_5: r.latency.p97_5,
+          p99: r.latency.p99,
+          errors: r.errors,
+          non2xx: r.non2xx,
+          timeouts: r.timeouts,
+          fallbacks: (await fallbacks()) - before,
+          requests: r.latency.total,
+        };
+        rows.push(row);
+        console.error(JSON.stringify(row));
+      }
+    }
+  } finally {
+    await stopServer(server);
+  }
+}
+
+const commit = (() => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+writeFileSync(join(root, 'bench', 'results', 'serve.json'), `${JSON.stringify({ commit, machine, date: new Date().toISOString(), index: values.index, items: 1000, queries: queries.length, durationS: duration, rows }, null, 2)}\n`);
+
+const table = [
+  '| cache | mode | connections | requests/s | p50 ms | p95 ms | p99 ms | errors | non-2xx | stage-1 fallbacks |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map((r) => `| ${r.cache} | ${r.mode} | ${r.connections} | ${r.requestsPerSecond} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.errors + r.timeouts} | ${r.non2xx} | ${r.fallbacks} |`),
+].join('\n');
+const doc = `# duo serve under load
+
+\`npm run bench:serve\` at commit \`${commit}\` (${new Date().toISOString().slice(0, 10)}; ${machine}).
+\`duo serve\` (compiled, its own process, default limits, \`--log-level warn\`) over the Flickr8k dev
+index: ${ds.images.length} images, starter pack, its cross-encoder's image side stored
+(\`duo index … --reranker models/starter\`). autocannon on loopback, in another process, sends
+\`POST /v1/search\` with \`{"text", "mode", "k": 10}\` (hybrid: k1 = 100, weighted fusion), the
+text cycling through ${queries.length} dev captions (one per image); ${duration} s per row after a
+2 s warm-up. **Cache off**: \`--no-cache\`, every answer computed. **Cache on**: every caption was
+asked once in each mode before the runs, so the rows show answers from the response cache.
+Latency in ms as autocannon measures it (whole milliseconds); p95 interpolated between its p90
+and p97.5. Errors are connection errors and time-outs; non-2xx would count 4xx/5xx answers
+(503 overload included); fallbacks are hybrid answers that came back as stage 1 (stage 2 past its budget).
+
+${table}
+`;
+writeFileSync(join(root, 'docs', 'serve-load.md'), doc);
+console.log(table);

@@ -1,0 +1,111 @@
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createError } from '../../errors.js';
+import { flagOf } from '../../search/options.js';
+import { startServer } from '../../serve/server.js';
+import { parseSettings } from '../../serve/settings.js';
+import { packageRoot } from '../../util/package-root.js';
+import { loadConfig } from '../config.js';
+
+interface ServeFlags {
+  index?: string;
+  captions?: string;
+  port?: string;
+  host?: string;
+  config?: string;
+  model?: string;
+  reranker?: string;
+  cacheDir?: string;
+  cache?: boolean;
+  logLevel?: string;
+  maxK?: string;
+  maxK1?: string;
+  maxOffset?: string;
+  maxQueryChars?: string;
+  bodyLimit?: string;
+  uploadLimit?: string;
+  maxPixels?: string;
+  queueConcurrency?: string;
+  queueLength?: string;
+  onOverload?: string;
+  retryAfter?: string;
+  requestBudgetMs?: string;
+}
+
+/** a number flag as typed: the schema reports a non-number under the flag's name */
+const num = (v: string | undefined) => (v === undefined ? undefined : /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v);
+const isUrl = (location: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+/** settings whose flag is spelt shorter than the key */
+const FLAGS: Record<string, string> = { bodyLimitBytes: '--body-limit', uploadLimitBytes: '--upload-limit', maxImagePixels: '--max-pixels', retryAfterS: '--retry-after', cache: '--no-cache' };
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0';
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve an index over HTTP: the JSON API (/v1/…, described at /openapi.json), Prometheus /metrics and the web page')
+    .option('--index <path|url>', 'index folder or database URL (or `index:` in the config)')
+    .option('--captions <index>', 'also serve this caption index for image→text (POST /v1/captions/search)')
+    .option('--port <n>', 'port (default 8080; 0: any free one)')
+    .option('--host <address>', 'address to listen on (default 127.0.0.1)')
+    .option('--config <file>', 'YAML config (default: ./duo.yaml if present); its serve: section holds these settings')
+    .option('--model <idOrDir>', 'model to query with (default: the one that built the index)')
+    .option('--reranker <dir|none>', "cross-encoder (default: the one the index recorded; none: stage 1 only)")
+    .option('--cache-dir <dir>', 'thumbnail cache folder (default: .duo-cache/thumbnails beside the index)')
+    .option('--no-cache', "turn off the engines' embedding and response caches")
+    .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace or silent')
+    .option('--max-k <n>', 'most results a request may ask for (default 100)')
+    .option('--max-k1 <n>', 'most stage-2 candidates a request may ask for (default 1000)')
+    .option('--max-offset <n>', 'deepest page offset (default 10000)')
+    .option('--max-query-chars <n>', 'longest text query (default 500)')
+    .option('--body-limit <bytes>', 'largest JSON body (default 65536)')
+    .option('--upload-limit <bytes>', 'largest uploaded image file (default 16 MiB)')
+    .option('--max-pixels <n>', 'largest uploaded image in pixels (default 40,000,000)')
+    .option('--queue-concurrency <n>', 'model work (stage 2, image queries) running at once (default 2)')
+    .option('--queue-length <n>', 'model work waiting; beyond it, overload (default 64)')
+    .option('--on-overload <what>', 'reject (503 + Retry-After, the default) or stage1 (stage-1 results, marked)')
+    .option('--retry-after <s>', "a 503's Retry-After in seconds (default 1)")
+    .option('--request-budget-ms <ms>', "a request's whole time budget (default 10000)")
+    .action(async (flags: ServeFlags) => {
+      const config = loadConfig(flags.config);
+      const index = flags.index ?? config.index;
+      if (!index) throw createError('BAD_ARGUMENT', '--index', 'required (or set index: in the config)');
+      if (!isUrl(index) && !existsSync(index)) throw createError('FILE_NOT_FOUND', index);
+      const settings = parseSettings(
+        config.serve,
+        {
+          captions: flags.captions,
+          port: num(flags.port),
+          host: flags.host,
+          cacheDir: flags.cacheDir,
+          // commander sets cache: true unless --no-cache: only its absence is a choice
+          cache: flags.cache === false ? false : undefined,
+          logLevel: flags.logLevel,
+          maxK: num(flags.maxK),
+          maxK1: num(flags.maxK1),
+          maxOffset: num(flags.maxOffset),
+          maxQueryChars: num(flags.maxQueryChars),
+          bodyLimitBytes: num(flags.bodyLimit),
+          uploadLimitBytes: num(flags.uploadLimit),
+          maxImagePixels: num(flags.maxPixels),
+          queueConcurrency: num(flags.queueConcurrency),
+          queueLength: num(flags.queueLength),
+          onOverload: flags.onOverload,
+          retryAfterS: num(flags.retryAfter),
+          requestBudgetMs: num(flags.requestBudgetMs),
+        },
+        config.file,
+        (key) => FLAGS[key] ?? flagOf(key),
+      );
+      if (settings.captions && !isUrl(settings.captions) && !existsSync(settings.captions)) throw createError('FILE_NOT_FOUND', settings.captions);
+      const server = await startServer({ ...settings, index, model: flags.model ?? config.model, reranker: flags.reranker ?? config.reranker, version: version() });
+      await server.closed;
+    });
+}
