@@ -1,5 +1,5 @@
 /**
- * Indexes a folder of images, resumably, into an index folder (exact-store.ts): files whose
+ * Indexes a folder of images, resumably, into an index folder (folder-store.ts): files whose
  * size and mtime are unchanged keep their vectors, deleted files are removed, and every
  * `checkpointEvery` images a segment is appended, so a killed run loses at most one
  * checkpoint's work and a rerun continues from there. The index is locked for the run: a
@@ -12,8 +12,9 @@ import { createError } from '../errors.js';
 import type { Encoder } from '../models/encoder.js';
 import { loadReranker } from '../models/load-reranker.js';
 import type { CrossEncoder } from '../models/reranker.js';
+import { describeAnn, storeOptionsFor, type AnnFlags } from './ann.js';
+import { FolderStore } from './folder-store.js';
 import { MANIFEST, readManifest } from './manifest.js';
-import { ExactStore } from './exact-store.js';
 import { indexImages } from './index-images.js';
 import { recordedSpec, type StoreInfo } from './vector-store.js';
 
@@ -36,6 +37,8 @@ export interface BuildOptions {
   /** called after each batch with images processed so far (encoded or failed) out of those to do */
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** exact or HNSW (`--ann`, src/index/ann.ts): auto for a new index, what it recorded for an existing one */
+  ann?: AnnFlags;
 }
 
 export interface BuildReport {
@@ -46,6 +49,8 @@ export interface BuildReport {
   removed: number;
   failed: { id: string; error: string }[];
   segments: number;
+  /** the scan the index uses (exact, or HNSW and its settings) */
+  scan: string;
   seconds: number;
 }
 
@@ -72,7 +77,7 @@ export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
   const own = recorded ? await loadReranker(recorded.spec) : undefined;
   const options = own ? { ...given, reranker: own, rerankerSpec: recorded!.spec } : given;
   const info = await imageIndexInfo(options);
-  const store = await ExactStore.open(indexPath, { write: true, create: info }).catch(async (error: unknown) => {
+  const store = await FolderStore.open(indexPath, { write: true, create: info, ...storeOptionsFor(files.length, given.ann) }).catch(async (error: unknown) => {
     await own?.dispose();
     throw error;
   });
@@ -100,7 +105,7 @@ export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
       { ...options, checkpointEvery: options.checkpointEvery ?? 512 },
     );
     await store.flush();
-    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store.segments, seconds: (performance.now() - started) / 1000 };
+    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store.segments, scan: describeAnn(store.ann), seconds: (performance.now() - started) / 1000 };
   } finally {
     await store.close();
     await own?.dispose();

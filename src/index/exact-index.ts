@@ -77,15 +77,8 @@ export class ExactIndex {
   }
 
   upsert(ids: string[], vectors: Float32Array[]): void {
-    if (ids.length !== vectors.length) throw createError('BAD_ARGUMENT', 'upsert', `${ids.length} ids for ${vectors.length} vectors`);
     // every vector is checked before any is stored: a rejected batch changes nothing
-    for (let i = 0; i < ids.length; i++) {
-      const v = vectors[i]!;
-      if (v.length !== this.dim) throw createError('INDEX_DIM_MISMATCH', `vector for ${ids[i]}`, this.dim, v.length);
-      for (let j = 0; j < v.length; j++) {
-        if (!Number.isFinite(v[j]!)) throw createError('BAD_ARGUMENT', `vector for ${ids[i]}`, 'contains NaN or infinity');
-      }
-    }
+    checkVectors(ids, vectors, this.dim);
     for (let i = 0; i < ids.length; i++) {
       const v = vectors[i]!;
       const id = ids[i]!;
@@ -130,10 +123,19 @@ export class ExactIndex {
     const n = rows ? rows.length : this.size;
     const kk = Math.max(0, Math.min(Math.floor(k), n));
     if (kk === 0 || qs.length === 0) return qs.map(() => []);
-    const useOrt = this.backend === 'ort' || (this.backend === 'auto' && n * qs.length * this.dim >= ORT_MIN_MACS);
-    const matrix = rows ? this.gather(rows) : this.matrix();
-    const ranked = useOrt ? await this.scanOrt(qs, matrix, n, kk) : this.scanJs(qs, matrix, n, kk);
+    const ranked = await this.searchRows(qs, rows ? this.gather(rows) : this.matrix(), n, kk);
     return ranked.map((list) => list.map(({ row, score }) => ({ id: this.rowIds[rows ? rows[row]! : row]!, score })));
+  }
+
+  /**
+   * Exact top k of `n` rows that are not this index's own (already normalised), with this
+   * index's scan backend and session: the HNSW store's filtered scans and re-scoring use it.
+   */
+  async searchRows(qs: Float32Array[], matrix: Float32Array, n: number, k: number): Promise<{ row: number; score: number }[][]> {
+    const kk = Math.max(0, Math.min(Math.floor(k), n));
+    if (kk === 0) return qs.map(() => []);
+    const useOrt = this.backend === 'ort' || (this.backend === 'auto' && n * qs.length * this.dim >= ORT_MIN_MACS);
+    return useOrt ? this.scanOrt(qs, matrix, n, kk) : this.scanJs(qs, matrix, n, kk);
   }
 
   private gather(rows: Int32Array): Float32Array {
@@ -179,6 +181,18 @@ export class ExactIndex {
     const next = new Float32Array(Math.max(rows * this.dim, this.data.length * 2));
     next.set(this.data);
     this.data = next;
+  }
+}
+
+/** Throws, naming the item, on a vector of the wrong dimension or with NaN or infinity. */
+export function checkVectors(ids: string[], vectors: Float32Array[], dim: number): void {
+  if (ids.length !== vectors.length) throw createError('BAD_ARGUMENT', 'upsert', `${ids.length} ids for ${vectors.length} vectors`);
+  for (let i = 0; i < ids.length; i++) {
+    const v = vectors[i]!;
+    if (v.length !== dim) throw createError('INDEX_DIM_MISMATCH', `vector for ${ids[i]}`, dim, v.length);
+    for (let j = 0; j < v.length; j++) {
+      if (!Number.isFinite(v[j]!)) throw createError('BAD_ARGUMENT', `vector for ${ids[i]}`, 'contains NaN or infinity');
+    }
   }
 }
 

@@ -11,6 +11,7 @@
  * row by row at query time (positioned reads), never loaded whole.
  */
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { createError } from '../errors.js';
 import { writeFileAtomic, writeFileAtomicStream } from '../util/atomic-write.js';
@@ -24,10 +25,17 @@ const STAGE2_VERSION = 2;
 
 export const segmentName = (n: number) => String(n).padStart(6, '0');
 
+export interface SegmentItem {
+  id: string;
+  metadata: Metadata;
+  /** the item's key in the HNSW graph (hnsw-index.ts), in indexes that have one */
+  key?: number;
+}
+
 export interface SegmentData {
   dim: number;
   deleted: string[];
-  items: { id: string; metadata: Metadata }[];
+  items: SegmentItem[];
   /** rows × dim, row-major, L2-normalised */
   vectors: Float32Array;
 }
@@ -87,6 +95,82 @@ export async function readSegment(path: string, checksum: string): Promise<Segme
   const vectors = new Float32Array(rows.byteLength / 4);
   new Uint8Array(vectors.buffer).set(rows);
   return { dim: h.dim, deleted: h.deleted, items: h.items, vectors };
+}
+
+/**
+ * An open segment whose rows stay on disk (the HNSW store: the graph answers searches, and the
+ * f32 rows are read only for get, re-scoring, a filtered exact scan and compaction). Opening
+ * reads the header and checks the file's size; `verify` also streams the rows through the
+ * checksum without keeping them.
+ */
+export class SegmentRows {
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly path: string,
+    private readonly start: number,
+    readonly dim: number,
+    readonly deleted: string[],
+    readonly items: SegmentItem[],
+  ) {}
+
+  static async open(path: string, checksum: string, options: { verify?: boolean } = {}): Promise<SegmentRows> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw createError('INDEX_CORRUPT', path, 'segment file missing');
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      const head = Buffer.alloc(16);
+      await handle.read(head, 0, 16, 0);
+      const len = head.readUInt32LE(12);
+      if (16 + len > size) throw createError('INDEX_CORRUPT', path, 'truncated header');
+      const buf = Buffer.alloc(16 + len);
+      await handle.read(buf, 0, 16 + len, 0);
+      const { header, start } = readFrame(buf, SEG_MAGIC, SEG_VERSION, 4, path);
+      const h = header as { dim: number; count: number; deleted: string[]; items: SegmentItem[]; checksum: string };
+      const expected = start + h.count * h.dim * 4;
+      if (size !== expected) throw createError('INDEX_CORRUPT', path, `expected ${expected} bytes, found ${size}`);
+      if (h.checksum !== checksum) throw createError('INDEX_CORRUPT', path, 'checksum mismatch');
+      if (options.verify) {
+        const hash = createHash('sha256');
+        const chunk = Buffer.alloc(1 << 22);
+        for (let at = start; at < size; ) {
+          const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - at), at);
+          if (bytesRead === 0) throw createError('INDEX_CORRUPT', path, 'truncated rows');
+          hash.update(chunk.subarray(0, bytesRead));
+          at += bytesRead;
+        }
+        if (hash.update(JSON.stringify({ items: h.items, deleted: h.deleted })).digest('hex') !== checksum) throw createError('INDEX_CORRUPT', path, 'checksum mismatch');
+      }
+      return new SegmentRows(handle, path, start, h.dim, h.deleted, h.items);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Copies `count` consecutive rows from `row` into `target` at float offset `at`. Synchronous:
+   * a positioned read of rows the page cache usually holds costs about a microsecond, far less
+   * than a promise round trip, and the callers read runs of rows, many at once.
+   */
+  readInto(row: number, count: number, target: Float32Array, at: number): void {
+    const bytes = count * this.dim * 4;
+    const view = new Uint8Array(target.buffer, target.byteOffset + at * 4, bytes);
+    let done = 0;
+    while (done < bytes) {
+      const n = readSync(this.handle.fd, view, done, bytes - done, this.start + row * this.dim * 4 + done);
+      if (n === 0) throw createError('INDEX_CORRUPT', this.path, 'truncated rows');
+      done += n;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
 }
 
 /** Writes stage-2 rows as fp16, streaming `rows` (each `size` floats) in order. */

@@ -26,6 +26,8 @@ const EXPORTS = [
   'loadReranker',
   'SearchEngine',
   'ExactStore',
+  'FolderStore',
+  'storeOptionsFor',
   'openStore',
   'buildIndex',
   'buildCaptionIndex',

@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createError } from '../../errors.js';
+import type { AnnFlags } from '../../index/ann.js';
 import { buildIndex } from '../../index/build-index.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
+import { addAnnOptions, annFlags } from '../ann-options.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
 
 function readList(path: string): Set<string> {
@@ -16,7 +18,7 @@ function readList(path: string): Set<string> {
 }
 
 export function registerIndex(program: Command): void {
-  program
+  const command = program
     .command('index')
     .description('index a folder of images (recursive, resumable: reruns encode only new or changed files)')
     .argument('<imagesDir>', 'folder of images')
@@ -28,7 +30,7 @@ export function registerIndex(program: Command): void {
     .option('--batch-size <n>', 'images per encoder batch', positiveInt('--batch-size'), 16)
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
     .option('--json', 'print the report as JSON')
-    .action(async (imagesDir: string, opts: { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
+    .action(async (imagesDir: string, opts: AnnFlags & { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       // without --reranker, an existing index's recorded cross-encoder is loaded by buildIndex
       const rerankerSpec = opts.reranker;
@@ -47,6 +49,7 @@ export function registerIndex(program: Command): void {
           batchSize: opts.batchSize,
           maxPixels: opts.maxPixels,
           onProgress: bar.update,
+          ann: annFlags(opts),
         });
         bar.stop();
         if (opts.json) {
@@ -61,11 +64,12 @@ export function registerIndex(program: Command): void {
         );
         for (const f of report.failed.slice(0, 20)) console.error(`skipped ${f.id}: ${f.error}`);
         if (report.failed.length > 20) console.error(`… and ${report.failed.length - 20} more skipped`);
-        console.log(`index: ${report.indexPath} (model ${encoder.id})`);
+        console.log(`index: ${report.indexPath} (model ${encoder.id}; scan: ${report.scan})`);
       } finally {
         bar.stop();
         await encoder.dispose();
         await reranker?.dispose();
       }
     });
+  addAnnOptions(command);
 }
