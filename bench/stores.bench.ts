@@ -179,7 +179,13 @@ function child(args: string[]): Promise<Record<string, unknown>> {
 const commitOf = () => {
   try {
     const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: packageRoot() }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], { cwd: packageRoot() }).toString().trim();
+    // the files the measured code comes from (other work in progress elsewhere does not count)
+    const used = ['src/index', 'src/models/encoder.ts', 'bench/stores.bench.ts', 'bench/stores-shared.ts', 'bench/stores-data.ts'];
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', ...used], { cwd: packageRoot() })
+      .toString()
+      .split('\n')
+      .filter((l) => l.trim() && !/(open-store|pg-[a-z-]+)\.ts$/.test(l))
+      .join('');
     return dirty ? `${sha}+changes` : sha;
   } catch {
     return 'unknown';
