@@ -4,7 +4,7 @@
  * build time (upserts of 100k rows, each flushed, then close), peak RSS of the build and of the
  * serving process, size on disk, open time, query latency p50/p95 (one query, and batches of
  * 32), recall@10 against the exact top 10 of 500 held-out queries, and filtered queries (10%
- * and 1% of the rows pass). HNSW stores are also searched at several expansions (the trade-off
+ * and 1% of the rows pass; the first 100 queries). HNSW stores are also searched at several expansions (the trade-off
  * behind the defaults in src/index/ann.ts). Every build and every serving run is its own child
  * process, so each peak RSS is that configuration's alone.
  *
@@ -132,8 +132,9 @@ async function serve(d: DatasetSpec, store: string): Promise<object> {
   }
   const filtered: Record<string, object> = {};
   for (const f of Object.keys(FILTERS) as FilterName[]) {
-    const r = await timeQueries(s, qs, f);
-    filtered[f] = { ...latency(r.ms), recallAt10: round(recallAt10(r.found, truth.filtered[f]), 4) };
+    // the first 100 queries: an exact scan that gathers the passing rows takes up to a second over 1M
+    const r = await timeQueries(s, qs.slice(0, 100), f);
+    filtered[f] = { ...latency(r.ms), recallAt10: round(recallAt10(r.found, truth.filtered[f].slice(0, 100)), 4) };
   }
   const plans = s.scanInfo().graph?.plans;
   // before the sweep: each reopening maps the graph again, and an old mapping is released only when collected
