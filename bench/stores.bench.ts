@@ -4,9 +4,9 @@
  * build time (upserts of 100k rows, each flushed, then close), peak RSS of the build and of the
  * serving process, size on disk, open time, query latency p50/p95 (one query, and batches of
  * 32), recall@10 against the exact top 10 of 500 held-out queries, and filtered queries (10%
- * and 1% of the rows pass; the first 100 queries). HNSW stores are also searched at several expansions (the trade-off
- * behind the defaults in src/index/ann.ts). Every build and every serving run is its own child
- * process, so each peak RSS is that configuration's alone.
+ * and 1% of the rows pass; the first 100 queries). HNSW stores are also searched at several
+ * expansions (the trade-off behind the defaults in src/index/ann.ts). Every build and every
+ * serving run is its own child process, so each peak RSS is that configuration's alone.
  *
  * pgvector rows come from bench/stores-pg.ts when that file exists (see stores-shared.ts).
  *
