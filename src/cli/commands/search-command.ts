@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createError, DuoError } from '../../errors.js';
 import type { EngineResponse, Query, SearchEngine } from '../../search/engine.js';
+import { isPgLocation } from '../../index/pg-location.js';
 import { openEngine } from '../../search/open-engine.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { loadConfig, searchOptions } from '../config.js';
@@ -65,7 +66,8 @@ export function registerSearch(program: Command): void {
       if (given !== 1) throw createError('BAD_ARGUMENT', 'query', 'give one of: a text argument, --image <file>, --queries <file>');
       if (text !== undefined && text.trim() === '') throw createError('BAD_ARGUMENT', 'query', 'is empty');
       for (const f of [flags.image, flags.queries]) if (f !== undefined && !existsSync(f)) throw createError('FILE_NOT_FOUND', f);
-      if (!existsSync(indexPath)) throw createError('FILE_NOT_FOUND', indexPath);
+      // a database URL (postgres://…) is checked when the store opens it
+      if (!isPgLocation(indexPath) && !existsSync(indexPath)) throw createError('FILE_NOT_FOUND', indexPath);
       const options = searchOptions(config, {
         mode: flags.mode,
         k: num(flags.k),
