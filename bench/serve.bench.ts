@@ -23,7 +23,7 @@ import { packageRoot } from '../src/util/package-root.js';
 const { values } = parseArgs({
   options: {
     data: { type: 'string', default: '../shared/datasets/flickr8k' },
-    index: { type: 'string', default: 'runs/bench/dev.duo' },
+    index: { type: 'string', default: 'runs/bench/serve-dev.duo' },
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '1,4,16' },
     port: { type: 'string', default: '18080' },
@@ -145,7 +145,7 @@ for (const cache of ['off', 'on'] as const) {
           non2xx: r.non2xx,
           timeouts: r.timeouts,
           fallbacks: (await fallbacks()) - before,
-          requests: r.latency.total,
+          requests: r.requests.total,
         };
         rows.push(row);
         console.error(JSON.stringify(row));

@@ -9,10 +9,12 @@ import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { SearchEngine } from '../search/engine.js';
+import { QueryBatcher } from './batcher.js';
 import type { ServeContext } from './context.js';
 import { installErrorHandling } from './errors.js';
 import { collectFacets } from './facets.js';
 import { ImageFiles } from './images.js';
+import type { RowCacheStats } from './row-cache.js';
 import { parseLimits, THUMBNAIL_SIZES, type ServeLimits, type ServeLimitsInput } from './limits.js';
 import { ServerMetrics } from './metrics.js';
 import { imageRoutes } from './routes/images.js';
@@ -24,6 +26,13 @@ import type { Collection } from './schemas.js';
 import { SearchService, type ServedIndex } from './search-service.js';
 import { defaultWebRoot, registerWeb } from './web.js';
 import { WorkQueue } from './work-queue.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** resolves once no search runs (the server's root closes the engines after it) */
+    drainSearches(): Promise<void>;
+  }
+}
 
 export interface AppOptions {
   /** the index to serve (images, or captions) */
@@ -40,6 +49,8 @@ export interface AppOptions {
   warm?: () => boolean;
   /** package version, for the OpenAPI document */
   version?: string;
+  /** the counts of the stage-2 row cache in front of the store (./row-cache.ts), for metrics */
+  rowCache?: RowCacheStats;
 }
 
 /** One structured line per request (method, route pattern, status, ms), at info; the arrival at debug. */
@@ -71,14 +82,15 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const main: ServedIndex = { name: 'main', engine: o.engine };
   const captions: ServedIndex | undefined = o.captions ? { name: 'captions', engine: o.captions } : undefined;
   const queue = new WorkQueue(limits.queueConcurrency, limits.queueLength);
-  const metrics = new ServerMetrics({ main: o.engine, ...(o.captions ? { captions: o.captions } : {}) }, queue);
+  const batcher = new QueryBatcher();
+  const metrics = new ServerMetrics({ main: o.engine, ...(o.captions ? { captions: o.captions } : {}) }, queue, o.rowCache, batcher);
   metrics.install(app);
   let facets: Promise<Collection['facets']> | undefined;
   const ctx: ServeContext = {
     main,
     captions,
     limits,
-    service: new SearchService({ limits, queue, metrics }),
+    service: new SearchService({ limits, queue, metrics, batcher }),
     files: new ImageFiles(o.engine.store, o.cacheDir),
     metrics,
     collection: async () => ({
@@ -100,6 +112,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       }
     },
   };
+
+  // a search whose client went away is no connection to wait for, but its work still holds the engines
+  const drain = () => ctx.service.drain();
+  app.decorate('drainSearches', drain);
+  app.addHook('onClose', drain);
 
   await app.register(fastifySwagger, {
     openapi: {

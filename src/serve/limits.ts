@@ -32,7 +32,7 @@ export const serveLimitsSchema = z
     /** largest uploaded image, in pixels (checked from its header before decoding) */
     maxImagePixels: int(1, 1_000_000_000).default(40_000_000),
     /** model work (stage 2, image encoding) running at once */
-    queueConcurrency: int(1, 256).default(2),
+    queueConcurrency: int(1, 256).default(4),
     /** model work waiting for a slot; one more is overload */
     queueLength: int(0, 100_000).default(64),
     onOverload: z.enum(OVERLOAD).default('reject'),

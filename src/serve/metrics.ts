@@ -6,6 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineResponse, SearchEngine } from '../search/engine.js';
+import type { QueryBatcher } from './batcher.js';
+import type { RowCacheStats } from './row-cache.js';
 import type { WorkQueue } from './work-queue.js';
 
 const SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -17,7 +19,7 @@ export class ServerMetrics {
   private readonly stages: Histogram<'index' | 'mode' | 'stage'>;
   private readonly fallbacks: Counter<'index' | 'reason'>;
 
-  constructor(engines: Record<string, SearchEngine>, queue: WorkQueue) {
+  constructor(engines: Record<string, SearchEngine>, queue: WorkQueue, rowCache?: RowCacheStats, batcher?: QueryBatcher) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'duo_' });
     this.requests = new Counter({ name: 'duo_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers });
@@ -41,6 +43,35 @@ export class ServerMetrics {
           this.inc({ index, cache: 'embeddings' }, engine.stats.embeddingHits);
           this.inc({ index, cache: 'responses' }, engine.stats.responseHits);
         }
+      },
+    });
+    new Counter({
+      name: 'duo_stage2_rows_total',
+      help: "stage 2's stored rows read per candidate: from the server's memory (hit) or the index (miss)",
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ source: 'hit' }, rowCache?.hits ?? 0);
+        this.inc({ source: 'miss' }, rowCache?.misses ?? 0);
+      },
+    });
+    new Counter({
+      name: 'duo_search_batches_total',
+      help: 'engine calls for text queries (queries arriving together share one); with duo_search_batched_queries_total, the mean batch size',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(batcher?.stats.batches ?? 0);
+      },
+    });
+    new Counter({
+      name: 'duo_search_batched_queries_total',
+      help: 'text queries sent to the engine in batches',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(batcher?.stats.queries ?? 0);
       },
     });
     new Gauge({ name: 'duo_queue_depth', help: 'model work waiting for a slot', registers, collect() { this.set(queue.depth); } });

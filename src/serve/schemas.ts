@@ -23,8 +23,16 @@ const DESCRIPTIONS = {
   explain: 'add the options the engine ran with, the models and the number of candidates',
 } as const;
 
-/** The engine's options as a request may give them: the same schema, capped by the server's limits. */
-export function optionsSchema(limits: ServeLimits) {
+const built = new WeakMap<ServeLimits, ReturnType<typeof buildOptionsSchema>>();
+
+/** The engine's options as a request may give them: the same schema, capped by the server's limits (built once per limits). */
+export function optionsSchema(limits: ServeLimits): ReturnType<typeof buildOptionsSchema> {
+  let schema = built.get(limits);
+  if (!schema) built.set(limits, (schema = buildOptionsSchema(limits)));
+  return schema;
+}
+
+function buildOptionsSchema(limits: ServeLimits) {
   const s = searchOptionsSchema.shape;
   const capped = (field: 'k' | 'k1' | 'offset' | 'budgetMs', max: number) =>
     s[field].unwrap().max(max).default(Math.min(DEFAULT_SEARCH[field], max)).describe(DESCRIPTIONS[field]);

@@ -10,6 +10,7 @@ import type { EngineResponse, Query, SearchEngine } from '../search/engine.js';
 import { ApiError } from './errors.js';
 import type { ServeLimits } from './limits.js';
 import type { ServerMetrics } from './metrics.js';
+import type { QueryBatcher } from './batcher.js';
 import { requestControl } from './request-control.js';
 import type { ApiOptions, Hit, SearchResponse } from './schemas.js';
 import { QueueFull, type WorkQueue } from './work-queue.js';
@@ -18,6 +19,8 @@ export interface SearchServiceParts {
   limits: ServeLimits;
   queue: WorkQueue;
   metrics: ServerMetrics;
+  /** text queries that arrive together share one encoder batch and one stage-1 scan */
+  batcher: QueryBatcher;
 }
 
 /** An index the server answers from, with its name in metrics. */
@@ -42,9 +45,24 @@ function reasonLabel(text: string): string {
 }
 
 export class SearchService {
+  /** searches running, including those whose client has gone (their work is being cancelled) */
+  private readonly running = new Set<Promise<unknown>>();
+
   constructor(private readonly parts: SearchServiceParts) {}
 
-  async answer(index: ServedIndex, query: Query, options: ApiOptions, reply: FastifyReply): Promise<SearchResponse> {
+  /** Resolves once no search runs: the engines may then be closed under nobody. */
+  async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
+  answer(index: ServedIndex, query: Query, options: ApiOptions, reply: FastifyReply): Promise<SearchResponse> {
+    const work = this.run(index, query, options, reply);
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work)).catch(() => {});
+    return work;
+  }
+
+  private async run(index: ServedIndex, query: Query, options: ApiOptions, reply: FastifyReply): Promise<SearchResponse> {
     const { limits, queue, metrics } = this.parts;
     const { engine } = index;
     const { explain, ...asked } = options;
@@ -78,7 +96,11 @@ export class SearchService {
       const left = control.left();
       const cap = Math.max(1, Math.floor(left - Math.max(25, left * 0.1)));
       const run = { ...asked, mode: overloaded ? ('stage1' as const) : asked.mode, budgetMs: Math.min(asked.budgetMs, cap) };
-      const [response] = await engine.search([query], run, { signal: control.signal });
+      let response: EngineResponse | undefined;
+      if ('text' in query) {
+        engine.checkQuery(query); // a query the engine refuses fails alone, not its whole batch
+        response = await this.parts.batcher.search(engine, query.text, run, control.signal);
+      } else [response] = await engine.search([query], run, { signal: control.signal });
       // a copy: the engine's response may be the very object its cache holds
       const result = overloaded ? { ...response!, mode: asked.mode, fallback: OVERLOAD_FALLBACK } : response!;
       metrics.search(index.name, result, queueMs, result.fallback && options.mode === 'hybrid' ? reasonLabel(result.fallback) : undefined);

@@ -9,9 +9,10 @@ import { dirname, join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { DecodedImage } from '../data/image-loader.js';
 import { DuoError } from '../errors.js';
-import type { SearchEngine } from '../search/engine.js';
+import { SearchEngine } from '../search/engine.js';
 import { openEngine } from '../search/open-engine.js';
 import { buildApp } from './app.js';
+import { withRowCache, type RowCacheStats } from './row-cache.js';
 import { limitsOf, type ServeSettings } from './settings.js';
 
 export interface ServeOptions extends ServeSettings {
@@ -54,10 +55,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const started = performance.now();
   const cacheBytes = o.cache ? undefined : { embeddings: 0, responses: 0 };
   const engines: SearchEngine[] = [];
+  const rowCache: RowCacheStats = { hits: 0, misses: 0 };
   let app: FastifyInstance | undefined;
   try {
-    const engine = await openEngine({ index: o.index, model: o.model, reranker: o.reranker ?? 'recorded', cacheBytes });
-    engines.push(engine);
+    const opened = await openEngine({ index: o.index, model: o.model, reranker: o.reranker ?? 'recorded', cacheBytes });
+    engines.push(opened);
+    // the same parts, the store's stage-2 rows kept in memory (./row-cache.ts); closing it closes what openEngine opened
+    const engine = new SearchEngine(
+      { store: withRowCache(opened.store, o.stage2CacheBytes, rowCache), encoder: opened.encoder, reranker: opened.reranker },
+      { cacheBytes, onClose: () => opened.close() },
+    );
+    engines.splice(0, 1, engine);
     const captions = o.captions ? await openEngine({ index: o.captions, model: o.model, reranker: o.reranker ?? 'recorded', cacheBytes }) : undefined;
     if (captions) engines.push(captions);
     const loaded = performance.now();
@@ -72,10 +80,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       webRoot: o.webRoot,
       version: o.version,
       logger: { level: o.logLevel },
+      rowCache,
     });
     let done!: () => void;
     const closed = new Promise<void>((r) => (done = r));
+    const drained = app;
     app.addHook('onClose', async () => {
+      await drained.drainSearches();
       for (const e of engines.splice(0).reverse()) await e.close();
       done();
     });
@@ -89,6 +100,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         loadMs: Math.round(loaded - started),
         warmMs: Math.round(warmed - loaded),
         cache: o.cache,
+        stage2CacheBytes: o.stage2CacheBytes,
         thumbnails: cacheDir,
       },
       'models loaded and warm',

@@ -18,6 +18,8 @@ export const serveSettingsSchema = serveLimitsSchema.extend({
   cacheDir: z.string().min(1).optional(),
   /** the engines' embedding and response caches */
   cache: z.boolean().default(true),
+  /** stage 2's stored rows kept in memory, in bytes (0: read from the index at every query) */
+  stage2CacheBytes: z.number().int().min(0).max(64 * 2 ** 30).default(64 << 20),
   logLevel: z.enum(LOG_LEVELS).default('info'),
 });
 

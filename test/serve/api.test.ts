@@ -202,6 +202,8 @@ describe('API v1', () => {
     assert.match(text, /duo_search_stage_seconds_count\{index="main",mode="hybrid",stage="queue"\} [1-9]/);
     assert.match(text, /duo_cache_hits_total\{index="main",cache="responses"\} [1-9]/);
     assert.match(text, /duo_queue_depth 0/);
+    assert.match(text, /duo_search_batched_queries_total [1-9]/);
+    assert.match(text, /duo_stage2_rows_total\{source="miss"\} 0/, 'no row cache in front of this store');
     assert.match(text, /duo_http_request_duration_seconds_bucket/);
     assert.match(text, /duo_process_cpu_seconds_total/);
   });

@@ -58,6 +58,7 @@ describe('duo serve', () => {
     assert.equal((r.json as { results: { id: string }[] }).results[0]!.id, 'warm/yellow.jpg');
     const stats = await (await fetch(`${server.url}/metrics`)).text();
     assert.match(stats, /duo_cache_hits_total\{index="main",cache="embeddings"\} 0/, 'the warm-up query was not this one');
+    assert.match(stats, /duo_stage2_rows_total\{source="hit"\} 0/, 'the colour BLIP stores no rows: nothing to cache (the starter pack does)');
     await server.close();
     await server.closed;
     await assert.rejects(fetch(`${server.url}/v1/health`), 'no longer listening');

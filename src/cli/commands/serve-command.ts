@@ -18,6 +18,7 @@ interface ServeFlags {
   reranker?: string;
   cacheDir?: string;
   cache?: boolean;
+  stage2CacheBytes?: string;
   logLevel?: string;
   maxK?: string;
   maxK1?: string;
@@ -60,6 +61,7 @@ export function registerServe(program: Command): void {
     .option('--reranker <dir|none>', "cross-encoder (default: the one the index recorded; none: stage 1 only)")
     .option('--cache-dir <dir>', 'thumbnail cache folder (default: .duo-cache/thumbnails beside the index)')
     .option('--no-cache', "turn off the engines' embedding and response caches")
+    .option('--stage2-cache-bytes <n>', "stage 2's stored rows kept in memory (default 64 MiB; 0: read from the index at every query)")
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace or silent')
     .option('--max-k <n>', 'most results a request may ask for (default 100)')
     .option('--max-k1 <n>', 'most stage-2 candidates a request may ask for (default 1000)')
@@ -68,7 +70,7 @@ export function registerServe(program: Command): void {
     .option('--body-limit <bytes>', 'largest JSON body (default 65536)')
     .option('--upload-limit <bytes>', 'largest uploaded image file (default 16 MiB)')
     .option('--max-pixels <n>', 'largest uploaded image in pixels (default 40,000,000)')
-    .option('--queue-concurrency <n>', 'model work (stage 2, image queries) running at once (default 2)')
+    .option('--queue-concurrency <n>', 'model work (stage 2, image queries) running at once (default 4)')
     .option('--queue-length <n>', 'model work waiting; beyond it, overload (default 64)')
     .option('--on-overload <what>', 'reject (503 + Retry-After, the default) or stage1 (stage-1 results, marked)')
     .option('--retry-after <s>', "a 503's Retry-After in seconds (default 1)")
@@ -87,6 +89,7 @@ export function registerServe(program: Command): void {
           cacheDir: flags.cacheDir,
           // commander sets cache: true unless --no-cache: only its absence is a choice
           cache: flags.cache === false ? false : undefined,
+          stage2CacheBytes: num(flags.stage2CacheBytes),
           logLevel: flags.logLevel,
           maxK: num(flags.maxK),
           maxK1: num(flags.maxK1),

@@ -1,0 +1,63 @@
+/**
+ * Stage 2's stored image sides, kept in memory by a long-running server. The index reads a
+ * candidate's row from disk at every query (a one-shot `duo search` should not load them all);
+ * a server answering many queries over the same collection keeps the rows it read, decoded, in
+ * an LRU bounded in bytes, like a database's buffer pool. A row is dropped when its item
+ * changes: the engine reads each candidate's metadata (store.get) just before its rows, and an
+ * item whose recorded size or mtime moved (re-indexed by another process) is read afresh.
+ */
+import { LRUCache } from 'lru-cache';
+import type { StoredItem, VectorStore } from '../index/vector-store.js';
+
+export interface RowCacheStats {
+  hits: number;
+  misses: number;
+}
+
+/** The store with its `regions` answered from memory where it can; every other call goes straight through. */
+export function withRowCache(store: VectorStore, maxBytes: number, stats: RowCacheStats = { hits: 0, misses: 0 }): VectorStore {
+  if (maxBytes <= 0) return store;
+  const rows = new LRUCache<string, Float32Array>({ maxSize: maxBytes, sizeCalculation: (r) => Math.max(1, r.byteLength) });
+  const versions = new Map<string, string>();
+  const version = (item: StoredItem) => `${item.metadata.bytes ?? ''}:${item.metadata.mtimeMs ?? ''}`;
+
+  const get = async (ids: string[]): Promise<(StoredItem | undefined)[]> => {
+    const items = await store.get(ids);
+    items.forEach((item, i) => {
+      const id = ids[i]!;
+      const v = item ? version(item) : undefined;
+      if (versions.get(id) !== v) {
+        rows.delete(id);
+        if (v === undefined) versions.delete(id);
+        else versions.set(id, v);
+      }
+    });
+    return items;
+  };
+
+  const regions = async (ids: string[], signal?: AbortSignal): Promise<(Float32Array | undefined)[]> => {
+    const out = ids.map((id) => rows.get(id));
+    const missing = ids.flatMap((id, i) => (out[i] ? [] : [i]));
+    stats.hits += ids.length - missing.length;
+    stats.misses += missing.length;
+    if (missing.length > 0) {
+      const read = await store.regions(missing.map((i) => ids[i]!), signal);
+      missing.forEach((at, j) => {
+        const row = read[j];
+        out[at] = row;
+        if (row) rows.set(ids[at]!, row);
+      });
+    }
+    return out;
+  };
+
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'regions') return regions;
+      if (property === 'get') return get;
+      // read on the store itself: its getters and methods may use private fields
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
