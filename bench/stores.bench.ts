@@ -247,7 +247,10 @@ async function main(): Promise<void> {
   if (existsSync(PG_HOOK)) {
     const hook = (await import(pathToFileURL(PG_HOOK).href)) as { default: (ctx: StoreBenchContext) => Promise<StoreRow[]> };
     const ctx: StoreBenchContext = { datasets, workDir: join(WORK, 'pg'), commit, queriesOf, truthOf: (d) => truthOf(d, WORK), rowsOf: (d, start, count) => generator(d).rows(start, count) };
-    pgvector = { status: 'bench/stores-pg.ts', rows: await hook.default(ctx) };
+    // pgvector rows of datasets not run this time are kept, as ours are
+    const names = new Set(datasets.map((d) => d.name));
+    const earlier = ((previous.pgvector as { rows?: StoreRow[] } | undefined)?.rows ?? []).filter((r) => !names.has(r.dataset));
+    pgvector = { status: 'bench/stores-pg.ts', rows: [...earlier, ...(await hook.default(ctx))] };
   }
   const all = [...kept, ...rows].sort((a, b) => DATASETS.findIndex((d) => d.name === a.dataset) - DATASETS.findIndex((d) => d.name === b.dataset));
   const result = {
