@@ -11,7 +11,7 @@
 import autocannon, { type Result } from 'autocannon';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readFlickr8k } from '../src/data/readers/flickr8k.js';
@@ -36,6 +36,17 @@ const duration = Number(values.duration);
 const connections = values.connections!.split(',').map(Number);
 const port = Number(values.port);
 const url = `http://127.0.0.1:${port}`;
+
+/** the commit measured: HEAD when the run starts (the served code is dist/, built from it) */
+const commit = (() => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+/** the machine is shared: its load average at the start and the end tells how much else ran */
+const loadStart = loadavg()[0]!;
 
 const ds = await readFlickr8k(values.data!, 'dev');
 {
@@ -156,16 +167,10 @@ for (const cache of ['off', 'on'] as const) {
   }
 }
 
-const commit = (() => {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
-  } catch {
-    return 'unknown';
-  }
-})();
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-writeFileSync(join(root, 'bench', 'results', 'serve.json'), `${JSON.stringify({ commit, machine, date: new Date().toISOString(), index: values.index, items: 1000, queries: queries.length, durationS: duration, rows }, null, 2)}\n`);
+const machineLoad = { start: Math.round(loadStart * 100) / 100, end: Math.round(loadavg()[0]! * 100) / 100 };
+writeFileSync(join(root, 'bench', 'results', 'serve.json'), `${JSON.stringify({ commit, machine, load: machineLoad, date: new Date().toISOString(), index: values.index, items: 1000, queries: queries.length, durationS: duration, rows }, null, 2)}\n`);
 
 const table = [
   '| cache | mode | connections | requests/s | p50 ms | p95 ms | p99 ms | errors | non-2xx | stage-1 fallbacks |',
@@ -174,7 +179,8 @@ const table = [
 ].join('\n');
 const doc = `# duo serve under load
 
-\`npm run bench:serve\` at commit \`${commit}\` (${new Date().toISOString().slice(0, 10)}; ${machine}).
+\`npm run bench:serve\` at commit \`${commit}\` (${new Date().toISOString().slice(0, 10)}; ${machine}; 1-minute load
+average ${machineLoad.start} at the start and ${machineLoad.end} at the end: the machine is shared).
 \`duo serve\` (compiled, its own process, default limits, \`--log-level warn\`) over the Flickr8k dev
 index: ${ds.images.length} images, starter pack, its cross-encoder's image side stored
 (\`duo index … --reranker models/starter\`). autocannon on loopback, in another process, sends
