@@ -40,6 +40,12 @@ export interface PgOpenOptions {
   efSearch?: number;
   /** maintenance_work_mem while the HNSW index is built (the graph is built in memory when it fits) */
   buildMemory?: string;
+  /**
+   * answer a batch of queries in one statement (a LATERAL join); default: yes, except on Citus,
+   * which cannot push such a join down to the shards of a distributed table (then one statement
+   * per query, run side by side on the pool's connections)
+   */
+  batchQueries?: boolean;
 }
 
 /** rows per INSERT statement (each one parameter array per column) */
@@ -103,7 +109,7 @@ export class PgStore implements VectorStore {
     readonly location: string,
     readonly info: StoreInfo,
     private readonly hnsw: HnswSettings,
-    private readonly o: { write: boolean; ownsPool: boolean; efSearch: number; buildMemory: string },
+    private readonly o: { write: boolean; ownsPool: boolean; efSearch: number; buildMemory: string; batchQueries: boolean },
   ) {}
 
   /**
@@ -112,12 +118,13 @@ export class PgStore implements VectorStore {
    */
   static async open(pool: Pool, table: string, options: PgOpenOptions = {}, own: { location?: string; ownsPool?: boolean } = {}): Promise<PgStore> {
     const location = own.location ?? `postgres:///?table=${table}`;
-    const record = await withClient(pool, location, async (client) => {
+    const { record, citus } = await withClient(pool, location, async (client) => {
+      const { rows } = await client.query<{ citus: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus`);
       const state = await storeState(client, table);
-      if (state.version === SCHEMA_VERSION) return state.record!;
+      if (state.version === SCHEMA_VERSION) return { record: state.record!, citus: rows[0]!.citus };
       if (state.version === 0 && !options.create) throw createError('FILE_NOT_FOUND', `${location} (no duo store in table ${table})`);
       await migrate(client, table, options.create && { info: options.create, hnsw: { ...DEFAULT_HNSW, ...options.hnsw } });
-      return (await storeState(client, table)).record!;
+      return { record: (await storeState(client, table)).record!, citus: rows[0]!.citus };
     });
     const asked = options.create;
     if (asked && asked.modelId !== record.info.modelId) throw createError('INDEX_MODEL_MISMATCH', location, record.info.modelId, asked.modelId);
@@ -127,6 +134,7 @@ export class PgStore implements VectorStore {
       ownsPool: own.ownsPool ?? false,
       efSearch: options.efSearch ?? 40,
       buildMemory: options.buildMemory ?? '512MB',
+      batchQueries: options.batchQueries ?? !citus,
     });
     if (store.o.write) await store.ensureIndex();
     else await store.refreshIndexState();
@@ -267,38 +275,45 @@ export class PgStore implements VectorStore {
   }
 
   /**
-   * One statement for the whole batch. `order` 'index' orders by the indexed distance (the HNSW
-   * graph answers when there is one; ties by insertion order); 'exact' orders by the score
-   * itself, which no index serves, so PostgreSQL scans every row the filter keeps.
+   * The search statement. Batched, it answers every query of $1 (a vector[]) at once through a
+   * LATERAL join; otherwise it answers the one query $1 (a vector), for servers that cannot run
+   * that join over a distributed table (Citus). `order` 'index' orders by the indexed distance
+   * (the HNSW graph answers when there is one; ties by insertion order); 'exact' orders by the
+   * score itself, which no index serves, so PostgreSQL scans every row the filter keeps.
    */
-  private searchSql(where: string, order: 'index' | 'exact'): string {
+  private searchSql(where: string, order: 'index' | 'exact', batched: boolean): string {
     const d = this.info.dim;
-    const distance = this.hnsw.type === 'halfvec' ? `embedding::halfvec(${d}) <#> q.v::halfvec(${d})` : 'embedding <#> q.v';
-    return `SELECT q.n::int AS n, h.id, h.score, h.seq::float8 AS seq
-      FROM unnest($1::vector[]) WITH ORDINALITY AS q(v, n)
-      CROSS JOIN LATERAL (
-        SELECT id, seq, -(embedding <#> q.v) AS score FROM ${this.t}
+    const q = batched ? 'q.v' : '$1::vector';
+    const distance = this.hnsw.type === 'halfvec' ? `embedding::halfvec(${d}) <#> ${q}::halfvec(${d})` : `embedding <#> ${q}`;
+    const one = `SELECT id, seq::float8 AS seq, -(embedding <#> ${q}) AS score FROM ${this.t}
         WHERE ${where}
         ORDER BY ${order === 'index' ? distance : 'score DESC'}, seq
-        LIMIT $2
-      ) AS h`;
+        LIMIT $2`;
+    if (!batched) return `SELECT 1 AS n, * FROM (${one}) AS h`;
+    return `SELECT q.n::int AS n, h.* FROM unnest($1::vector[]) WITH ORDINALITY AS q(v, n) CROSS JOIN LATERAL (${one}) AS h`;
   }
 
   /** values: the query vectors ($1), k ($2), then the filter's parameters */
   private async runSearch(values: unknown[], where: string, order: 'index' | 'exact'): Promise<Hit[][]> {
-    const sql = this.searchSql(where, order);
-    const k = values[1] as number;
     type Row = { n: number; id: string; score: number; seq: number };
-    // pgvector returns at most ef_search rows per index scan: a larger k raises it for this statement
-    const result =
-      order === 'index' && this.hasIndex && k > this.o.efSearch
-        ? await this.transaction(async (client) => {
-            await client.query(`SELECT set_config('hnsw.ef_search', $1, true)`, [String(Math.min(k, 1000))]);
-            return client.query<Row>(sql, values);
-          })
-        : await this.query<Row>(sql, values);
-    const lists: Row[][] = (values[0] as string[]).map(() => []);
-    for (const row of result.rows) lists[row.n - 1]!.push(row);
+    const k = values[1] as number;
+    const run = async (sql: string, params: unknown[]): Promise<Row[]> => {
+      // pgvector returns at most ef_search rows per index scan: a larger k raises it for this statement
+      if (order !== 'index' || !this.hasIndex || k <= this.o.efSearch) return (await this.query<Row>(sql, params)).rows;
+      return this.transaction(async (client) => {
+        await client.query(`SELECT set_config('hnsw.ef_search', $1, true)`, [String(Math.min(k, 1000))]);
+        return (await client.query<Row>(sql, params)).rows;
+      });
+    };
+    const texts = values[0] as string[];
+    const rest = values.slice(1);
+    let lists: Row[][];
+    if (this.o.batchQueries) {
+      lists = texts.map(() => []);
+      for (const row of await run(this.searchSql(where, order, true), values)) lists[row.n - 1]!.push(row);
+    } else {
+      lists = await Promise.all(texts.map((t) => run(this.searchSql(where, order, false), [t, ...rest])));
+    }
     // best first by the exact score (a halfvec graph orders by its approximation), ties by insertion
     return lists.map((l) => l.sort((a, b) => b.score - a.score || a.seq - b.seq).map(({ id, score }) => ({ id, score })));
   }

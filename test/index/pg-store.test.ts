@@ -14,9 +14,10 @@ import { DuoError } from '../../src/errors.js';
 import { imageIndexInfo } from '../../src/index/build-index.js';
 import { indexImages } from '../../src/index/index-images.js';
 import { openStore } from '../../src/index/open-store.js';
+import { filterToSql } from '../../src/index/pg-filter.js';
 import { DEFAULT_HNSW } from '../../src/index/pg-location.js';
 import { migrate, SCHEMA_VERSION } from '../../src/index/pg-schema.js';
-import { PgStore } from '../../src/index/pg-store.js';
+import { pgSessionSetup, PgStore } from '../../src/index/pg-store.js';
 import type { VectorStore } from '../../src/index/vector-store.js';
 import type { Encoder } from '../../src/models/encoder.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
@@ -66,6 +67,15 @@ runVectorStoreContract('PgStore, HNSW on the vectors', {
 });
 runVectorStoreContract('PgStore, HNSW on half-precision copies', {
   make: (info) => openStore(storeUrl(server, table('half'), 'hnsw_min_rows=0&hnsw_type=halfvec&ef_search=20'), { write: true, create: info }),
+  reopen,
+  recall: 0.9,
+});
+
+runVectorStoreContract('PgStore, one statement per query (as on Citus), HNSW', {
+  make: (info) => {
+    const name = table('each');
+    return PgStore.open(new pg.Pool({ connectionString: server.url, max: 4, onConnect: pgSessionSetup(100) }), name, { write: true, create: info, hnsw: { minRows: 0 }, efSearch: 100, batchQueries: false }, { ownsPool: true, location: storeUrl(server, name) });
+  },
   reopen,
   recall: 0.9,
 });
@@ -137,6 +147,21 @@ describe('PgStore', () => {
     assert.equal(out.results[0].id, 'red.jpg');
     assert.ok(out.results[0].stage2, 'stage 2 scored the candidates read from PostgreSQL');
     await assert.rejects(openStore(storeUrl(server, 'no_such_table')), code('FILE_NOT_FOUND'));
+  });
+
+  it('sends filter keys and values as parameters only: hostile ones reach no SQL text', async () => {
+    const hostile = `x'); DROP TABLE duo_stores; --`;
+    const params: unknown[] = [];
+    const sql = filterToSql({ [hostile]: hostile, id: { prefix: `${hostile}%_` }, n: { in: [hostile, 3] }, taken: { gte: '2024-01-01' } }, params);
+    assert.ok(!sql.includes('DROP') && !sql.includes("'x"), sql);
+    assert.ok(params.some((p) => String(p).includes(hostile)));
+    const store = await openStore(storeUrl(server, table('hostile')), { write: true, create: contractInfo(8) });
+    await store.upsert([item(1), { ...item(2), id: `${hostile}%_a`, metadata: { [hostile]: hostile } }]);
+    assert.equal(await store.count({ [hostile]: hostile }), 1);
+    assert.equal(await store.count({ id: { prefix: `${hostile}%_` } }), 1, 'LIKE wildcards in a prefix are literal');
+    assert.equal(await store.count({ id: { prefix: `x'); DROP TABLE duo_stores; --_` } }), 0);
+    assert.equal((await admin.query(`SELECT count(*)::int AS n FROM duo_stores`)).rows[0].n > 0, true);
+    await store.close();
   });
 
   it('keeps several stores in one database, one table each, and never shows a password in its location', async () => {
