@@ -27,3 +27,10 @@ for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) 
   const from = join(entry.parentPath, entry.name);
   cpSync(from, join(dist, relative(src, from)));
 }
+
+// the web page is part of the package: built after the emptying above, so dist/web is never lost
+try {
+  execFileSync(process.execPath, [join(root, 'scripts', 'build-web.mjs')], { stdio: 'inherit' });
+} catch {
+  process.exit(1);
+}
