@@ -200,7 +200,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
   const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: StoreRow[] }).rows : [];
   const key = (r: StoreRow) => `${r.dataset}/${r.quantization}`;
   const ran = new Set(rows.map(key));
-  const skippedNotes = datasets.flatMap((d) => (skipped(d) ? [{ dataset: d.name, note: skipped(d) }] : []));
+  const skippedNotes = DATASETS.flatMap((d) => (skipped(d) ? [{ dataset: d.name, note: skipped(d) }] : []));
   writeFileSync(RESULTS, `${JSON.stringify({ when: new Date().toISOString(), rows: [...previous.filter((r) => !ran.has(key(r))), ...rows], skipped: skippedNotes }, null, 2)}\n`);
   for (const r of rows) {
     console.log(
