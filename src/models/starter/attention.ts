@@ -27,7 +27,7 @@ export interface AttentionCache {
   s: Float32Array;
 }
 
-/** S (captions × images) for regions R stacked m rows per image. */
+/** S (captions × images) for regions R stacked m rows per image, with what training's backward pass needs. */
 export async function attentionScores(tok: TokenRows, R: Mat, m: number, lambda: number): Promise<{ S: Mat; cache: AttentionCache }> {
   const nImg = R.rows / m;
   const nTok = tok.T.rows;
@@ -52,4 +52,36 @@ export async function attentionScores(tok: TokenRows, R: Mat, m: number, lambda:
     }
   }
   return { S, cache: { E, A, s } };
+}
+
+/**
+ * The same S for scoring alone (search time, no gradient): no logits, weights or per-token
+ * scores kept, only one image's m weights at a time. The arithmetic is attentionScores' own,
+ * step for step (weights rounded to float32 where that one stores them), so the scores are
+ * the same to the bit (test/models/attention-inference.test.ts).
+ */
+export async function attentionScoresOnly(tok: TokenRows, R: Mat, m: number, lambda: number): Promise<Mat> {
+  const nImg = R.rows / m;
+  const nTok = tok.T.rows;
+  const E = (await matmul(tok.T, R, false, true)).data;
+  const a = new Float32Array(m);
+  const S = mat(tok.counts.length, nImg);
+  const out = S.data;
+  const cols = nImg * m;
+  for (let i = 0; i < nTok; i++) {
+    const c = tok.owner[i]!;
+    const w = 1 / tok.counts[c]!;
+    const row = c * nImg;
+    for (let v = 0; v < nImg; v++) {
+      const o = i * cols + v * m;
+      let max = E[o]!;
+      for (let j = 1; j < m; j++) if (E[o + j]! > max) max = E[o + j]!;
+      let z = 0;
+      for (let j = 0; j < m; j++) z += a[j] = Math.exp(lambda * (E[o + j]! - max));
+      let sv = 0;
+      for (let j = 0; j < m; j++) sv += (a[j]! /= z) * E[o + j]!;
+      out[row + v]! += w * sv;
+    }
+  }
+  return S;
 }

@@ -7,7 +7,7 @@
  */
 import { mat, matmul, normalizeRows, type Mat } from '../mat.js';
 import type { Params } from '../tensor-file.js';
-import { attentionScores, type TokenRows } from './attention.js';
+import { attentionScoresOnly, type TokenRows } from './attention.js';
 import { BACKBONE_DIM, GRID } from './backbone.js';
 import { POOLED_DIM, type BackboneFeatures } from './backbone-runner.js';
 
@@ -112,20 +112,49 @@ export async function headRegions(heads: CrossHead[], inputs: { cells: Float32Ar
   });
 }
 
-/** Scores (captions × images), the mean of the heads' attention scores; images as headRegions lays them out. */
-export async function crossScores(heads: CrossHead[], captions: Int32Array[], images: Float32Array[]): Promise<Mat> {
+/**
+ * Stacking buffers for crossScores, owned by one cross-encoder instance (never module-level, so
+ * engines share none). A buffer is taken for one product and given back after it; queries that
+ * overlap (a server awaits several at once) take different ones.
+ */
+export class StackBuffers {
+  private readonly free = new Map<number, Float32Array[]>();
+  /** at most this many idle buffers per size */
+  constructor(private readonly keep = 4) {}
+
+  take(size: number): Float32Array {
+    return this.free.get(size)?.pop() ?? new Float32Array(size);
+  }
+
+  give(buf: Float32Array): void {
+    const list = this.free.get(buf.length) ?? [];
+    if (list.length < this.keep) list.push(buf);
+    this.free.set(buf.length, list);
+  }
+}
+
+/**
+ * Scores (captions × images), the mean of the heads' attention scores; images as headRegions
+ * lays them out. Scoring only: no gradient, so none of the caches training keeps.
+ */
+export async function crossScores(heads: CrossHead[], captions: Int32Array[], images: Float32Array[], buffers?: StackBuffers): Promise<Mat> {
   const S = mat(captions.length, images.length);
   let offset = 0;
   for (const { config, params } of heads) {
     const size = REGIONS * config.dim;
-    const R = mat(images.length * REGIONS, config.dim);
-    images.forEach((img, i) => R.data.set(img.subarray(offset, offset + size), i * size));
-    const ids = captions.map((c) => {
-      const known = c.filter((id) => id < config.vocabSize);
-      return known.length > 0 ? known : Int32Array.of(0);
-    });
-    const { S: s } = await attentionScores(unitTokens(params, config.dim, ids), R, REGIONS, config.lambda);
-    for (let k = 0; k < S.data.length; k++) S.data[k]! += s.data[k]! / heads.length;
+    const data = buffers ? buffers.take(images.length * size) : new Float32Array(images.length * size);
+    try {
+      // every element is written below, so a reused buffer needs no clearing
+      for (let i = 0; i < images.length; i++) data.set(images[i]!.subarray(offset, offset + size), i * size);
+      const ids = captions.map((c) => {
+        const known = c.filter((id) => id < config.vocabSize);
+        return known.length > 0 ? known : Int32Array.of(0);
+      });
+      const s = await attentionScoresOnly(unitTokens(params, config.dim, ids), mat(images.length * REGIONS, config.dim, data), REGIONS, config.lambda);
+      for (let k = 0; k < S.data.length; k++) S.data[k]! += s.data[k]! / heads.length;
+    } finally {
+      buffers?.give(data);
+    }
     offset += size;
   }
   return S;

@@ -15,7 +15,7 @@ import { contentId, requireFiles, resolveModelSource } from '../model-source.js'
 import { guardedBatches, type CrossEncoder, type RerankCandidate, type RerankOptions, type RerankQuery, type RerankResult } from '../reranker.js';
 import { loadTensors, type Params } from '../tensor-file.js';
 import { BackboneRunner } from './backbone-runner.js';
-import { crossScores, headRegions, regionInputs, type CrossHead, type Standardiser } from './cross-scoring.js';
+import { crossScores, headRegions, regionInputs, StackBuffers, type CrossHead, type Standardiser } from './cross-scoring.js';
 import { Vocabulary } from './vocab.js';
 
 /** cross_vocab.json: the bi-encoder's words plus the word pairs the cross-encoder reads as tokens */
@@ -31,6 +31,8 @@ export interface CrossManifest {
 
 export class StarterCrossEncoder implements CrossEncoder {
   private readonly cache = new LruCache<string, Float32Array>(50_000);
+  /** this instance's stacking buffers for stage 2 (./cross-scoring.ts) */
+  private readonly buffers = new StackBuffers();
 
   private constructor(
     readonly id: string,
@@ -96,7 +98,7 @@ export class StarterCrossEncoder implements CrossEncoder {
             return this.regionsFor(c.id, c.image, signal);
           }),
         );
-        return Array.from((await crossScores(this.heads, ids, regions)).data);
+        return Array.from((await crossScores(this.heads, ids, regions, this.buffers)).data);
       }, { signal });
       return { scores: results, ms: performance.now() - started, calls, batchSize };
     }
@@ -106,7 +108,7 @@ export class StarterCrossEncoder implements CrossEncoder {
         if (c.text === undefined) throw createError('BAD_ARGUMENT', `candidate ${c.id}`, 'an image query needs candidates with a text');
         return this.vocab.encode(c.text);
       });
-      return Array.from((await crossScores(this.heads, captions, regions)).data);
+      return Array.from((await crossScores(this.heads, captions, regions, this.buffers)).data);
     }, { signal });
     return { scores: results, ms: performance.now() - started, calls, batchSize };
   }
