@@ -5,12 +5,17 @@
  * in turn): stage 1 and hybrid, 1, 4 and 16 connections, the engine caches on and off.
  * "Cache on" is measured warm: every query was asked once in each mode before the runs, so it
  * shows the server answering from the response cache; "cache off" computes every answer.
- * Results: bench/results/serve.json and docs/serve-load.md.
- * Run: npm run build && npm run bench:serve [-- --duration 10 --connections 1,4,16]
+ * Results: bench/results/serve.json and docs/serve-load.md (with --workers N > 1:
+ * serve-workersN.json and serve-load-workersN.md, so a cluster run never replaces the one-process rows).
+ * With --workers N the server is `duo serve --workers N` (node:cluster, N processes on the port);
+ * readiness and the fallback counts are read from every worker (fresh connections until each
+ * has answered: /metrics is per worker). Rows say how many workers served them.
+ * Run: npm run build && npm run bench:serve [-- --duration 10 --connections 1,4,16 --workers 1]
  */
 import autocannon, { type Result } from 'autocannon';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +32,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '1,4,16' },
     port: { type: 'string', default: '18080' },
+    workers: { type: 'string', default: '1' },
   },
 });
 const root = packageRoot();
@@ -36,6 +42,33 @@ const duration = Number(values.duration);
 const connections = values.connections!.split(',').map(Number);
 const port = Number(values.port);
 const url = `http://127.0.0.1:${port}`;
+const workers = Number(values.workers);
+if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers: a positive number (got ${values.workers})`);
+
+/** GET on a fresh connection (the cluster hands each to the next worker): the body and the worker that answered */
+function getFresh(path: string): Promise<{ ok: boolean; body: string; worker: string }> {
+  return new Promise((resolve, reject) => {
+    const r = request(`${url}${path}`, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ ok: res.statusCode === 200, body, worker: String(res.headers['duo-worker'] ?? 'single') }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+/** one answer from each worker (a few hundred tries at most) */
+async function fromEveryWorker(path: string): Promise<Map<string, { ok: boolean; body: string }>> {
+  const seen = new Map<string, { ok: boolean; body: string }>();
+  for (let i = 0; i < 400 && seen.size < workers; i++) {
+    const r = await getFresh(path);
+    if (!seen.has(r.worker)) seen.set(r.worker, r);
+  }
+  if (seen.size < workers) throw new Error(`${path}: ${seen.size} of ${workers} workers answered`);
+  return seen;
+}
 
 /** the commit measured: HEAD when the run starts (the served code is dist/, built from it) */
 const commit = (() => {
@@ -64,11 +97,12 @@ const queries = ds.captions.filter((c) => !seen.has(c.imageId) && seen.add(c.ima
 async function startServer(cache: boolean): Promise<ChildProcess> {
   const args = [BIN, 'serve', '--index', values.index!, '--port', String(port), '--log-level', 'warn', '--cache-dir', join(root, 'runs', 'bench', 'thumbs')];
   if (!cache) args.push('--no-cache');
+  if (workers > 1) args.push('--workers', String(workers));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`duo serve exited with ${child.exitCode}`);
     try {
-      if ((await fetch(`${url}/v1/ready`)).ok) return child;
+      if ((await getFresh('/v1/ready')).ok && [...(await fromEveryWorker('/v1/ready')).values()].every((r) => r.ok)) return child;
     } catch {
       // not listening yet
     }
@@ -86,10 +120,13 @@ async function stopServer(child: ChildProcess): Promise<void> {
 const search = (text: string, mode: string) =>
   fetch(`${url}/v1/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text, mode, k: 10 }) });
 
-/** the fallbacks the server counted so far (hybrid answered by stage 1: budget, failure) */
+/** the fallbacks the server counted so far (hybrid answered by stage 1: budget, failure), summed over the workers */
 async function fallbacks(): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return [...text.matchAll(/^duo_search_fallbacks_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  let n = 0;
+  for (const { body } of (await fromEveryWorker('/metrics')).values()) {
+    n += [...body.matchAll(/^duo_search_fallbacks_total\{[^}]*\} (\d+)/gm)].reduce((k, m) => k + Number(m[1]), 0);
+  }
+  return n;
 }
 
 function load(mode: string, conns: number, seconds: number): Promise<Result> {
@@ -111,6 +148,7 @@ function load(mode: string, conns: number, seconds: number): Promise<Result> {
 }
 
 interface Row {
+  workers: number;
   cache: 'on' | 'off';
   mode: string;
   connections: number;
@@ -143,6 +181,7 @@ for (const cache of ['off', 'on'] as const) {
         const before = await fallbacks();
         const r = await load(mode, conns, duration);
         const row: Row = {
+          workers,
           cache,
           mode,
           connections: conns,
@@ -170,18 +209,19 @@ for (const cache of ['off', 'on'] as const) {
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
 const machineLoad = { start: Math.round(loadStart * 100) / 100, end: Math.round(loadavg()[0]! * 100) / 100 };
-writeFileSync(join(root, 'bench', 'results', 'serve.json'), `${JSON.stringify({ commit, machine, load: machineLoad, date: new Date().toISOString(), index: values.index, items: 1000, queries: queries.length, durationS: duration, rows }, null, 2)}\n`);
+const suffix = workers > 1 ? `-workers${workers}` : '';
+writeFileSync(join(root, 'bench', 'results', `serve${suffix}.json`), `${JSON.stringify({ commit, machine, load: machineLoad, date: new Date().toISOString(), index: values.index, items: 1000, queries: queries.length, durationS: duration, workers, rows }, null, 2)}\n`);
 
 const table = [
-  '| cache | mode | connections | requests/s | p50 ms | p95 ms | p99 ms | errors | non-2xx | stage-1 fallbacks |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows.map((r) => `| ${r.cache} | ${r.mode} | ${r.connections} | ${r.requestsPerSecond} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.errors + r.timeouts} | ${r.non2xx} | ${r.fallbacks} |`),
+  '| workers | cache | mode | connections | requests/s | p50 ms | p95 ms | p99 ms | errors | non-2xx | stage-1 fallbacks |',
+  '| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows.map((r) => `| ${r.workers} | ${r.cache} | ${r.mode} | ${r.connections} | ${r.requestsPerSecond} | ${r.p50} | ${r.p95} | ${r.p99} | ${r.errors + r.timeouts} | ${r.non2xx} | ${r.fallbacks} |`),
 ].join('\n');
 const doc = `# duo serve under load
 
 \`npm run bench:serve\` at commit \`${commit}\` (${new Date().toISOString().slice(0, 10)}; ${machine}; 1-minute load
 average ${machineLoad.start} at the start and ${machineLoad.end} at the end: the machine is shared).
-\`duo serve\` (compiled, its own process, default limits, \`--log-level warn\`) over the Flickr8k dev
+\`duo serve\`${workers > 1 ? ` --workers ${workers}` : ''} (compiled, its own process${workers > 1 ? `es: ${workers} workers sharing the port` : ''}, default limits, \`--log-level warn\`) over the Flickr8k dev
 index: ${ds.images.length} images, starter pack, its cross-encoder's image side stored
 (\`duo index … --reranker models/starter\`). autocannon on loopback, in another process, sends
 \`POST /v1/search\` with \`{"text", "mode", "k": 10}\` (hybrid: k1 = 100, weighted fusion), the
@@ -194,5 +234,5 @@ and p97.5. Errors are connection errors and time-outs; non-2xx would count 4xx/5
 
 ${table}
 `;
-writeFileSync(join(root, 'docs', 'serve-load.md'), doc);
+writeFileSync(join(root, 'docs', `serve-load${suffix}.md`), doc);
 console.log(table);

@@ -24,6 +24,12 @@ export interface ServeOptions extends ServeSettings {
   version?: string;
   /** stop on these signals (default SIGINT and SIGTERM; [] for none, as in tests) */
   signals?: NodeJS.Signals[];
+  /**
+   * one of `duo serve --workers N`'s processes (./cluster.ts): it logs `worker listening`
+   * (the primary logs `ready` once all are), tells the primary over IPC, and names itself in a
+   * `duo-worker` response header (its pid)
+   */
+  worker?: boolean;
 }
 
 export interface RunningServer {
@@ -82,6 +88,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       logger: { level: o.logLevel },
       rowCache,
     });
+    if (o.worker) {
+      const pid = String(process.pid);
+      app.addHook('onRequest', async (_request, reply) => {
+        void reply.header('duo-worker', pid);
+      });
+    }
     let done!: () => void;
     const closed = new Promise<void>((r) => (done = r));
     const drained = app;
@@ -109,14 +121,21 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : o.port;
     const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
-    app.log.info({ url }, 'ready');
+    if (o.worker) {
+      app.log.info({ url }, 'worker listening');
+      process.send?.({ duo: 'ready', url });
+    } else app.log.info({ url }, 'ready');
     const running = app;
     const signals = o.signals ?? ['SIGINT', 'SIGTERM'];
+    // a second signal while draining (Ctrl-C reaches a worker and, forwarded, again from the primary) changes nothing
+    let closing = false;
     const onSignal = (signal: NodeJS.Signals) => {
+      if (closing) return;
+      closing = true;
       running.log.info({ signal }, 'shutting down: finishing the requests in flight');
       void running.close();
     };
-    for (const s of signals) process.once(s, onSignal);
+    for (const s of signals) process.on(s, onSignal);
     void closed.then(() => {
       for (const s of signals) process.off(s, onSignal);
     });

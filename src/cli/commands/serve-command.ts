@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { flagOf } from '../../search/options.js';
+import { parseWorkers, runPrimary } from '../../serve/cluster.js';
 import { startServer } from '../../serve/server.js';
 import { parseSettings } from '../../serve/settings.js';
 import { packageRoot } from '../../util/package-root.js';
@@ -32,6 +34,7 @@ interface ServeFlags {
   onOverload?: string;
   retryAfter?: string;
   requestBudgetMs?: string;
+  workers?: string;
 }
 
 /** a number flag as typed: the schema reports a non-number under the flag's name */
@@ -75,6 +78,12 @@ export function registerServe(program: Command): void {
     .option('--on-overload <what>', 'reject (503 + Retry-After, the default) or stage1 (stage-1 results, marked)')
     .option('--retry-after <s>', "a 503's Retry-After in seconds (default 1)")
     .option('--request-budget-ms <ms>', "a request's whole time budget (default 10000)")
+    .option(
+      '--workers <n|auto>',
+      'server processes sharing the port (default 1; auto: one per CPU). Each worker loads its own models, so memory grows with N; ' +
+        'caches, limits (--queue-*) and /metrics are per worker (a scrape sees the one that answered, named by the duo-worker header). ' +
+        'A worker that dies is replaced; SIGTERM/SIGINT drain them all',
+    )
     .action(async (flags: ServeFlags) => {
       const config = loadConfig(flags.config);
       const index = flags.index ?? config.index;
@@ -108,7 +117,20 @@ export function registerServe(program: Command): void {
         (key) => FLAGS[key] ?? flagOf(key),
       );
       if (settings.captions && !isUrl(settings.captions) && !existsSync(settings.captions)) throw createError('FILE_NOT_FOUND', settings.captions);
-      const server = await startServer({ ...settings, index, model: flags.model ?? config.model, reranker: flags.reranker ?? config.reranker, version: version() });
-      await server.closed;
+      const workers = parseWorkers(flags.workers);
+      if (workers > 1 && cluster.isPrimary) {
+        // the primary opens nothing: it forks workers that run this same command line
+        await runPrimary({ workers, logLevel: settings.logLevel });
+        return;
+      }
+      const worker = cluster.isWorker;
+      try {
+        const server = await startServer({ ...settings, index, model: flags.model ?? config.model, reranker: flags.reranker ?? config.reranker, version: version(), worker });
+        await server.closed;
+      } finally {
+        // the IPC channel to the primary would keep a closed (or failed) worker alive; not
+        // disconnect(): a cluster worker exits 0 on it at once, before the CLI sets its status
+        if (worker) process.channel?.unref();
+      }
     });
 }
