@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { walkImages } from '../data/walk-images.js';
-import { createError } from '../errors.js';
+import { createError, DuoError } from '../errors.js';
 import type { Encoder } from '../models/encoder.js';
 import { loadReranker } from '../models/load-reranker.js';
 import type { CrossEncoder } from '../models/reranker.js';
@@ -16,6 +16,8 @@ import { describeAnn, storeOptionsFor, type AnnFlags } from './ann.js';
 import { FolderStore } from './folder-store.js';
 import { MANIFEST, readManifest } from './manifest.js';
 import { indexImages } from './index-images.js';
+import { openStore } from './open-store.js';
+import { isPgLocation } from './pg-location.js';
 import { recordedSpec, type StoreInfo } from './vector-store.js';
 
 export interface BuildOptions {
@@ -67,17 +69,33 @@ export async function imageIndexInfo(o: Pick<BuildOptions, 'root' | 'encoder' | 
   return { items: 'images', modelId: o.encoder.id, modelSpec: recordedSpec(o.modelSpec), headSpec: o.headSpec && recordedSpec(o.headSpec), dim: o.encoder.dim, root: resolve(o.root), reranker };
 }
 
+/** The cross-encoder an existing index recorded, if any: from a folder's manifest, or a database table's catalogue. */
+async function recordedReranker(indexPath: string): Promise<StoreInfo['reranker']> {
+  if (isPgLocation(indexPath)) {
+    const existing = await openStore(indexPath).catch((error: unknown) => {
+      // a table not created yet records nothing
+      if (error instanceof DuoError && error.code === 'FILE_NOT_FOUND') return undefined;
+      throw error;
+    });
+    const reranker = existing?.info.reranker;
+    await existing?.close();
+    return reranker;
+  }
+  return existsSync(join(indexPath, MANIFEST)) ? (await readManifest(indexPath)).info.reranker : undefined;
+}
+
 export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
   const started = performance.now();
   const root = resolve(given.root);
   const { encoder, indexPath } = given;
   const files = (await walkImages(root)).filter((f) => !given.only || given.only.has(f.id));
   // updating an index: the cross-encoder it recorded keeps supplying the image sides (loaded here, disposed here)
-  const recorded = !given.reranker && existsSync(join(indexPath, MANIFEST)) ? (await readManifest(indexPath)).info.reranker : undefined;
+  const recorded = given.reranker ? undefined : await recordedReranker(indexPath);
   const own = recorded ? await loadReranker(recorded.spec) : undefined;
   const options = own ? { ...given, reranker: own, rerankerSpec: recorded!.spec } : given;
   const info = await imageIndexInfo(options);
-  const store = await FolderStore.open(indexPath, { write: true, create: info, ...storeOptionsFor(files.length, given.ann) }).catch(async (error: unknown) => {
+  // a folder or a database URL (the --ann settings apply to folders; a database has its own index)
+  const store = await openStore(indexPath, { write: true, create: info, ...storeOptionsFor(files.length, given.ann) }).catch(async (error: unknown) => {
     await own?.dispose();
     throw error;
   });
@@ -105,7 +123,7 @@ export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
       { ...options, checkpointEvery: options.checkpointEvery ?? 512 },
     );
     await store.flush();
-    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store.segments, scan: describeAnn(store.ann), seconds: (performance.now() - started) / 1000 };
+    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store instanceof FolderStore ? store.segments : 0, scan: store instanceof FolderStore ? describeAnn(store.ann) : 'postgres', seconds: (performance.now() - started) / 1000 };
   } finally {
     await store.close();
     await own?.dispose();

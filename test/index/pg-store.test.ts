@@ -149,6 +149,24 @@ describe('PgStore', () => {
     await assert.rejects(openStore(storeUrl(server, 'no_such_table')), code('FILE_NOT_FOUND'));
   });
 
+  it('duo index writes to a URL as to a folder: resumable, the cross-encoder recorded and used by search', async () => {
+    const root = tempDir('duo-pg-index-');
+    const names = Object.keys(COLOURS);
+    await Promise.all(names.map((c) => writeColourImage(join(root, `${c}.jpg`), COLOURS[c]!)));
+    const url = storeUrl(server, table('indexed'));
+    const blip = join(packageRoot(), 'models', 'colour-blip');
+    const first = await run(['index', root, '--index', url, '--model', fixtureModelPath(), '--reranker', blip, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(JSON.parse(first.stdout).encoded, names.length);
+    const again = await run(['index', root, '--index', url, '--model', fixtureModelPath(), '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual([JSON.parse(again.stdout).encoded, JSON.parse(again.stdout).reused], [0, names.length], 'a rerun encodes nothing');
+    const found = await run(['search', 'a green thing', '--index', url, '--mode', 'hybrid', '--k', '1', '--json']);
+    assert.equal(found.code, 0, found.stderr);
+    assert.equal(JSON.parse(found.stdout).results[0].id, 'green.jpg');
+    assert.match(JSON.parse(found.stdout).reranker, /colour-blip/, 'the recorded cross-encoder, with no --reranker');
+  });
+
   it('sends filter keys and values as parameters only: hostile ones reach no SQL text', async () => {
     const hostile = `x'); DROP TABLE duo_stores; --`;
     const params: unknown[] = [];
