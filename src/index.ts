@@ -5,7 +5,7 @@ export type { Encoder, ImageInput, Similarity } from './models/encoder.js';
 export { openEngine, type OpenEngineOptions } from './search/open-engine.js';
 export { ExactStore } from './index/exact-store.js';
 export { FolderStore, type OpenOptions, type ScanInfo } from './index/folder-store.js';
-export { storeOptionsFor, resolveAnn, DEFAULT_HNSW, ANN_AUTO_MIN_ITEMS, type AnnFlags, type AnnSettings, type HnswSettings, type Quantization } from './index/ann.js';
+export { storeOptionsFor, resolveAnn, DEFAULT_HNSW, ANN_AUTO_MIN_WORK, annAutoMinItems, type AnnFlags, type AnnSettings, type HnswSettings, type Quantization } from './index/ann.js';
 export { openStore } from './index/open-store.js';
 export type { VectorStore, Hit, StoreInfo, UpsertItem, StoredItem } from './index/vector-store.js';
 export type { Filter, Condition, Metadata } from './index/filter.js';

@@ -3,13 +3,13 @@
  * (`duo index`, `duo import`); src/index/ann.ts says what they mean.
  */
 import { Option, type Command } from 'commander';
-import { ANN_AUTO_MIN_ITEMS, DEFAULT_HNSW, QUANTIZATIONS, type AnnFlags } from '../index/ann.js';
+import { annAutoMinItems, DEFAULT_HNSW, QUANTIZATIONS, type AnnFlags } from '../index/ann.js';
 import { positiveInt } from './output.js';
 
 export function addAnnOptions(command: Command): Command {
   return command
     .addOption(
-      new Option('--ann <mode>', `the scan: auto (HNSW from ${ANN_AUTO_MIN_ITEMS.toLocaleString('en')} items, else exact), on (HNSW), off (exact); an existing index keeps what it recorded unless this is given, and is converted at the end of the run`).choices([
+      new Option('--ann <mode>', `the scan: auto (HNSW from ${annAutoMinItems(256).toLocaleString('en')} items at 256-d, ${annAutoMinItems(512).toLocaleString('en')} at 512-d; else exact), on (HNSW), off (exact); an existing index keeps what it recorded unless this is given, and is converted during the run`).choices([
         'auto',
         'on',
         'off',

@@ -29,14 +29,24 @@ export type AnnSettings = { kind: 'exact' } | HnswSettings;
 
 export const EXACT: AnnSettings = { kind: 'exact' };
 
-/** Chosen by bench/stores.bench.ts: recall@10 ≥ 0.98 with p95 ≤ 2 ms over 1M 256-d vectors on 2 cores. */
-export const DEFAULT_HNSW: HnswSettings = { kind: 'hnsw', quantization: 'i8', connectivity: 16, expansionAdd: 128, expansionSearch: 96 };
+/**
+ * Chosen by bench/stores.bench.ts for recall@10 ≥ 0.98 with p95 ≤ 2 ms over 1M 256-d vectors on
+ * 2 cores: connectivity 16 with expansion 128 builds 2.5x faster but tops out near 0.93 there
+ * (its graph misses neighbours no search expansion finds); i8 builds fastest and is the
+ * smallest, and re-scoring its candidates with the f32 rows makes its recall f32's.
+ */
+export const DEFAULT_HNSW: HnswSettings = { kind: 'hnsw', quantization: 'i8', connectivity: 32, expansionAdd: 256, expansionSearch: 256 };
 
 /**
- * `--ann auto` builds HNSW from this many items: below it an exact scan answers a query in a
- * few milliseconds (bench/results/stores.json) and builds nothing.
+ * `--ann auto` builds HNSW once items × dimension reaches this (100,000 items at 256-d, 50,000
+ * at 512-d): below it an exact scan answers one query in about 4 ms here, exactly, and needs no
+ * build; above it its cost grows with the collection (80 ms over 1M × 256-d) while HNSW stays
+ * under a millisecond (bench/results/stores.json).
  */
-export const ANN_AUTO_MIN_ITEMS = 100_000;
+export const ANN_AUTO_MIN_WORK = 25_600_000;
+
+/** The item count from which `--ann auto` picks HNSW at this dimension. */
+export const annAutoMinItems = (dim: number) => Math.ceil(ANN_AUTO_MIN_WORK / dim);
 
 export type AnnMode = 'auto' | 'on' | 'off';
 
@@ -61,7 +71,7 @@ export interface AnnRequest extends AnnFlags {
  */
 export function storeOptionsFor(count: number, flags: AnnFlags = {}): { ann: AnnRequest } {
   // refused before anything is opened or created
-  const s = resolveAnn({ ...flags, ann: flags.ann === 'off' ? 'off' : 'on', count }, undefined);
+  const s = resolveAnn({ ...flags, ann: flags.ann === 'off' ? 'off' : 'on', count }, undefined, 0, 1);
   if (s.kind === 'hnsw') checkHnswSettings(s);
   return { ann: { ...flags, count } };
 }
@@ -74,7 +84,7 @@ const hnswFlagGiven = (r: AnnFlags) => r.annQuantization !== undefined || r.annC
  * existing index keeps what it recorded unless `--ann` asks otherwise; the `--ann-*` flags
  * change the settings of an HNSW index. The store converts on the next flush.
  */
-export function resolveAnn(request: AnnRequest | undefined, recorded: AnnSettings | undefined, held = 0): AnnSettings {
+export function resolveAnn(request: AnnRequest | undefined, recorded: AnnSettings | undefined, held: number, dim: number): AnnSettings {
   if (!request) return recorded ?? EXACT;
   if (request.ann === 'off' && hnswFlagGiven(request)) throw createError('BAD_ARGUMENT', '--ann off', 'the --ann-* settings apply to an HNSW index: drop them or --ann off');
   let kind: AnnSettings['kind'];
@@ -83,7 +93,7 @@ export function resolveAnn(request: AnnRequest | undefined, recorded: AnnSetting
     if (kind === 'exact' && hnswFlagGiven(request)) throw createError('BAD_ARGUMENT', '--ann-*', 'this index is exact; add --ann on to convert it to HNSW with these settings');
   } else {
     const mode = request.ann ?? 'auto';
-    kind = mode === 'on' || (mode === 'auto' && Math.max(request.count, held) >= ANN_AUTO_MIN_ITEMS) ? 'hnsw' : 'exact';
+    kind = mode === 'on' || (mode === 'auto' && Math.max(request.count, held) >= annAutoMinItems(dim)) ? 'hnsw' : 'exact';
   }
   if (kind === 'exact') return EXACT;
   const base = recorded?.kind === 'hnsw' ? recorded : DEFAULT_HNSW;

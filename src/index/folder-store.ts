@@ -85,8 +85,8 @@ const sameAnn = (a: AnnSettings, b: AnnSettings): boolean =>
     ? a.kind === b.kind
     : a.quantization === b.quantization && a.connectivity === b.connectivity && a.expansionAdd === b.expansionAdd && a.expansionSearch === b.expansionSearch;
 
-function settingsFor(asked: OpenOptions['ann'], recorded: AnnSettings | undefined, held: number): AnnSettings {
-  const s = asked && 'kind' in asked ? asked : resolveAnn(asked, recorded, held);
+function settingsFor(asked: OpenOptions['ann'], recorded: AnnSettings | undefined, held: number, dim: number): AnnSettings {
+  const s = asked && 'kind' in asked ? asked : resolveAnn(asked, recorded, held, dim);
   return s.kind === 'hnsw' ? checkHnswSettings({ ...s }) : EXACT;
 }
 
@@ -132,7 +132,7 @@ export class FolderStore implements VectorStore {
 
   /** A store that lives in memory only (evaluation, ranking a list of images). */
   static memory(info: StoreInfo, options: Pick<OpenOptions, 'scan'> & { ann?: AnnSettings } = {}): FolderStore {
-    const store = new FolderStore('<memory>', info, undefined, undefined, DEFAULT_COMPACTION, settingsFor(options.ann ?? EXACT, undefined, 0), options.scan);
+    const store = new FolderStore('<memory>', info, undefined, undefined, DEFAULT_COMPACTION, settingsFor(options.ann ?? EXACT, undefined, 0, info.dim), options.scan);
     store.makeScan();
     return store;
   }
@@ -159,14 +159,14 @@ export class FolderStore implements VectorStore {
         if (existsSync(join(dir, MANIFEST))) manifest = await readManifest(dir);
         else {
           const now = new Date().toISOString();
-          const ann = settingsFor(options.ann, undefined, 0);
+          const ann = settingsFor(options.ann, undefined, 0, options.create!.dim);
           manifest = { format: 'duo-index', formatVersion: INDEX_FORMAT_VERSION, info: options.create!, segments: [], nextSegment: 1, createdAt: now, updatedAt: now };
           if (ann.kind === 'hnsw') manifest.ann = { ...ann, nextKey: 0 };
           await writeManifest(dir, manifest);
         }
         const recorded = recordedAnn(manifest);
         const held = manifest.segments.reduce((a, s) => a + s.rows - s.deleted, 0);
-        const ann = lock ? settingsFor(options.ann, recorded, held) : readerSettings(recorded, options.ann);
+        const ann = lock ? settingsFor(options.ann, recorded, held, manifest.info.dim) : readerSettings(recorded, options.ann);
         const store = new FolderStore(dir, manifest.info, manifest, lock, options.compaction ?? DEFAULT_COMPACTION, ann, options.scan);
         if (lock) await store.removeLeftovers();
         try {
