@@ -1,9 +1,13 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import type { RetrievalDataset } from '../src/data/dataset.js';
+import type { Encoder } from '../src/models/encoder.js';
+import { packageRoot } from '../src/util/package-root.js';
 
 /** A temporary directory removed when the test file ends. */
 export function tempDir(prefix = 'duo-test-'): string {
@@ -40,5 +44,30 @@ export async function colourDataset(captions: (colour: string) => string[] = (n)
     split: 'all',
     images: names.map((n) => ({ id: `${n}.jpg`, source: join(dir, `${n}.jpg`) })),
     captions: names.flatMap((n) => captions(n).map((text) => ({ imageId: `${n}.jpg`, text }))),
+  };
+}
+
+/** Runs the compiled `duo` command (bin/duo.js → dist/) and returns its exit status and output. */
+export async function runDuo(args: string[], cwd = packageRoot()): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(packageRoot(), 'bin', 'duo.js'), ...args], { cwd });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** An encoder as a plain object delegating to `inner`, with some members replaced (counting, vocabulary checks…). */
+export function wrapEncoder(inner: Encoder, extra: Partial<Encoder> = {}): Encoder {
+  return {
+    id: inner.id,
+    dim: inner.dim,
+    normalized: inner.normalized,
+    similarity: inner.similarity,
+    encodeTexts: (t, o) => inner.encodeTexts(t, o),
+    encodeImages: (i, o) => inner.encodeImages(i, o),
+    dispose: async () => {},
+    ...extra,
   };
 }

@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { ExactStore } from '../../src/index/exact-store.js';
 import { fixtureModelPath } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+import { COLOURS, tempDir, writeColourImage, runDuo } from '../helpers.js';
 
-const BIN = join(packageRoot(), 'bin', 'duo.js');
 const BLIP = join(packageRoot(), 'models', 'colour-blip');
-const run = async (args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { cwd: packageRoot() });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-};
+const run = (args: string[]) => runDuo(args);
 
 describe('duo command line (the documented contract)', () => {
   const data = tempDir();

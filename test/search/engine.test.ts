@@ -13,7 +13,7 @@ import { SearchEngine } from '../../src/search/engine.js';
 import { openEngine } from '../../src/search/open-engine.js';
 import { DuoError } from '../../src/errors.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+import { COLOURS, tempDir, writeColourImage, wrapEncoder } from '../helpers.js';
 
 const CLIP = join(packageRoot(), 'models', 'colour-clip');
 const BLIP = join(packageRoot(), 'models', 'colour-blip');
@@ -34,16 +34,7 @@ describe('SearchEngine', () => {
     await buildIndex({ root, indexPath, encoder, modelSpec: CLIP, reranker: blip, rerankerSpec: BLIP });
   });
   /** the test's encoder behind a plain object, with some methods replaced */
-  const wrapped = (extra: Partial<Encoder>): Encoder => ({
-    id: encoder.id,
-    dim: encoder.dim,
-    normalized: encoder.normalized,
-    similarity: encoder.similarity,
-    encodeTexts: (t, o) => encoder.encodeTexts(t, o),
-    encodeImages: (i, o) => encoder.encodeImages(i, o),
-    dispose: async () => {},
-    ...extra,
-  });
+  const wrapped = (extra: Partial<Encoder>) => wrapEncoder(encoder, extra);
   /** an engine over the test index that borrows the test's models */
   const open = (reranker: CrossEncoder | 'none' = 'none', index = indexPath) => openEngine({ index, encoder, reranker });
   after(async () => {
