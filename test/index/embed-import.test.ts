@@ -9,7 +9,7 @@ import { ExactStore } from '../../src/index/exact-store.js';
 import { embedOutput, importVectors } from '../../src/index/import-vectors.js';
 import type { Encoder } from '../../src/models/encoder.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
-import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
+import { COLOURS, tempDir, wrapEncoder, writeColourImage } from '../helpers.js';
 
 describe('duo embed shards and duo import', () => {
   const root = join(tempDir(), 'photos');
@@ -22,18 +22,12 @@ describe('duo embed shards and duo import', () => {
     await Promise.all(names.map((n) => writeColourImage(join(root, `${n}.jpg`), COLOURS[n]!)));
     encoder = await loadEncoder(fixtureModelPath());
     // the fixture encoder, counting the images that reach it
-    counting = {
-      id: encoder.id,
-      dim: encoder.dim,
-      normalized: encoder.normalized,
-      similarity: encoder.similarity,
-      encodeTexts: (t, o) => encoder.encodeTexts(t, o),
+    counting = wrapEncoder(encoder, {
       encodeImages: (i, o) => {
         encoded += i.length;
         return encoder.encodeImages(i, o);
       },
-      dispose: async () => {},
-    };
+    });
   });
   after(() => encoder.dispose());
 

@@ -6,12 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import sharp from 'sharp';
 import { DuoError, type ErrorCode } from '../../src/errors.js';
-import type { Encoder } from '../../src/models/encoder.js';
 import { SearchEngine } from '../../src/search/engine.js';
 import { buildApp } from '../../src/serve/app.js';
 import { httpStatusFor, toErrorReply } from '../../src/serve/errors.js';
 import { DEFAULT_LIMITS } from '../../src/serve/limits.js';
-import { COLOURS, tempDir } from '../helpers.js';
+import { COLOURS, tempDir, wrapEncoder } from '../helpers.js';
 import { colourCollection, multipart, openEngines, type Collection } from './fixture.js';
 
 /** asserts the one error shape and returns it */
@@ -88,16 +87,9 @@ describe('errors and limits', () => {
 
   it('a query with no word the model knows is a 422 naming text', async () => {
     const e = engines.engine.encoder;
-    const picky: Encoder = {
-      id: e.id,
-      dim: e.dim,
-      normalized: e.normalized,
-      similarity: e.similarity,
-      encodeTexts: (t, o) => e.encodeTexts(t, o),
-      encodeImages: (i, o) => e.encodeImages(i, o),
+    const picky = wrapEncoder(e, {
       textCoverage: (t) => ({ known: t.split(' ').filter((w) => w in COLOURS), unknown: t.split(' ').filter((w) => !(w in COLOURS)) }),
-      dispose: async () => {},
-    };
+    });
     const strict = await buildApp({ engine: new SearchEngine({ store: engines.engine.store, encoder: picky }), cacheDir, webRoot: false });
     const error = errorOf(await strict.inject({ method: 'POST', url: '/v1/search', payload: { text: 'zebra quagga' } }), 422, 'QUERY_NOT_UNDERSTOOD', 'text');
     assert.match(error.message, /zebra, quagga/);
