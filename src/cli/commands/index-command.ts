@@ -29,8 +29,9 @@ export function registerIndex(program: Command): void {
     .option('--only <listFile>', 'index only the files named in this list (one path relative to imagesDir a line)')
     .option('--batch-size <n>', 'images per encoder batch', positiveInt('--batch-size'), 16)
     .option('--max-pixels <n>', 'refuse images with more pixels than this', positiveInt('--max-pixels'))
+    .option('--checkpoint-every <n>', 'append a segment (a checkpoint a killed run resumes from) after this many images', positiveInt('--checkpoint-every'), 512)
     .option('--json', 'print the report as JSON')
-    .action(async (imagesDir: string, opts: AnnFlags & { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; json?: boolean }) => {
+    .action(async (imagesDir: string, opts: AnnFlags & { index: string; model: string; head?: string; reranker?: string; only?: string; batchSize: number; maxPixels?: number; checkpointEvery: number; json?: boolean }) => {
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       // without --reranker, an existing index's recorded cross-encoder is loaded by buildIndex
       const rerankerSpec = opts.reranker;
@@ -48,6 +49,7 @@ export function registerIndex(program: Command): void {
           only: opts.only ? readList(opts.only) : undefined,
           batchSize: opts.batchSize,
           maxPixels: opts.maxPixels,
+          checkpointEvery: opts.checkpointEvery,
           onProgress: bar.update,
           ann: annFlags(opts),
         });
