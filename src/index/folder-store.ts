@@ -9,6 +9,7 @@
  *   photos.duo/000001.stage2          the cross-encoder's image side of the same rows (fp16)
  *   photos.duo/graph-000004.usearch   the HNSW graph as of the commit that named it (HNSW indexes)
  *   photos.duo/write.lock             held by the one process that may write (proper-lockfile)
+ *   photos.duo/write.lock.owner       its pid and host: a rerun takes over at once from a killed writer
  *
  * A flush appends one segment and commits it by replacing the manifest; a killed writer leaves
  * at most uncommitted files, deleted by the next writer. When segments pile up or a quarter of

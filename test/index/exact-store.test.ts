@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -95,6 +96,30 @@ describe('ExactStore files', () => {
     await next.close();
   });
 
+  it("takes over the lock of a writer that was killed, and only then", async () => {
+    const path = fresh();
+    const writer = await ExactStore.open(path, { write: true, create: contractInfo(8) });
+    const owner = JSON.parse(readFileSync(join(path, 'write.lock.owner'), 'utf8')) as { pid: number; host: string };
+    assert.equal(owner.pid, process.pid);
+    // the lock held by a live process (the test runner that started this one) is refused
+    writeFileSync(join(path, 'write.lock.owner'), JSON.stringify({ ...owner, pid: process.ppid }));
+    await assert.rejects(ExactStore.open(path, { write: true }), code('INDEX_LOCKED'));
+    // by a process that no longer exists (as after SIGKILL: the lock is still fresh) it is taken over at once
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    writeFileSync(join(path, 'write.lock.owner'), JSON.stringify({ ...owner, pid: Number(dead.stdout.toString()) }));
+    const next = await ExactStore.open(path, { write: true });
+    assert.equal(JSON.parse(readFileSync(join(path, 'write.lock.owner'), 'utf8')).pid, process.pid);
+    await next.close();
+    assert.deepEqual(readdirSync(path).filter((f) => f.startsWith('write.lock')), [], 'a closed writer leaves no lock behind');
+    // the first writer lost its lock: it must not commit over the new one's work, and says why
+    await writer.upsert([item(0)]);
+    await assert.rejects(writer.flush(), /lost its lock: write.lock.owner names another process/);
+    await assert.rejects(writer.close(), code('INDEX_LOCKED'));
+    const after = await ExactStore.open(path);
+    assert.equal(await after.count(), 0);
+    await after.close();
+  });
+
   it('deletes the files of a writer that died before committing them', async () => {
     const path = fresh();
     const store = await ExactStore.open(path, { write: true, create: contractInfo(8) });
@@ -108,7 +133,7 @@ describe('ExactStore files', () => {
     assert.equal(readdirSync(path).includes('000009.seg'), true, 'a reader changes nothing');
     await reader.close();
     const writer = await ExactStore.open(path, { write: true });
-    assert.deepEqual(readdirSync(path).filter((f) => f !== 'write.lock').sort(), ['000001.seg', 'manifest.json']);
+    assert.deepEqual(readdirSync(path).filter((f) => !f.startsWith('write.lock')).sort(), ['000001.seg', 'manifest.json']);
     assert.equal(await writer.count(), 1);
     await writer.close();
   });
