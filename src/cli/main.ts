@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { DuoError, exitCodeFor } from '../errors.js';
+import { printable } from './output.js';
 import { registerDemo } from './commands/demo-command.js';
 import { registerEval } from './commands/eval-command.js';
 import { registerIndex } from './commands/index-command.js';
@@ -56,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
       return error.exitCode === 0 ? 0 : 2;
     }
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`duo: ${message.split('\n')[0]}\n`);
+    // our own messages are one line, unless a file name or query they quote holds a line break:
+    // that is escaped rather than cut; anything else is cut to its first line
+    process.stderr.write(`duo: ${printable(error instanceof DuoError ? message : (message.split('\n')[0] ?? ''))}\n`);
     if (debug && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     else if (!(error instanceof DuoError)) process.stderr.write('(run with --debug for the stack trace)\n');
     return exitCodeFor(error);

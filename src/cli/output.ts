@@ -1,6 +1,15 @@
 import { SingleBar } from 'cli-progress';
 import { createError } from '../errors.js';
 
+/**
+ * Text from outside (a file name, a query, an error naming them) made safe for one line of a
+ * terminal: control characters are written as JSON escapes (\n, \u001b), so a file name with a
+ * line break stays on its line and a query cannot send escape sequences to the terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(/\p{Cc}/gu, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 /** A plain-text table: columns padded to their widest cell; numbers right-aligned. */
 export function formatTable(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : c)))];

@@ -3,6 +3,8 @@
  * sharp decodes JPEG/PNG/WebP (and whatever else libvips reads), applies the EXIF
  * orientation, flattens alpha onto white, and converts grey or CMYK to 8-bit sRGB.
  */
+import { constants } from 'node:fs';
+import { access, lstat, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { createError, DuoError } from '../errors.js';
 
@@ -39,8 +41,11 @@ export async function loadImage(input: string | Uint8Array, options: LoadImageOp
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const source = typeof input === 'string' ? input : (options.name ?? '<bytes>');
   try {
-    // Header first: the pixel count is known before a single pixel is decoded.
-    const meta = await sharp(input).metadata();
+    // Header first: the pixel count is known before a single pixel is decoded. Reading a header
+    // needs no pixel limit, and without one a 30000×30000 header is refused below as
+    // IMAGE_TOO_LARGE with its pixel count rather than by sharp's own default limit (268 Mpx) as
+    // a vague "exceeds pixel limit".
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
     if (!meta.width || !meta.height) throw createError('BAD_IMAGE', source, 'no dimensions in header');
     const pixels = meta.width * meta.height;
     if (pixels > maxPixels) throw createError('IMAGE_TOO_LARGE', source, pixels, maxPixels);
@@ -61,9 +66,43 @@ export async function loadImage(input: string | Uint8Array, options: LoadImageOp
     };
   } catch (error) {
     if (error instanceof DuoError) throw error;
+    // libvips says "unsupported image format" for a file it could not open at all: the file
+    // system knows why better (a symlink loop, no permission, an empty file)
+    const problem = typeof input === 'string' ? await fileProblem(input) : undefined;
+    if (problem) throw problem;
     const message = error instanceof Error ? error.message : String(error);
     if (/input file is missing|no such file|ENOENT/i.test(message)) throw createError('FILE_NOT_FOUND', source);
-    throw createError('BAD_IMAGE', source, message.split('\n')[0] ?? message);
+    throw createError('BAD_IMAGE', source, vipsReason(message));
+  }
+}
+
+/**
+ * The first line of a libvips error that says what is wrong: a loader that seeks around a short
+ * file (libheif) logs "source: bad seek to N", once per try, before the real cause ("Support for this
+ * compression format has not been built in: HEVC").
+ */
+function vipsReason(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/bad seek to \d+$/.test(l));
+  return lines[0] ?? message;
+}
+
+/** Why a path cannot be read as a file, if the file system says so; undefined when it can. */
+async function fileProblem(path: string): Promise<DuoError | undefined> {
+  try {
+    const s = await stat(path);
+    if (s.isDirectory()) return createError('BAD_IMAGE', path, 'is a folder, not a file');
+    if (s.size === 0) return createError('BAD_IMAGE', path, 'the file is empty (0 bytes)');
+    await access(path, constants.R_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return createError('BAD_IMAGE', path, 'symbolic link loop');
+    if (code === 'EACCES' || code === 'EPERM') return createError('BAD_IMAGE', path, 'permission denied');
+    if (code === 'ENOENT') {
+      const link = await lstat(path).catch(() => undefined);
+      return link?.isSymbolicLink() ? createError('BAD_IMAGE', path, 'broken symbolic link (its target is missing)') : createError('FILE_NOT_FOUND', path);
+    }
+    return undefined;
   }
 }
 

@@ -11,23 +11,60 @@ export interface ImageFile {
   mtimeMs: number;
 }
 
-/** Every image under `root`, recursively, sorted by id; hidden folders and symlinked folders are skipped. */
-export async function walkImages(root: string): Promise<ImageFile[]> {
+/** An image-named entry or a folder the walk could not read, with the reason. */
+export interface SkippedEntry {
+  /** like an ImageFile's id; a folder's ends with "/" */
+  id: string;
+  error: string;
+}
+
+const REASONS: Record<string, string> = {
+  ELOOP: 'symbolic link loop',
+  ENOENT: 'broken symbolic link (its target is missing)',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+};
+
+/**
+ * Every image under `root`, recursively, sorted by id; hidden folders and symlinked folders are
+ * skipped. A folder that cannot be read, and a symbolic link named like an image that leads
+ * nowhere (a loop, a missing target), are passed to `onSkip` with the reason and left out, so
+ * one bad entry neither stops an indexing run nor disappears from its report.
+ */
+export async function walkImages(root: string, onSkip: (skipped: SkippedEntry) => void = () => {}): Promise<ImageFile[]> {
   try {
     if (!(await stat(root)).isDirectory()) throw createError('BAD_ARGUMENT', root, 'is not a directory');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw createError('FILE_NOT_FOUND', root);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw createError('FILE_NOT_FOUND', root);
+    if (code && REASONS[code]) throw createError('BAD_ARGUMENT', root, REASONS[code]);
     throw error;
   }
   const out: ImageFile[] = [];
+  const idOf = (path: string) => relative(root, path).split(sep).join('/');
   const visit = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!code || !REASONS[code]) throw error;
+      if (dir === root) throw createError('BAD_ARGUMENT', root, `cannot be read: ${REASONS[code]}`);
+      onSkip({ id: `${idOf(dir)}/`, error: `cannot read folder ${dir}: ${code === 'ENOENT' ? 'it was removed' : REASONS[code]}` });
+      return;
+    }
+    for (const entry of entries) {
       if (entry.name.startsWith('.')) continue;
       const path = join(dir, entry.name);
       if (entry.isDirectory()) await visit(path);
       else if ((entry.isFile() || entry.isSymbolicLink()) && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) {
-        const s = await stat(path).catch(() => undefined);
-        if (s?.isFile()) out.push({ id: relative(root, path).split(sep).join('/'), path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) });
+        const s = await stat(path).catch((error: NodeJS.ErrnoException) => {
+          // a regular file removed since readdir is simply gone; a link that leads nowhere is reported
+          const why = error.code ? REASONS[error.code] : undefined;
+          if (entry.isSymbolicLink() && why) onSkip({ id: idOf(path), error: `cannot read image ${path}: ${why}` });
+          return undefined;
+        });
+        if (s?.isFile()) out.push({ id: idOf(path), path, size: s.size, mtimeMs: Math.floor(s.mtimeMs) });
       }
     }
   };

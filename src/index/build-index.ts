@@ -88,7 +88,9 @@ export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
   const started = performance.now();
   const root = resolve(given.root);
   const { encoder, indexPath } = given;
-  const files = (await walkImages(root)).filter((f) => !given.only || given.only.has(f.id));
+  // entries the walk could not read (an unreadable folder, a symlink loop) are reported with the undecodable files
+  const unreadable: { id: string; error: string }[] = [];
+  const files = (await walkImages(root, (s) => unreadable.push(s))).filter((f) => !given.only || given.only.has(f.id));
   // updating an index: the cross-encoder it recorded keeps supplying the image sides (loaded here, disposed here)
   const recorded = given.reranker ? undefined : await recordedReranker(indexPath);
   const own = recorded ? await loadReranker(recorded.spec) : undefined;
@@ -123,7 +125,7 @@ export async function buildIndex(given: BuildOptions): Promise<BuildReport> {
       { ...options, checkpointEvery: options.checkpointEvery ?? 512 },
     );
     await store.flush();
-    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed, segments: store instanceof FolderStore ? store.segments : 0, scan: store instanceof FolderStore ? describeAnn(store.ann) : 'postgres', seconds: (performance.now() - started) / 1000 };
+    return { indexPath, total: files.length, reused: files.length - todo.length, encoded, removed: gone.length, failed: [...unreadable.filter((u) => !given.only || given.only.has(u.id)), ...failed], segments: store instanceof FolderStore ? store.segments : 0, scan: store instanceof FolderStore ? describeAnn(store.ann) : 'postgres', seconds: (performance.now() - started) / 1000 };
   } finally {
     await store.close();
     await own?.dispose();

@@ -124,7 +124,9 @@ export async function embedShard(o: EmbedOptions): Promise<{ name: string; rows:
     if (before.modelId !== o.encoder.id) throw createError('INDEX_MODEL_MISMATCH', manifestPath, before.modelId, o.encoder.id);
     if (before.root !== root) throw createError('BAD_ARGUMENT', '--out', `${o.out} holds embeddings of ${before.root}, not ${root}`);
   }
-  const walked = (await walkImages(root)).filter((f) => inShard(f.id, shard));
+  // what the walk could not read (an unreadable folder, a symlink loop) is reported once, by the shard its id falls in
+  const unreadable: { id: string; error: string }[] = [];
+  const walked = (await walkImages(root, (s) => unreadable.push(s))).filter((f) => inShard(f.id, shard));
   // ids.txt holds one id a line: a file name with a line break cannot be listed there
   const unlistable = walked.filter((f) => /[\r\n]/.test(f.id));
   const files = walked.filter((f) => !/[\r\n]/.test(f.id));
@@ -142,6 +144,7 @@ export async function embedShard(o: EmbedOptions): Promise<{ name: string; rows:
     { encoder: o.encoder, batchSize: o.batchSize, maxPixels: o.maxPixels, checkpointEvery: o.checkpointEvery ?? 512, onProgress: o.onProgress },
   );
   await writer.flush();
+  failed.push(...unreadable.filter((s) => inShard(s.id, shard)));
   failed.push(...unlistable.map((f) => ({ id: f.id, error: 'the file name contains a line break, which ids.txt cannot hold' })));
 
   // assemble: the newest row of each id still on disk, in id order

@@ -61,11 +61,16 @@ export async function indexImages(store: ImageSink, items: ImageItem[], o: Index
 }
 
 async function decodeAll(batch: ImageItem[], maxPixels: number | undefined, failed: { id: string; error: string }[]): Promise<{ item: ImageItem; image: DecodedImage }[]> {
-  const results = await Promise.allSettled(batch.map((f) => (typeof f.source === 'string' || f.source instanceof Uint8Array ? loadImage(f.source, { maxPixels }) : Promise.resolve(f.source))));
+  const decode = (f: ImageItem) => (typeof f.source === 'string' || f.source instanceof Uint8Array ? loadImage(f.source, { maxPixels }) : Promise.resolve(f.source));
+  const results = await Promise.allSettled(batch.map(decode));
   const ok: { item: ImageItem; image: DecodedImage }[] = [];
-  results.forEach((r, i) => {
+  for (const [i, first] of results.entries()) {
+    // libvips keeps one error buffer for the whole process: when several decodes fail at once,
+    // one can carry off another's message and leave it "Unknown error". A failed file is decoded
+    // again on its own (a broken file fails fast), so each is reported with its own reason.
+    const r = first.status === 'fulfilled' ? first : (await Promise.allSettled([decode(batch[i]!)]))[0]!;
     if (r.status === 'fulfilled') ok.push({ item: batch[i]!, image: r.value });
     else failed.push({ id: batch[i]!.id, error: r.reason instanceof Error ? r.reason.message : String(r.reason) });
-  });
+  }
   return ok;
 }

@@ -124,6 +124,10 @@ export class SearchEngine {
     if ('item' in q && (typeof q.item !== 'string' || q.item === '')) throw createError('BAD_ARGUMENT', 'item', 'is empty');
     if (!('text' in q)) return;
     if (typeof q.text !== 'string' || q.text.trim() === '') throw createError('BAD_ARGUMENT', 'query', 'is empty');
+    // nothing but control, format or separator characters, lone surrogates or U+FFFD (what invalid
+    // UTF-8 decodes to): the encoder would embed only its start and end tokens and rank the
+    // collection by nothing
+    if (!/[^\p{Cc}\p{Cf}\p{Cs}\p{Z}\uFFFD]/u.test(q.text)) throw createError('BAD_ARGUMENT', 'query', 'has no text (only control, format or replacement characters)');
     if (q.text.length > LIMITS.queryChars) throw createError('BAD_ARGUMENT', 'query', `is ${q.text.length} characters, over the limit of ${LIMITS.queryChars}`);
     const coverage = this.encoder.textCoverage?.(q.text);
     if (coverage && coverage.known.length === 0) throw createError('QUERY_NOT_UNDERSTOOD', q.text, coverage.unknown);

@@ -7,7 +7,7 @@ import { buildIndex } from '../../index/build-index.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { addAnnOptions, annFlags } from '../ann-options.js';
-import { formatTable, positiveInt, progressBar } from '../output.js';
+import { formatTable, positiveInt, printable, progressBar } from '../output.js';
 
 function readList(path: string): Set<string> {
   try {
@@ -64,7 +64,7 @@ export function registerIndex(program: Command): void {
             [[report.total, report.encoded, report.reused, report.removed, report.failed.length, report.segments, report.seconds]],
           ),
         );
-        for (const f of report.failed.slice(0, 20)) console.error(`skipped ${f.id}: ${f.error}`);
+        for (const f of report.failed.slice(0, 20)) console.error(printable(`skipped ${f.id}: ${f.error}`));
         if (report.failed.length > 20) console.error(`… and ${report.failed.length - 20} more skipped`);
         console.log(`index: ${report.indexPath} (model ${encoder.id}; scan: ${report.scan})`);
       } finally {

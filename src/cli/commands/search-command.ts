@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createError, DuoError } from '../../errors.js';
 import type { EngineResponse, Query, SearchEngine } from '../../search/engine.js';
@@ -7,7 +7,7 @@ import { isPgLocation } from '../../index/pg-location.js';
 import { openEngine } from '../../search/open-engine.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { loadConfig, searchOptions } from '../config.js';
-import { formatTable } from '../output.js';
+import { formatTable, printable } from '../output.js';
 import { parseWhere } from '../where.js';
 
 interface SearchFlags {
@@ -65,7 +65,9 @@ export function registerSearch(program: Command): void {
       const given = [text !== undefined, flags.image !== undefined, flags.queries !== undefined].filter(Boolean).length;
       if (given !== 1) throw createError('BAD_ARGUMENT', 'query', 'give one of: a text argument, --image <file>, --queries <file>');
       if (text !== undefined && text.trim() === '') throw createError('BAD_ARGUMENT', 'query', 'is empty');
-      for (const f of [flags.image, flags.queries]) if (f !== undefined && !existsSync(f)) throw createError('FILE_NOT_FOUND', f);
+      if (flags.queries !== undefined && !existsSync(flags.queries)) throw createError('FILE_NOT_FOUND', flags.queries);
+      // lstat, not existsSync: a symlink loop or a link to nothing is there, and the image loader says which it is
+      if (flags.image !== undefined && !lstatSync(flags.image, { throwIfNoEntry: false })) throw createError('FILE_NOT_FOUND', flags.image);
       // a database URL (postgres://…) is checked when the store opens it
       if (!isPgLocation(indexPath) && !existsSync(indexPath)) throw createError('FILE_NOT_FOUND', indexPath);
       const options = searchOptions(config, {
@@ -127,7 +129,7 @@ async function runBatch(engine: SearchEngine, file: string, options: Parameters<
       const line = 'error' in r ? r : { ...header, k: (r as EngineResponse).results.length, ...r };
       outputs.push(line);
       if (flags.json) console.log(JSON.stringify(line));
-      else if ('error' in r) console.log(`query: ${(r as { query: string }).query}\n  error: ${(r as { error: { message: string } }).error.message}\n`);
+      else if ('error' in r) console.log(`query: ${printable((r as { query: string }).query)}\n  error: ${printable((r as { error: { message: string } }).error.message)}\n`);
       else {
         printResponse(engine, r as EngineResponse, flags.explain);
         console.log('');
@@ -140,7 +142,7 @@ async function runBatch(engine: SearchEngine, file: string, options: Parameters<
 }
 
 function printResponse(engine: SearchEngine, out: EngineResponse, explain: boolean | undefined): void {
-  console.log(`query: ${out.query}${out.fallback ? `  [${out.fallback}]` : ''}${out.cached ? '  (cached)' : ''}`);
+  console.log(`query: ${printable(out.query)}${out.fallback ? `  [${out.fallback}]` : ''}${out.cached ? '  (cached)' : ''}`);
   const withStages = explain || out.mode === 'hybrid';
   const item = engine.captions ? 'caption' : 'image';
   console.log(
@@ -148,8 +150,8 @@ function printResponse(engine: SearchEngine, out: EngineResponse, explain: boole
       withStages ? ['rank', 'score', 'stage 1 (rank)', 'stage 2 (rank)', item] : ['rank', 'score', item],
       out.results.map((r) =>
         withStages
-          ? [r.rank, r.score, `${r.stage1.score.toFixed(4)} (${r.stage1.rank})`, r.stage2 ? `${r.stage2.score.toFixed(4)} (${r.stage2.rank})` : '-', r.path ?? r.text ?? '']
-          : [r.rank, r.score, r.path ?? r.text ?? ''],
+          ? [r.rank, r.score, `${r.stage1.score.toFixed(4)} (${r.stage1.rank})`, r.stage2 ? `${r.stage2.score.toFixed(4)} (${r.stage2.rank})` : '-', printable(r.path ?? r.text ?? '')]
+          : [r.rank, r.score, printable(r.path ?? r.text ?? '')],
       ),
     ),
   );
