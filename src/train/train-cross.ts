@@ -27,6 +27,7 @@ import { warmupCosine } from './schedule.js';
 import { hardBatches, prepare, type Prepared } from './cross-data.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { appendFile } from 'node:fs/promises';
+import type { TrainingTracker } from './mlflow.js';
 
 export interface TrainCrossOptions {
   data: string;
@@ -54,6 +55,8 @@ export interface TrainCrossOptions {
   resume?: boolean;
   command: string;
   onLog?: (line: string) => void;
+  /** told when the run folder holds its params and after every epoch (MLflow, src/train/mlflow.ts) */
+  tracker?: TrainingTracker;
 }
 
 export interface CrossEpoch {
@@ -176,6 +179,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     await saveTensors(join(opts.runDir, 'standardiser.bin'), new Map(Object.entries(std)));
     await writeJson(join(opts.runDir, 'vocab.json'), data.vocab.tokens);
   }
+  await opts.tracker?.started();
   const { train } = data;
   const captionsOf: number[][] = train.feats.map(() => []);
   train.captionImage.forEach((img, c) => captionsOf[img]!.push(c));
@@ -211,6 +215,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     const dev = await evaluateCross([{ config, params }], std, data.dev);
     const m: CrossEpoch = { epoch, loss: lossSum / steps, trainAccuracy: accSum / steps, dev: { stage1: dev.stage1, replace: dev.replace, weighted: dev.weighted, rrf: dev.rrf }, alpha: dev.alpha, score: dev.score, seconds: (performance.now() - started) / 1000 };
     await appendFile(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(m)}\n`);
+    await opts.tracker?.epoch(m);
     const improved = dev.score > state.best;
     if (improved) {
       state.best = dev.score;

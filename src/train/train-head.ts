@@ -17,6 +17,7 @@ import { headGraph } from './export-pack.js';
 import type { HeadKind, HeadSpec } from './layers.js';
 import { readRun, writeJson } from './runs.js';
 import { trainOnSplits, type FeatureSplit } from './train-starter.js';
+import type { TrainingTracker } from './mlflow.js';
 
 export interface TrainHeadOptions {
   encoder: Encoder;
@@ -35,6 +36,8 @@ export interface TrainHeadOptions {
   resume?: boolean;
   onLog?: (line: string) => void;
   onProgress?: (what: string, done: number, total: number) => void;
+  /** MLflow (src/train/mlflow.ts) */
+  tracker?: TrainingTracker;
 }
 
 type Metrics = { textToImage: RankMetrics; imageToText: RankMetrics; rsum: number };
@@ -119,6 +122,7 @@ export async function trainHead(opts: TrainHeadOptions): Promise<{ before: Metri
       standardize: false,
       residual: true,
       onLog: opts.onLog,
+      tracker: opts.tracker,
     },
     train,
     dev,

@@ -21,6 +21,7 @@ import { appendMetrics, writeJson, type EpochMetrics } from './runs.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
 import { saveTensors } from '../models/tensor-file.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { TrainingTracker } from './mlflow.js';
 
 export interface TrainOptions {
   data: string;
@@ -46,6 +47,8 @@ export interface TrainOptions {
   command: string;
   onLog?: (line: string) => void;
   onFeatures?: (split: string, done: number, total: number) => void;
+  /** told when the run folder holds its params and after every epoch (MLflow, src/train/mlflow.ts) */
+  tracker?: TrainingTracker;
 }
 
 /** One split as training sees it: image features and tokenised captions. */
@@ -201,6 +204,7 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
     if (vocab) await writeJson(join(opts.runDir, 'vocab.json'), vocab.tokens);
     await saveTensors(join(opts.runDir, 'image-norm.bin'), new Map([['mean', mean], ['std', std]]));
   }
+  await opts.tracker?.started();
 
   const perPass = Math.ceil(train.images / opts.batchSize);
   const captionsOf: number[][] = Array.from({ length: train.images }, () => []);
@@ -255,6 +259,7 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
       seconds,
     };
     await appendMetrics(opts.runDir, m);
+    await opts.tracker?.epoch(m);
     const improved = devMetrics.rsum > state.bestRsum;
     if (improved) {
       state.bestRsum = devMetrics.rsum;

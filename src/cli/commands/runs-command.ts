@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { lineChartSpec, renderPng } from '../../report/chart.js';
 import type { RankMetrics } from '../../eval/metrics.js';
+import { exportRunToMlflow, resolveTrackingUri } from '../../train/mlflow.js';
 import { bestEpoch, listRuns, readRun, type RunInfo } from '../../train/runs.js';
 import type { CrossEpoch } from '../../train/train-cross.js';
 import { formatTable } from '../output.js';
@@ -88,6 +89,27 @@ export function registerRuns(program: Command): void {
         );
         console.log(`plot: ${o.plot}`);
       }
+    });
+  runs
+    .command('export-mlflow')
+    .description('write finished (or stopped) runs into an MLflow tracking store, so runs trained without --mlflow appear there too')
+    .argument('<runs...>', 'run names or folders')
+    .option('--runs <dir>', 'where runs live', 'runs')
+    .option('--to <uri>', 'tracking server (http://host:5000) or file store (file:./mlruns or a folder); default: MLFLOW_TRACKING_URI, else mlruns/ beside --runs')
+    .option('--experiment <name>', 'MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, else duo-train, duo-train-cross or duo-train-head by the kind of run)')
+    .option('--force', 'export again a run already exported to that store (a second MLflow run)')
+    .action(async (names: string[], o: { runs: string; to?: string; experiment?: string; force?: boolean }) => {
+      const uri = resolveTrackingUri(o.to ?? true, o.runs)!;
+      for (const name of names) {
+        const run = open(name, o.runs);
+        const { link, status, skipped } = await exportRunToMlflow(run.dir, { uri, experiment: o.experiment, force: o.force });
+        console.log(
+          skipped
+            ? `${run.id}: already in ${link.uri} as run ${link.runId} (experiment "${link.experiment}"); --force exports it again`
+            : `${run.id} → ${link.uri}: run ${link.runId} in experiment "${link.experiment}" (${link.experimentId}), ${status}, ${run.metrics.length} epochs`,
+        );
+      }
+      if (!/^https?:/i.test(uri)) console.log(`view: mlflow ui --backend-store-uri ${/^file:/i.test(uri) ? uri : `file:${uri}`}`);
     });
 }
 

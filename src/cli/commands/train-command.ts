@@ -5,6 +5,7 @@ import { exportStarterPack } from '../../train/export-pack.js';
 import { trainStarter } from '../../train/train-starter.js';
 import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { packageRoot } from '../../util/package-root.js';
+import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
 import { fraction, positiveInt, positiveNumber, progressBar } from '../output.js';
 
 const featureKind = (v: unknown): FeatureKind => {
@@ -13,7 +14,7 @@ const featureKind = (v: unknown): FeatureKind => {
 };
 
 export function registerTrain(program: Command): void {
-  program
+  const command = program
     .command('train')
     .description('train the starter dual encoder on frozen CenterNet features (Flickr8k train, chosen on dev)')
     .option('--data <dir>', 'Flickr8k folder', '../shared/datasets/flickr8k')
@@ -35,16 +36,18 @@ export function registerTrain(program: Command): void {
     .option('--word-dropout <p>', 'training-time dropout of caption words', Number, 0.1)
     .option('--features <kind>', 'image features: pooled, pooled+gridmax or pooled+grid', 'pooled')
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
-    .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)')
+    .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)');
+  addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
-      if (o.head !== 'linear' && o.head !== 'mlp') throw createError('BAD_ARGUMENT', '--head', `must be linear or mlp, got "${o.head}"`);
+      const head = o.head;
+      if (head !== 'linear' && head !== 'mlp') throw createError('BAD_ARGUMENT', '--head', `must be linear or mlp, got "${head}"`);
       const runDir = join(String(o.runs), String(o.run));
       const bars = new Map<string, ReturnType<typeof progressBar>>();
-      const { best } = await trainStarter({
+      const { best } = await withMlflow(o, runDir, (tracker) => trainStarter({
         data: String(o.data),
         runDir,
         resume: Boolean(o.resume),
-        head: o.head,
+        head,
         hidden: Number(o.hidden),
         wordDim: Number(o.wordDim),
         embedDim: Number(o.embedDim),
@@ -67,7 +70,8 @@ export function registerTrain(program: Command): void {
           bars.get(split)!.update(d, n);
           if (d === n) bars.get(split)!.stop();
         },
-      });
+        tracker,
+      }));
       console.log(`run: ${runDir}; best dev rsum ${best?.dev.rsum.toFixed(1)} at epoch ${best?.epoch}`);
       if (o.pack) {
         const out = resolve(String(o.pack));

@@ -4,10 +4,11 @@ import { join, resolve } from 'node:path';
 import { exportCross } from '../../train/export-cross.js';
 import { trainCross } from '../../train/train-cross.js';
 import { packageRoot } from '../../util/package-root.js';
+import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
 import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../output.js';
 
 export function registerTrainCross(program: Command): void {
-  program
+  const command = program
     .command('train-cross')
     .description('train the starter cross-encoder (caption tokens attending over image regions) with hard negatives from the starter bi-encoder')
     .option('--data <dir>', 'Flickr8k folder', '../shared/datasets/flickr8k')
@@ -30,10 +31,11 @@ export function registerTrainCross(program: Command): void {
     .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
     .option('--eval-k1 <n>', 'candidates reranked in dev evaluation', positiveInt('--eval-k1'), 100)
     .option('--cache <dir>', 'feature cache', '.cache')
-    .option('--export', 'add the best weights to --pack when done')
+    .option('--export', 'add the best weights to --pack when done');
+  addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
       const runDir = join(String(o.runs), String(o.run));
-      const { best } = await trainCross({
+      const { best } = await withMlflow(o, runDir, (tracker) => trainCross({
         data: String(o.data),
         pack: String(o.pack),
         runDir,
@@ -55,7 +57,8 @@ export function registerTrainCross(program: Command): void {
         resume: Boolean(o.resume),
         command: `duo ${process.argv.slice(2).join(' ')}`,
         onLog: (l) => console.log(l),
-      });
+        tracker,
+      }));
       console.log(`run: ${runDir}; best epoch ${best?.epoch}`);
       if (o.export) {
         const { alpha, dev } = await exportCross({ runDirs: [runDir], pack: resolve(String(o.pack)), data: String(o.data), cacheDir: String(o.cache), evalK1: Number(o.evalK1), command: `duo ${process.argv.slice(2).join(' ')}` });

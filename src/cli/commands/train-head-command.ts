@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { trainHead } from '../../train/train-head.js';
+import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
 import { formatTable, positiveInt, positiveNumber, progressBar } from '../output.js';
 
 export function registerTrainHead(program: Command): void {
-  program
+  const command = program
     .command('train-head')
     .description('train projection heads on a frozen encoder\'s cached Flickr8k embeddings; report dev before and after')
     .option('--encoder <idOrDir>', 'the frozen encoder (hub id or local directory)', defaultModelPath())
@@ -22,18 +23,21 @@ export function registerTrainHead(program: Command): void {
     .option('--patience <n>', 'early-stopping patience', positiveInt('--patience'), 3)
     .option('--hidden <n>', 'MLP hidden width', positiveInt('--hidden'), 1024)
     .option('--seed <n>', 'random seed', positiveInt('--seed'), 1)
-    .option('--cache <dir>', 'embedding cache', '.cache')
+    .option('--cache <dir>', 'embedding cache', '.cache');
+  addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
-      if (o.head !== 'linear' && o.head !== 'mlp') throw createError('BAD_ARGUMENT', '--head', `must be linear or mlp, got "${o.head}"`);
+      const head = o.head;
+      if (head !== 'linear' && head !== 'mlp') throw createError('BAD_ARGUMENT', '--head', `must be linear or mlp, got "${head}"`);
       const encoder = await loadEncoder(String(o.encoder));
       const bars = new Map<string, ReturnType<typeof progressBar>>();
       try {
-        const { before, after, headDir } = await trainHead({
+        const runDir = join(String(o.runs), String(o.run));
+        const { before, after, headDir } = await withMlflow(o, runDir, (tracker) => trainHead({
           encoder,
           encoderSpec: String(o.encoder),
-          head: o.head,
+          head,
           data: String(o.data),
-          runDir: join(String(o.runs), String(o.run)),
+          runDir,
           cacheDir: String(o.cache),
           lr: Number(o.lr),
           weightDecay: Number(o.weightDecay),
@@ -49,7 +53,8 @@ export function registerTrainHead(program: Command): void {
             bars.get(what)!.update(d, n);
             if (d === n) bars.get(what)!.stop();
           },
-        });
+          tracker,
+        }));
         const r = (label: string, m: typeof before) => [label, ...[m.textToImage, m.imageToText].flatMap((x) => [x['R@1'], x['R@5'], x['R@10']].map((v) => v.toFixed(1))), m.rsum.toFixed(1)];
         console.log(formatTable(['Flickr8k dev', 't→i R@1', 'R@5', 'R@10', 'i→t R@1', 'R@5', 'R@10', 'rsum'], [r('before (frozen)', before), r(`after (${o.head} head)`, after)]));
         console.log(`head: ${headDir} (use with --head ${headDir} on index, search or eval)`);
