@@ -11,7 +11,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, val
 import type { SearchEngine } from '../search/engine.js';
 import { QueryBatcher } from './batcher.js';
 import type { ServeContext } from './context.js';
-import { installErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.js';
 import { collectFacets } from './facets.js';
 import { ImageFiles } from './images.js';
 import type { RowCacheStats } from './row-cache.js';
@@ -74,6 +74,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     logController: new RequestLog(),
     routerOptions: { maxParamLength: 4096 },
     forceCloseConnections: 'idle',
+    // errors before any route (a URL that does not decode, a request Node's parser refuses) in the one error shape too
+    frameworkErrors,
+    clientErrorHandler,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -4,6 +4,8 @@
  * into HTTP statuses), from Fastify's own errors and from the server's (overload, time-out).
  * Bad input is a 4xx naming the field; a 5xx means the server is at fault, and says no more.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { DuoError, type ErrorCode } from '../errors.js';
@@ -97,6 +99,9 @@ const FASTIFY: Record<string, [number, string, string | undefined]> = {
   FST_PARTS_LIMIT: [413, 'PAYLOAD_TOO_LARGE', 'body'],
   FST_PROTO_VIOLATION: [400, 'BAD_ARGUMENT', 'body'],
   FST_MP_PREMATURE_CLOSE: [400, 'BAD_ARGUMENT', 'body'],
+  // the router's, before any route (./app.ts passes them here through frameworkErrors)
+  FST_ERR_BAD_URL: [400, 'BAD_ARGUMENT', undefined],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'BAD_ARGUMENT', 'id'],
 };
 
 /** A validation failure's field: its path (`where.bytes`), or the unknown key itself. */
@@ -127,6 +132,35 @@ export function toErrorReply(error: unknown, queryField = 'text'): { status: num
   if (known) return { status: known[0], body: body(known[1], fe.message, known[2]), headers: {} };
   if (fe?.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return { status: fe.statusCode, body: body('BAD_REQUEST', fe.message), headers: {} };
   return { status: 500, body: body('INTERNAL', 'internal error: the server logged it'), headers: {} };
+}
+
+/** Fastify's `frameworkErrors`: the router's refusals (a URL that does not decode, a parameter over its length) in the one shape. */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body: payload } = toErrorReply(error);
+  void reply.code(status).send(payload);
+}
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before there is a request
+ * (a malformed request line or header, headers over the limit, a body that lies about its
+ * length) is answered on the socket, which is then closed, in the one shape as well.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return; // nobody to answer
+  const [status, payload]: [number, ErrorBody] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, body('PAYLOAD_TOO_LARGE', 'the request line and headers are over the server limit', 'headers')]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, body('TIMEOUT', 'the request did not arrive in time')]
+        : [400, body('BAD_REQUEST', `malformed HTTP request${error.code ? ` (${error.code})` : ''}`)];
+  const text = JSON.stringify(payload);
+  // the answer to a HEAD request has no body, even when its headers were too long to parse
+  const raw = (error as { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${head ? '' : text}`);
+  }
+  socket.destroy(error);
 }
 
 /** Installs the error and not-found handlers: every failure leaves in the one shape. */

@@ -42,15 +42,23 @@ export async function readUpload(request: FastifyRequest, limits: ServeLimits): 
   if (!request.isMultipart()) throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send multipart/form-data with the image file in the field "image"', 'image');
   const fields: Record<string, string> = {};
   let bytes: Buffer | undefined;
-  const parts = request.parts({ limits: { fileSize: limits.uploadLimitBytes, files: 1, fields: 24, fieldSize: 16 << 10, parts: 25 } });
-  for await (const part of parts) {
-    if (part.type === 'file') {
-      if (part.fieldname !== 'image') {
-        part.file.resume();
-        throw new ApiError(400, 'BAD_ARGUMENT', `${part.fieldname}: unknown file field; send the image in the field "image"`, part.fieldname);
-      }
-      bytes = await part.toBuffer();
-    } else fields[part.fieldname] = String(part.value);
+  try {
+    const parts = request.parts({ limits: { fileSize: limits.uploadLimitBytes, files: 1, fields: 24, fieldSize: 16 << 10, parts: 25 } });
+    for await (const part of parts) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'image') {
+          part.file.resume();
+          throw new ApiError(400, 'BAD_ARGUMENT', `${part.fieldname}: unknown file field; send the image in the field "image"`, part.fieldname);
+        }
+        bytes = await part.toBuffer();
+      } else fields[part.fieldname] = String(part.value);
+    }
+  } catch (error) {
+    // the multipart parser's own errors (no boundary, a body that ends mid-part) are plain Errors
+    // without a code: the body is malformed, not the server; limits (FST_…) and ours (ApiError,
+    // DuoError: coded) pass through
+    if (!(error instanceof Error) || 'code' in error) throw error;
+    throw new ApiError(400, 'BAD_ARGUMENT', `body: malformed multipart/form-data (${(error as Error).message})`, 'body');
   }
   if (!bytes || bytes.length === 0) throw new ApiError(400, 'BAD_ARGUMENT', 'image: missing; send the image file in the field "image"', 'image');
   const options = formOptions(fields, limits);
