@@ -19,11 +19,8 @@ import { request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readFlickr8k } from '../src/data/readers/flickr8k.js';
-import { buildIndex } from '../src/index/build-index.js';
-import { defaultModelPath, loadEncoder } from '../src/models/load-encoder.js';
-import { loadReranker } from '../src/models/load-reranker.js';
 import { packageRoot } from '../src/util/package-root.js';
+import { serveDevIndex } from './serve-dev-index.js';
 
 const { values } = parseArgs({
   options: {
@@ -81,16 +78,8 @@ const commit = (() => {
 /** the machine is shared: its load average at the start and the end tells how much else ran */
 const loadStart = loadavg()[0]!;
 
-const ds = await readFlickr8k(values.data!, 'dev');
-{
-  // `duo index <dev images> --reranker models/starter`, resumable: a built index is reused
-  const encoder = await loadEncoder(defaultModelPath());
-  const reranker = await loadReranker(defaultModelPath());
-  console.error('indexing the dev images (resumes if already built)…');
-  await buildIndex({ root: join(values.data!, 'images'), indexPath: values.index!, encoder, modelSpec: defaultModelPath(), reranker, rerankerSpec: defaultModelPath(), only: new Set(ds.images.map((i) => i.id)) });
-  await encoder.dispose();
-  await reranker.dispose();
-}
+// `duo index <dev images> --reranker models/starter`, resumable: a built index is reused
+const ds = await serveDevIndex(values.data!, values.index!);
 const seen = new Set<string>();
 const queries = ds.captions.filter((c) => !seen.has(c.imageId) && seen.add(c.imageId)).map((c) => c.text.trim());
 

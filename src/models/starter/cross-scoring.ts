@@ -115,21 +115,50 @@ export async function headRegions(heads: CrossHead[], inputs: { cells: Float32Ar
 /**
  * Stacking buffers for crossScores, owned by one cross-encoder instance (never module-level, so
  * engines share none). A buffer is taken for one product and given back after it; queries that
- * overlap (a server awaits several at once) take different ones.
+ * overlap (a server awaits several at once) take different ones. A buffer's size follows its
+ * batch's candidate count (every k1 ends in a batch of its own size), so idle buffers are
+ * bounded in bytes as well as per size: past `maxBytes`, the sizes used least recently go first.
  */
 export class StackBuffers {
+  /** idle buffers by size, the size used least recently first */
   private readonly free = new Map<number, Float32Array[]>();
-  /** at most this many idle buffers per size */
-  constructor(private readonly keep = 4) {}
+  private idleBytes = 0;
+
+  /** at most `keep` idle buffers per size and `maxBytes` in all (16 MiB: four buffers of a full 64-candidate batch, 17 regions × 256 d, are 4.5 MiB) */
+  constructor(
+    private readonly keep = 4,
+    private readonly maxBytes = 16 << 20,
+  ) {}
+
+  /** bytes held by idle buffers */
+  get idle(): number {
+    return this.idleBytes;
+  }
 
   take(size: number): Float32Array {
-    return this.free.get(size)?.pop() ?? new Float32Array(size);
+    const buf = this.free.get(size)?.pop();
+    if (!buf) return new Float32Array(size);
+    this.idleBytes -= buf.byteLength;
+    return buf;
   }
 
   give(buf: Float32Array): void {
-    const list = this.free.get(buf.length) ?? [];
-    if (list.length < this.keep) list.push(buf);
-    this.free.set(buf.length, list);
+    const size = buf.length;
+    const list = this.free.get(size) ?? [];
+    this.free.delete(size); // set again below, last: the size used most recently
+    if (list.length < this.keep && buf.byteLength <= this.maxBytes) {
+      // make room: the sizes used least recently give up their buffers first
+      for (const [other, buffers] of this.free) {
+        if (this.idleBytes + buf.byteLength <= this.maxBytes) break;
+        while (buffers.length > 0 && this.idleBytes + buf.byteLength > this.maxBytes) this.idleBytes -= buffers.pop()!.byteLength;
+        if (buffers.length === 0) this.free.delete(other);
+      }
+      if (this.idleBytes + buf.byteLength <= this.maxBytes) {
+        list.push(buf);
+        this.idleBytes += buf.byteLength;
+      }
+    }
+    if (list.length > 0) this.free.set(size, list);
   }
 }
 

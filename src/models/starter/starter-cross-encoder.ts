@@ -30,7 +30,8 @@ export interface CrossManifest {
 }
 
 export class StarterCrossEncoder implements CrossEncoder {
-  private readonly cache = new LruCache<string, Float32Array>(50_000);
+  /** image sides computed here (an index without stored ones), by id: 34 KiB each with two 256-d heads, so bounded in bytes (256 MiB, some 7,500 images) */
+  private readonly cache = new LruCache<string, Float32Array>(50_000, (r) => r.byteLength, 256 << 20);
   /** this instance's stacking buffers for stage 2 (./cross-scoring.ts) */
   private readonly buffers = new StackBuffers();
 
