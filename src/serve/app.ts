@@ -8,6 +8,7 @@ import fastifyMultipart from '@fastify/multipart';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { VectorStore } from '../index/vector-store.js';
 import type { SearchEngine } from '../search/engine.js';
 import { QueryBatcher } from './batcher.js';
 import type { ServeContext } from './context.js';
@@ -31,6 +32,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** resolves once no search runs (the server's root closes the engines after it) */
     drainSearches(): Promise<void>;
+    /** the indexes served; `duo serve` swaps an engine when its index folder gets a new commit (./index-reload.ts) */
+    served: { main: ServedIndex; captions?: ServedIndex };
   }
 }
 
@@ -86,29 +89,34 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const captions: ServedIndex | undefined = o.captions ? { name: 'captions', engine: o.captions } : undefined;
   const queue = new WorkQueue(limits.queueConcurrency, limits.queueLength);
   const batcher = new QueryBatcher();
-  const metrics = new ServerMetrics({ main: o.engine, ...(o.captions ? { captions: o.captions } : {}) }, queue, o.rowCache, batcher);
+  const metrics = new ServerMetrics({ main, ...(captions ? { captions } : {}) }, queue, o.rowCache, batcher);
   metrics.install(app);
-  let facets: Promise<Collection['facets']> | undefined;
+  // per store: a swapped-in index has facets of its own
+  const facets = new WeakMap<object, Promise<Collection['facets']>>();
+  const facetsOf = (store: VectorStore) => facets.get(store) ?? facets.set(store, collectFacets(store)).get(store)!;
   const ctx: ServeContext = {
     main,
     captions,
     limits,
     service: new SearchService({ limits, queue, metrics, batcher }),
-    files: new ImageFiles(o.engine.store, o.cacheDir),
+    files: new ImageFiles(() => main.engine.store, o.cacheDir),
     metrics,
-    collection: async () => ({
-      items: await o.engine.store.count(),
-      kind: o.engine.captions ? 'captions' : 'images',
-      model: o.engine.encoder.id,
-      ...(o.engine.reranker ? { reranker: o.engine.reranker.id } : {}),
-      captions: captions !== undefined,
-      facets: await (facets ??= collectFacets(o.engine.store)),
-      limits: { maxK: limits.maxK, maxK1: limits.maxK1, maxOffset: limits.maxOffset, maxQueryChars: limits.maxQueryChars, uploadLimitBytes: limits.uploadLimitBytes, thumbnailSizes: [...THUMBNAIL_SIZES] },
-    }),
+    collection: async () => {
+      const { engine } = main;
+      return {
+        items: await engine.store.count(),
+        kind: engine.captions ? 'captions' : 'images',
+        model: engine.encoder.id,
+        ...(engine.reranker ? { reranker: engine.reranker.id } : {}),
+        captions: captions !== undefined,
+        facets: await facetsOf(engine.store),
+        limits: { maxK: limits.maxK, maxK1: limits.maxK1, maxOffset: limits.maxOffset, maxQueryChars: limits.maxQueryChars, uploadLimitBytes: limits.uploadLimitBytes, thumbnailSizes: [...THUMBNAIL_SIZES] },
+      };
+    },
     ready: async () => {
       if (o.warm && !o.warm()) return { ready: false, why: 'the models are warming up' };
       try {
-        await Promise.all([o.engine.store.count(), o.captions?.store.count()]);
+        await Promise.all([main.engine.store.count(), captions?.engine.store.count()]);
         return { ready: true };
       } catch (error) {
         return { ready: false, why: `the store does not answer: ${(error as Error).message}` };
@@ -119,6 +127,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   // a search whose client went away is no connection to wait for, but its work still holds the engines
   const drain = () => ctx.service.drain();
   app.decorate('drainSearches', drain);
+  app.decorate('served', { main, ...(captions ? { captions } : {}) });
   app.addHook('onClose', drain);
 
   await app.register(fastifySwagger, {

@@ -45,21 +45,23 @@ export class ImageFiles {
   private readonly inFlight = new Map<string, Promise<Buffer>>();
 
   constructor(
-    private readonly store: VectorStore,
+    /** the store in service now (`duo serve` swaps it when the index gets a new commit) */
+    private readonly storeNow: () => VectorStore,
     private readonly cacheDir: string,
   ) {}
 
   /** The file of an indexed image; ITEM_NOT_FOUND for an id the index does not hold. */
   async file(id: string): Promise<ImageFile> {
-    const { info } = this.store;
-    if (info.items !== 'images') throw createError('ITEM_NOT_FOUND', id, `${this.store.location} (a caption index holds no images)`);
-    const [item] = await this.store.get([id]);
-    if (!item) throw createError('ITEM_NOT_FOUND', id, this.store.location);
+    const store = this.storeNow();
+    const { info } = store;
+    if (info.items !== 'images') throw createError('ITEM_NOT_FOUND', id, `${store.location} (a caption index holds no images)`);
+    const [item] = await store.get([id]);
+    if (!item) throw createError('ITEM_NOT_FOUND', id, store.location);
     const root = resolve(info.root);
     const path = resolve(root, id);
     const inside = relative(root, path);
     // an index holds ids relative to its root; one that climbs out of it is refused, whatever wrote it
-    if (inside === '' || inside.startsWith(`..${sep}`) || inside === '..' || resolve(root, inside) !== path) throw createError('ITEM_NOT_FOUND', id, this.store.location);
+    if (inside === '' || inside.startsWith(`..${sep}`) || inside === '..' || resolve(root, inside) !== path) throw createError('ITEM_NOT_FOUND', id, store.location);
     const m = item.metadata;
     return { path, contentType: CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream', version: `${m.bytes ?? ''}-${m.mtimeMs ?? ''}` };
   }

@@ -5,7 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineResponse, SearchEngine } from '../search/engine.js';
+import type { EngineResponse } from '../search/engine.js';
+import type { ServedIndex } from './search-service.js';
 import type { QueryBatcher } from './batcher.js';
 import type { RowCacheStats } from './row-cache.js';
 import type { WorkQueue } from './work-queue.js';
@@ -19,7 +20,7 @@ export class ServerMetrics {
   private readonly stages: Histogram<'index' | 'mode' | 'stage'>;
   private readonly fallbacks: Counter<'index' | 'reason'>;
 
-  constructor(engines: Record<string, SearchEngine>, queue: WorkQueue, rowCache?: RowCacheStats, batcher?: QueryBatcher) {
+  constructor(indexes: Record<string, ServedIndex>, queue: WorkQueue, rowCache?: RowCacheStats, batcher?: QueryBatcher) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'duo_' });
     this.requests = new Counter({ name: 'duo_http_requests_total', help: 'HTTP requests answered, by route and status', labelNames: ['method', 'route', 'status'], registers });
@@ -39,7 +40,8 @@ export class ServerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [index, engine] of Object.entries(engines)) {
+        // the engine in service now: after an index swap (./index-reload.ts) the counts start again, a counter reset to Prometheus
+        for (const [index, { engine }] of Object.entries(indexes)) {
           this.inc({ index, cache: 'embeddings' }, engine.stats.embeddingHits);
           this.inc({ index, cache: 'responses' }, engine.stats.responseHits);
         }

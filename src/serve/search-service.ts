@@ -104,15 +104,15 @@ export class SearchService {
       // a copy: the engine's response may be the very object its cache holds
       const result = overloaded ? { ...response!, mode: asked.mode, fallback: OVERLOAD_FALLBACK } : response!;
       metrics.search(index.name, result, queueMs, result.fallback && options.mode === 'hybrid' ? reasonLabel(result.fallback) : undefined);
-      return await this.shape(index, result, asked, queueMs, explain);
+      return await this.shape(engine, result, asked, queueMs, explain);
     } finally {
       release?.();
       control.done();
     }
   }
 
-  private async shape(index: ServedIndex, r: EngineResponse, options: Omit<ApiOptions, 'explain'>, queueMs: number, explain: boolean): Promise<SearchResponse> {
-    const { engine } = index;
+  /** `engine`: the one the request ran on, even when the index was swapped meanwhile */
+  private async shape(engine: SearchEngine, r: EngineResponse, options: Omit<ApiOptions, 'explain'>, queueMs: number, explain: boolean): Promise<SearchResponse> {
     const images = !engine.captions;
     const results: Hit[] = r.results.map((h) => ({
       rank: h.rank,

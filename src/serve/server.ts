@@ -11,7 +11,9 @@ import type { DecodedImage } from '../data/image-loader.js';
 import { DuoError } from '../errors.js';
 import { SearchEngine } from '../search/engine.js';
 import { openEngine } from '../search/open-engine.js';
+import type { VectorStore } from '../index/vector-store.js';
 import { buildApp } from './app.js';
+import { followIndex, type IndexFollower } from './index-reload.js';
 import { withRowCache, type RowCacheStats } from './row-cache.js';
 import { limitsOf, type ServeSettings } from './settings.js';
 
@@ -38,6 +40,8 @@ export interface RunningServer {
   /** resolves once the server has closed (a signal, or close()) */
   closed: Promise<void>;
   close(): Promise<void>;
+  /** serves the index folder's newest commit now, when it changed (otherwise within --reload-interval-ms) */
+  reload(): Promise<void>;
 }
 
 const isUrl = (location: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(location);
@@ -63,19 +67,21 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const engines: SearchEngine[] = [];
   const rowCache: RowCacheStats = { hits: 0, misses: 0 };
   let app: FastifyInstance | undefined;
+  let follower: IndexFollower | undefined;
   try {
+    // `opened` owns the models (and the first store) until the server closes; the engine in
+    // service owns only its store, so an index swap (./index-reload.ts) closes just that
     const opened = await openEngine({ index: o.index, model: o.model, reranker: o.reranker ?? 'recorded', cacheBytes });
     engines.push(opened);
-    // the same parts, the store's stage-2 rows kept in memory (./row-cache.ts); closing it closes what openEngine opened
-    const engine = new SearchEngine(
-      { store: withRowCache(opened.store, o.stage2CacheBytes, rowCache), encoder: opened.encoder, reranker: opened.reranker },
-      { cacheBytes, onClose: () => opened.close() },
-    );
-    engines.splice(0, 1, engine);
+    // the same parts, the store's stage-2 rows kept in memory (./row-cache.ts)
+    const serving = (store: VectorStore) =>
+      new SearchEngine({ store: withRowCache(store, o.stage2CacheBytes, rowCache), encoder: opened.encoder, reranker: opened.reranker }, { cacheBytes, onClose: () => store.close() });
+    const engine = serving(opened.store);
+    engines.unshift(engine);
     const captions = o.captions ? await openEngine({ index: o.captions, model: o.model, reranker: o.reranker ?? 'recorded', cacheBytes }) : undefined;
     if (captions) engines.push(captions);
     const loaded = performance.now();
-    for (const e of engines) await warm(e);
+    for (const e of [engine, ...(captions ? [captions] : [])]) await warm(e);
     const warmed = performance.now();
     const cacheDir = o.cacheDir ?? (isUrl(o.index) ? join(tmpdir(), 'duo-search-thumbnails') : join(dirname(resolve(o.index)), '.duo-cache', 'thumbnails'));
     app = await buildApp({
@@ -97,9 +103,35 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     let done!: () => void;
     const closed = new Promise<void>((r) => (done = r));
     const drained = app;
+    if (o.reloadIntervalMs > 0 && !isUrl(o.index)) {
+      const served = app.served.main;
+      follower = await followIndex({
+        location: o.index,
+        intervalMs: o.reloadIntervalMs,
+        // past the request budget every request on the old engine has answered
+        graceMs: o.requestBudgetMs + 5_000,
+        open: async () => {
+          const next = await openEngine({ index: o.index, encoder: opened.encoder, reranker: opened.reranker ?? 'none', cacheBytes });
+          const e = serving(next.store);
+          await warm(e);
+          return e;
+        },
+        swap: (next) => {
+          const old = served.engine;
+          served.engine = next;
+          engines.splice(engines.indexOf(old), 1, next);
+          return old;
+        },
+        retire: (old) => old.close(),
+        log: app.log,
+      });
+    }
+    const stopFollowing = follower;
     app.addHook('onClose', async () => {
+      await stopFollowing?.stop();
       await drained.drainSearches();
-      for (const e of engines.splice(0).reverse()) await e.close();
+      // the engine in service (its store), the caption engine, then `opened` (the models; its first store again, a no-op)
+      for (const e of engines.splice(0)) await e.close();
       done();
     });
     app.log.info(
@@ -139,7 +171,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     void closed.then(() => {
       for (const s of signals) process.off(s, onSignal);
     });
-    return { app: running, url, closed, close: () => running.close() };
+    return { app: running, url, closed, close: () => running.close(), reload: async () => await stopFollowing?.check() };
   } catch (error) {
     if (app) await app.close();
     else for (const e of engines.reverse()) await e.close();

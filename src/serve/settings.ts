@@ -21,6 +21,8 @@ export const serveSettingsSchema = serveLimitsSchema.extend({
   /** stage 2's stored rows kept in memory, in bytes (0: read from the index at every query) */
   stage2CacheBytes: z.number().int().min(0).max(64 * 2 ** 30).default(64 << 20),
   logLevel: z.enum(LOG_LEVELS).default('info'),
+  /** how often an index folder is checked for a new commit, which is then served (0: never; ./index-reload.ts) */
+  reloadIntervalMs: z.number().int().min(0).max(3_600_000).default(2_000),
 });
 
 export type ServeSettings = z.output<typeof serveSettingsSchema>;

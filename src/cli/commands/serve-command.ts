@@ -22,6 +22,7 @@ interface ServeFlags {
   cache?: boolean;
   stage2CacheBytes?: string;
   logLevel?: string;
+  reloadIntervalMs?: string;
   maxK?: string;
   maxK1?: string;
   maxOffset?: string;
@@ -65,6 +66,7 @@ export function registerServe(program: Command): void {
     .option('--cache-dir <dir>', 'thumbnail cache folder (default: .duo-cache/thumbnails beside the index)')
     .option('--no-cache', "turn off the engines' embedding and response caches")
     .option('--stage2-cache-bytes <n>', "stage 2's stored rows kept in memory (default 64 MiB; 0: read from the index at every query)")
+    .option('--reload-interval-ms <ms>', 'check the index folder this often for a new commit (a `duo index` run) and serve it (default 2000; 0: never)')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace or silent')
     .option('--max-k <n>', 'most results a request may ask for (default 100)')
     .option('--max-k1 <n>', 'most stage-2 candidates a request may ask for (default 1000)')
@@ -100,6 +102,7 @@ export function registerServe(program: Command): void {
           cache: flags.cache === false ? false : undefined,
           stage2CacheBytes: num(flags.stage2CacheBytes),
           logLevel: flags.logLevel,
+          reloadIntervalMs: num(flags.reloadIntervalMs),
           maxK: num(flags.maxK),
           maxK1: num(flags.maxK1),
           maxOffset: num(flags.maxOffset),

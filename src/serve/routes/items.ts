@@ -41,9 +41,10 @@ export const itemRoutes: FastifyPluginAsyncZod<{ ctx: ServeContext }> = async (a
     },
     async (request) => {
       const { id } = request.params;
-      const [item] = await ctx.main.engine.store.get([id]);
+      const { engine } = ctx.main;
+      const [item] = await engine.store.get([id]);
       if (!item) throw createError('ITEM_NOT_FOUND', id, 'the index');
-      const images = !ctx.main.engine.captions;
+      const images = !engine.captions;
       return {
         id,
         ...(images ? { thumbnailUrl: thumbnailUrl(id), imageUrl: imageUrl(id) } : { text: String(item.metadata.text ?? '') }),
