@@ -11,12 +11,12 @@
  * 17 GB file set. Queries: 200 dev captions, one per image, each alone, no cache.
  *
  * The index is built once (resumes at its last flush) under runs/bench/; pass --rebuild to start over.
- * Run: npm run bench:hybrid-scale [-- --items 1000000 --queries 200 --k1 100]
+ * Run: npm run bench:hybrid-scale [-- --items 1000000 --queries 200 --k1 100 --page-cache warm|cold]
  * Writes bench/results/hybrid-scale.json and prints a table.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable } from '../src/cli/output.js';
@@ -42,6 +42,8 @@ const { values } = parseArgs({
     noise: { type: 'string', default: '0.45' },
     base: { type: 'string', default: 'runs/bench/dev.duo' },
     rebuild: { type: 'boolean', default: false },
+    /** what the page cache held, recorded with the run (e.g. after `echo 1 > /proc/sys/vm/drop_caches`: cold); runs of other labels stay in the results file */
+    'page-cache': { type: 'string', default: 'warm' },
   },
 });
 const items = Number(values.items);
@@ -162,8 +164,8 @@ console.log(formatTable(['pass', 'stage', 'p50 ms', 'p95 ms', 'p99 ms'], rows));
 console.log(`open ${openMs} ms; RSS after the queries ${rssAfterQueriesMB} MB; the caption's image (or a copy) in the top 10: hybrid ${results.hybrid.sourceInTop10}, stage 1 ${results.stage1.sourceInTop10}`);
 const out = join(packageRoot(), 'bench', 'results');
 mkdirSync(out, { recursive: true });
-writeFileSync(
-  join(out, 'hybrid-scale.json'),
-  `${JSON.stringify({ when: new Date().toISOString(), commit, machine, items: count, queries: queries.length, k1, noise: Number(values.noise), ann: DEFAULT_HNSW, diskMB, build: built ?? 'built earlier', openMs, rssAfterQueriesMB, ...results }, null, 2)}\n`,
-);
+const file = join(out, 'hybrid-scale.json');
+const run = { pageCache: values['page-cache'], when: new Date().toISOString(), commit, machine, loadAverage: loadavg()[0], items: count, queries: queries.length, k1, noise: Number(values.noise), ann: DEFAULT_HNSW, diskMB, build: built ?? 'built earlier', openMs, rssAfterQueriesMB, ...results };
+const kept = existsSync(file) ? ((JSON.parse(readFileSync(file, 'utf8')) as { runs?: { pageCache?: string }[] }).runs ?? []).filter((r) => r.pageCache !== run.pageCache) : [];
+writeFileSync(file, `${JSON.stringify({ runs: [...kept, run] }, null, 2)}\n`);
 console.log('wrote bench/results/hybrid-scale.json');
