@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { ensembleSpec, parseEnsembleSpec } from '../models/ensemble-encoder.js';
 import type { Filter, Metadata } from './filter.js';
 
 export interface Hit {
@@ -14,7 +15,13 @@ export interface Hit {
 
 /** What a store holds: an index never mixes models, and records what stage 2 needs. */
 /** A model folder is recorded as an absolute path (so the index opens from any directory); a hub id as it is. */
-export const recordedSpec = (spec: string) => (existsSync(spec) ? resolve(spec) : spec);
+const onePath = (spec: string) => (existsSync(spec) ? resolve(spec) : spec);
+
+/** A model spec as an index records it: folders made absolute (each member's, for an ensemble `a,b`), hub ids as given. */
+export function recordedSpec(spec: string): string {
+  const members = parseEnsembleSpec(spec);
+  return members ? ensembleSpec(members.map((m) => ({ ...m, spec: onePath(m.spec) }))) : onePath(spec);
+}
 
 export interface StoreInfo {
   /** image files under `root`, or a caption collection (each item's text in metadata.text) */

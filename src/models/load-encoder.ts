@@ -1,5 +1,6 @@
 /**
- * Model id or directory → Encoder. The registry is an explicit table keyed by the
+ * Model id or directory → Encoder (several, `a,b` or `a=0.7,b=0.3`: an ensemble,
+ * ./ensemble-encoder.ts). The registry is an explicit table keyed by the
  * checkpoint's `model_type`, filled here rather than by import side effects.
  */
 import { AutoConfig } from '@huggingface/transformers';
@@ -10,6 +11,7 @@ import { createError } from '../errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { ClipEncoder, type ClipLoadOptions } from './clip/clip-encoder.js';
 import { StarterEncoder } from './starter/starter-encoder.js';
+import { EnsembleEncoder, parseEnsembleSpec, type EnsembleMember } from './ensemble-encoder.js';
 import { HeadedEncoder } from './headed-encoder.js';
 import type { Encoder } from './encoder.js';
 import { explainLoadFailure, resolveModelSource, type ModelSource } from './model-source.js';
@@ -71,6 +73,18 @@ async function modelType(source: ModelSource): Promise<string> {
 }
 
 export async function loadEncoder(spec: string = defaultModelPath(), options: LoadEncoderOptions = {}): Promise<Encoder> {
+  const members = parseEnsembleSpec(spec);
+  if (members) {
+    if (options.head) throw createError('BAD_ARGUMENT', '--head', 'applies to one model, not to an ensemble (--model a,b)');
+    const loaded: EnsembleMember[] = [];
+    try {
+      for (const m of members) loaded.push({ ...m, encoder: await loadEncoder(m.spec, options) });
+    } catch (error) {
+      for (const m of loaded) await m.encoder.dispose();
+      throw error;
+    }
+    return new EnsembleEncoder(loaded);
+  }
   const source = resolveModelSource(spec, options);
   const type = await modelType(source);
   const loader = REGISTRY[type];

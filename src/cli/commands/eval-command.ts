@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
+import { evalEnsembleWeights } from './eval-ensemble.js';
 
 interface EvalOptions {
   data?: string;
@@ -34,6 +35,7 @@ interface EvalOptions {
   directions: string;
   json?: boolean;
   save?: string;
+  ensembleWeights?: string;
 }
 
 const publicMetrics = (m: RankMetrics) => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], MRR: m.MRR, medianRank: m.medianRank });
@@ -106,6 +108,7 @@ export function registerEval(program: Command): void {
     .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
     .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
     .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
+    .option('--ensemble-weights <list>', "with --model a,b: the first model's share of standardised similarity to try (e.g. 0.3,0.5,0.7); prints each and the best --model spec")
     .option('--json', 'print one JSON object')
     .option('--save <file>', 'also write the JSON to this file')
     .action(async (opts: EvalOptions) => {
@@ -122,6 +125,7 @@ export function registerEval(program: Command): void {
       const fusions = opts.fusion.split(',').map((f) => parseSearchOptions({ fusion: f.trim() }, flagOf).fusion);
       const k1s = opts.k1.split(',').map((k) => parseSearchOptions({ k1: Number(k.trim()) }, flagOf).k1);
       const alphaFlag = opts.alpha === undefined ? undefined : parseSearchOptions({ alpha: Number(opts.alpha) }, flagOf).alpha;
+      if (opts.ensembleWeights) return evalEnsembleWeights(ds, { model: opts.model, ensembleWeights: opts.ensembleWeights, json: opts.json, save: opts.save });
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       if (opts.report) {
         const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
