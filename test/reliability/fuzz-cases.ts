@@ -8,19 +8,14 @@
  * image, giant field names); ids carry path tricks (`..%2f`, absolute paths, NUL, double
  * encoding, backslashes); a few requests are not even valid HTTP.
  */
+import { seeded } from '../../src/util/random.js';
 import type { Sent } from './http-client.js';
 
-/** mulberry32: small, fast and the same on every platform */
+/** Random choices over the project's seeded generator (src/util/random.ts: mulberry32, the same on every platform). */
 export class Rng {
-  private state: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = seeded(seed);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
