@@ -13,16 +13,22 @@
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { loadImage } from '../data/image-loader.js';
-import { createError } from '../errors.js';
+import { createError, DuoError } from '../errors.js';
 import type { Metadata } from '../index/filter.js';
 import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder, RerankCandidate, RerankQuery } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
 import { defaultAlpha, LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
+import { describeTerms, MAX_TERMS, type QueryTerm } from './query-terms.js';
 
-/** A text, an image, or an indexed item ("more like this": its stored vector, the item itself left out of the results). */
-export type Query = { text: string } | { image: ImageInput } | { item: string };
+/**
+ * A text, an image, an indexed item ("more like this": its stored vector, the item itself left
+ * out of the results), or weighted terms of those three (`"a dog" - "grass"`): the query's
+ * embedding is Σ wᵢ·eᵢ over the terms' unit embeddings, normalised again.
+ */
+export type Query = { text: string } | { image: ImageInput } | { item: string } | { terms: QueryTerm[] };
+export type { QueryTerm } from './query-terms.js';
 
 export interface EngineHit {
   rank: number;
@@ -71,9 +77,53 @@ export interface EngineSettings {
   onClose?: () => Promise<void>;
 }
 
-const describeQuery = (q: Query) =>
-  'text' in q ? q.text : 'item' in q ? `item:${q.item}` : typeof q.image === 'string' ? q.image : ((q.image as { source?: string }).source ?? '<image>');
-const cacheKey = (q: Query) => ('text' in q ? `t:${q.text}` : 'item' in q ? `m:${q.item}` : typeof q.image === 'string' ? `i:${q.image}` : undefined);
+const describeQuery = (q: Query): string =>
+  'terms' in q
+    ? describeTerms(q.terms)
+    : 'text' in q
+      ? q.text
+      : 'item' in q
+        ? `item:${q.item}`
+        : typeof q.image === 'string'
+          ? q.image
+          : ((q.image as { source?: string }).source ?? '<image>');
+const cacheKey = (q: Query): string | undefined => {
+  if (!('terms' in q)) return 'text' in q ? `t:${q.text}` : 'item' in q ? `m:${q.item}` : typeof q.image === 'string' ? `i:${q.image}` : undefined;
+  const parts = q.terms.map((t) => {
+    const k = cacheKey(termQuery(t));
+    return k === undefined ? undefined : `${t.weight}*${k}`;
+  });
+  // every term, with its weight: an image given as bytes has no key, so neither has the query
+  return parts.every((p) => p !== undefined) ? `T:${JSON.stringify(parts)}` : undefined;
+};
+/** a term without its weight: the plain query it embeds as */
+const termQuery = (t: QueryTerm): Query => ('text' in t ? { text: t.text } : 'item' in t ? { item: t.item } : { image: t.image });
+
+/**
+ * Σ wᵢ·eᵢ over unit embeddings, normalised. A sum that (nearly) cancels (`"red" - "red"`, or all
+ * weights 0) points nowhere and would rank the collection by noise: refused.
+ */
+export function combineTerms(terms: QueryTerm[], vectors: Float32Array[]): Float32Array {
+  const dim = vectors[0]!.length;
+  const sum = new Float32Array(dim);
+  let scale = 0;
+  terms.forEach((t, i) => {
+    const v = vectors[i]!;
+    let norm = 0;
+    for (let d = 0; d < dim; d++) norm += v[d]! * v[d]!;
+    norm = Math.sqrt(norm) || 1;
+    for (let d = 0; d < dim; d++) sum[d]! += (t.weight * v[d]!) / norm;
+    scale += Math.abs(t.weight);
+  });
+  let n = 0;
+  for (let d = 0; d < dim; d++) n += sum[d]! * sum[d]!;
+  n = Math.sqrt(n);
+  if (!(n > 1e-3 * scale) || !Number.isFinite(n)) {
+    throw createError('BAD_ARGUMENT', 'terms', `the weighted sum of the terms' embeddings is (nearly) zero (length ${n.toExponential(2)} for weights summing to ${scale} in absolute value): the terms cancel out, so the query points nowhere`);
+  }
+  for (let d = 0; d < dim; d++) sum[d]! /= n;
+  return sum;
+}
 const zeroLatency = (): Latency => ({ encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 });
 
 /** An LRU bounded in bytes: each entry counts its value as `size` estimates it, and its key (a query with its options, a `where` filter among them: up to a whole request body) at 2 bytes a character. */
@@ -138,6 +188,22 @@ export class SearchEngine {
 
   /** Throws a clear error for a query the engine cannot answer: empty, too long, or no word the model knows. */
   checkQuery(q: Query): void {
+    if ('terms' in q) {
+      if (!Array.isArray(q.terms) || q.terms.length === 0) throw createError('BAD_ARGUMENT', 'terms', 'needs at least one term');
+      if (q.terms.length > MAX_TERMS) throw createError('BAD_ARGUMENT', 'terms', `has ${q.terms.length} terms, over the limit of ${MAX_TERMS}`);
+      q.terms.forEach((t, i) => {
+        if (typeof t.weight !== 'number' || !Number.isFinite(t.weight)) throw createError('BAD_ARGUMENT', `terms.${i}.weight`, 'is not a finite number');
+        try {
+          this.checkQuery(termQuery(t));
+        } catch (error) {
+          // named by the term: `terms.1.text: is empty`
+          if (error instanceof DuoError && error.code === 'BAD_ARGUMENT') throw createError('BAD_ARGUMENT', `terms.${i}.${'text' in t ? 'text' : 'item' in t ? 'item' : 'image'}`, String(error.args[1]));
+          throw error;
+        }
+      });
+      if (q.terms.every((t) => t.weight === 0)) throw createError('BAD_ARGUMENT', 'terms', 'every weight is 0: the query points nowhere');
+      return;
+    }
     if ('item' in q && (typeof q.item !== 'string' || q.item === '')) throw createError('BAD_ARGUMENT', 'item', 'is empty');
     if (!('text' in q)) return;
     if (typeof q.text !== 'string' || q.text.trim() === '') throw createError('BAD_ARGUMENT', 'query', 'is empty');
@@ -155,6 +221,22 @@ export class SearchEngine {
    * An item query reads the item's stored vector (never cached: the store is the source).
    */
   async embed(queries: Query[], decoded: (Query | undefined)[] = [], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (queries.some((q) => 'terms' in q)) {
+      // the terms of every query embedded in one pass (each term cached as the plain query it is), then combined
+      const parts: Query[] = [];
+      const partsDecoded: (Query | undefined)[] = [];
+      const spans = queries.map((q, i) => {
+        const start = parts.length;
+        if ('terms' in q) parts.push(...q.terms.map(termQuery));
+        else {
+          partsDecoded[start] = decoded[i];
+          parts.push(q);
+        }
+        return [start, parts.length] as const;
+      });
+      const vectors = await this.embed(parts, partsDecoded, signal);
+      return queries.map((q, i) => ('terms' in q ? combineTerms(q.terms, vectors.slice(...spans[i]!)) : vectors[spans[i]![0]]!));
+    }
     const itemQueries = queries.flatMap((q, i) => ('item' in q ? [i] : []));
     const ids = itemQueries.map((i) => (queries[i] as { item: string }).item);
     const stored = ids.length > 0 ? await this.store.get(ids) : [];
@@ -218,14 +300,14 @@ export class SearchEngine {
     const want = o.offset + o.k;
     // stage 2 and MMR choose from k1 candidates; plain stage 1 needs only what it returns
     const pool = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, want) : want;
-    // an item query asks for one more, to leave the item itself out
+    // an item query (or a query with item terms) asks for more, to leave those items out
     const selves = todo.map((i) => {
       const q = queries[i]!;
-      return 'item' in q ? q.item : undefined;
+      return 'item' in q ? [q.item] : 'terms' in q ? q.terms.flatMap((t) => ('item' in t ? [t.item] : [])) : [];
     });
-    const extra = selves.some((s) => s !== undefined) ? 1 : 0;
+    const extra = Math.max(0, ...selves.map((s) => new Set(s).size));
     const found = await this.store.search(vectors, pool + extra, { filter: o.where, signal });
-    const lists = extra === 0 ? found : found.map((hits, j) => hits.filter((h) => h.id !== selves[j]).slice(0, pool));
+    const lists = extra === 0 ? found : found.map((hits, j) => hits.filter((h) => !selves[j]!.includes(h.id)).slice(0, pool));
     const t2 = performance.now();
     const share = { encode: (t1 - t0) / todo.length, stage1: (t2 - t1) / todo.length };
     for (const [j, qi] of todo.entries()) {
@@ -257,9 +339,13 @@ export class SearchEngine {
       fallback = 'image→image: the cross-encoder scores image–text pairs, so these are stage-1 results';
     } else if (o.mode === 'hybrid' && 'item' in query) {
       fallback = 'more like this: the query is an indexed item, not an image–text pair the cross-encoder can score, so these are stage-1 results';
+    } else if (o.mode === 'hybrid' && 'terms' in query && (this.captions || !query.terms.some((t) => 'text' in t && t.weight > 0))) {
+      fallback = this.captions
+        ? 'weighted terms over captions: the cross-encoder scores an image query against captions, so these are stage-1 results'
+        : 'weighted terms without a positive text term: the cross-encoder scores image–text pairs, so these are stage-1 results';
     } else if (o.mode === 'hybrid' && hits.length > 0) {
       const t = performance.now();
-      const outcome = await this.rescore((decoded ?? query) as RerankQuery, hits, items, o, signal);
+      const outcome = await this.rescore(rerankQueries(decoded ?? query), hits, items, o, signal);
       stage2Ms = performance.now() - t;
       if ('scores' in outcome) stage2 = outcome.scores;
       else fallback = outcome.fallback;
@@ -299,7 +385,7 @@ export class SearchEngine {
 
   /** Stage 2 within its budget: on time-out the cross-encoder's work is aborted and stage 1 stands. */
   private async rescore(
-    query: RerankQuery,
+    queries: { query: RerankQuery; weight: number }[],
     hits: { id: string; score: number }[],
     items: (StoredItem | undefined)[],
     o: SearchOptions,
@@ -311,7 +397,7 @@ export class SearchEngine {
     const started = performance.now();
     try {
       const candidates = await this.candidates(hits, items, signal);
-      const work = this.reranker!.score(query, candidates, { batchSize: o.rerankBatchSize, signal });
+      const work = weightedScores(queries, (q) => this.reranker!.score(q, candidates, { batchSize: o.rerankBatchSize, signal }));
       // a cross-encoder that checks the signal only between batches is not waited for
       let onAbort: (() => void) | undefined;
       const aborted = new Promise<never>((_, reject) => {
@@ -345,6 +431,33 @@ export class SearchEngine {
   async close(): Promise<void> {
     await this.onClose?.();
   }
+}
+
+/**
+ * What stage 2 scores for a query: the query itself, or for weighted terms each text term with
+ * its weight. A terms query's stage-2 score is Σ wᵢ·sᵢ over its text terms (divided by the sum of
+ * the positive weights), the cross-encoder's scores combined as stage 1 combines embeddings: a
+ * negative term keeps demoting what matches it, where rescoring by the positive text alone
+ * would bring those items back up within the top k1 (wholly so with fusion `replace`). Image and
+ * item terms have no image–text score: they act through stage 1 (the candidates, and its share
+ * of the fusion). Queries with no positive text term fall back to stage 1 (finish, above).
+ */
+function rerankQueries(q: Query): { query: RerankQuery; weight: number }[] {
+  if (!('terms' in q)) return [{ query: q as RerankQuery, weight: 1 }];
+  const texts = q.terms.flatMap((t) => ('text' in t && t.weight !== 0 ? [{ query: { text: t.text }, weight: t.weight }] : []));
+  const positive = texts.reduce((s, t) => s + Math.max(0, t.weight), 0);
+  return texts.map((t) => ({ ...t, weight: t.weight / positive }));
+}
+
+async function weightedScores(queries: { query: RerankQuery; weight: number }[], score: (q: RerankQuery) => Promise<{ scores: number[] }>): Promise<{ scores: number[] }> {
+  if (queries.length === 1 && queries[0]!.weight === 1) return score(queries[0]!.query);
+  let sum: number[] | undefined;
+  for (const { query, weight } of queries) {
+    const { scores } = await score(query);
+    sum ??= scores.map(() => 0);
+    scores.forEach((s, i) => (sum![i]! += weight * s));
+  }
+  return { scores: sum ?? [] };
 }
 
 class BudgetExceeded extends Error {

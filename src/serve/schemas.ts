@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { filterSchema } from '../index/filter.js';
 import { DEFAULT_SEARCH, MODES, searchOptionsSchema } from '../search/options.js';
+import { MAX_TERMS } from '../search/query-terms.js';
 import { THUMBNAIL_SIZES, type ServeLimits } from './limits.js';
 
 const DESCRIPTIONS = {
@@ -61,8 +62,35 @@ export const queryText = (limits: ServeLimits) =>
     .refine((t) => t.trim() !== '', 'is empty')
     .describe('the text query');
 
-/** POST /v1/search */
-export const textSearchSchema = (limits: ServeLimits) => optionsSchema(limits).extend({ text: queryText(limits) });
+/** One weighted term of a `terms` query: a text or an indexed item. */
+const termSchema = (limits: ServeLimits) =>
+  z
+    .object({
+      text: queryText(limits).optional().describe('a text term'),
+      item: z.string().min(1).max(4096).optional().describe('an indexed item’s id: its stored embedding is the term'),
+      weight: z.number().min(-1000).max(1000).default(1).describe('the term’s weight; negative moves results away from it'),
+    })
+    .strict()
+    .superRefine((t, ctx) => {
+      if ((t.text === undefined) === (t.item === undefined)) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give one of text or item' });
+    });
+
+/** POST /v1/search: `text`, or weighted `terms` (one of the two) */
+export const textSearchSchema = (limits: ServeLimits) =>
+  optionsSchema(limits)
+    .extend({
+      text: queryText(limits).optional().describe('the text query (or give terms)'),
+      terms: z
+        .array(termSchema(limits))
+        .min(1)
+        .max(MAX_TERMS)
+        .optional()
+        .describe('weighted terms instead of text: the query embedding is Σ weight·embedding over the terms, normalised (`"a dog" - "grass"` is [{text: "a dog"}, {text: "grass", weight: -1}])'),
+    })
+    .superRefine((b, ctx) => {
+      if (b.text === undefined && b.terms === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text or terms' });
+      else if (b.text !== undefined && b.terms !== undefined) ctx.addIssue({ code: 'custom', path: ['terms'], message: 'give text or terms, not both' });
+    });
 
 /** POST /v1/search/image and /v1/captions/search: multipart/form-data, documented here; the handler reads the parts and validates the fields with optionsSchema */
 export const uploadSchema = (limits: ServeLimits) =>

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createError, DuoError } from '../../errors.js';
 import type { EngineResponse, Query, SearchEngine } from '../../search/engine.js';
 import { isPgLocation } from '../../index/pg-location.js';
 import { openEngine } from '../../search/open-engine.js';
+import { hasImageExtension, parseQueryExpression } from '../../search/query-terms.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { loadConfig, searchOptions } from '../config.js';
 import { formatTable, printable } from '../output.js';
@@ -32,6 +33,12 @@ interface SearchFlags {
 }
 
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** In a query expression, a phrase is an image when it names an existing file with an image extension (.jpg, .png, …). */
+const isImageFile = (p: string) => hasImageExtension(p) && (statSync(p, { throwIfNoEntry: false })?.isFile() ?? false);
+
+/** A query as typed: plain text as ever, or an expression of weighted terms (`"a dog" - "grass"`, `2:beach + photo.jpg`). */
+const parseQuery = (text: string, field: string): Query => parseQueryExpression(text, { field, isImage: isImageFile });
 /** queries answered per engine call in --queries mode: one encoder batch and one stage-1 scan each */
 const BATCH = 32;
 
@@ -39,10 +46,10 @@ export function registerSearch(program: Command): void {
   program
     .command('search')
     .description('search an index by text, by image (--image), or a file of queries (--queries); --mode hybrid reranks with the cross-encoder')
-    .argument('[text]', 'text query')
+    .argument('[text]', 'text query, or weighted terms: "a dog" - "grass", 2:beach + photo.jpg, item:<id> (see README)')
     .option('--index <path>', 'index folder (or `index:` in the config)')
     .option('--image <file>', 'query by this image instead of text')
-    .option('--queries <file>', 'one text query per line (blank lines skipped); with --json, one JSON line per query, in order')
+    .option('--queries <file>', 'one query per line (text or weighted terms; blank lines skipped); with --json, one JSON line per query, in order')
     .option('--k <n>', 'results to return')
     .option('--k1 <n>', 'stage-1 candidates for stage 2 (and for --mmr)')
     .option('--offset <n>', 'skip this many results first (paging)')
@@ -90,7 +97,7 @@ export function registerSearch(program: Command): void {
           process.exitCode = await runBatch(engine, flags.queries, options, header, flags);
           return;
         }
-        const query: Query = text !== undefined ? { text } : { image: flags.image! };
+        const query: Query = text !== undefined ? parseQuery(text, 'query') : { image: flags.image! };
         const [response] = await engine.search([query], options);
         const out = { ...header, k: response!.results.length, ...response! };
         if (flags.saveResults) await writeFileAtomic(flags.saveResults, `${JSON.stringify(out, null, 2)}\n`);
@@ -109,17 +116,18 @@ async function runBatch(engine: SearchEngine, file: string, options: Parameters<
   const outputs: object[] = [];
   let failed = 0;
   for (let i = 0; i < lines.length; i += BATCH) {
-    const batch = lines.slice(i, i + BATCH).map((text) => ({ text }));
-    const ok: { text: string }[] = [];
-    const slot: (object | undefined)[] = batch.map((q) => {
+    const batch = lines.slice(i, i + BATCH);
+    const ok: Query[] = [];
+    const slot: (object | undefined)[] = batch.map((line, j) => {
       try {
+        const q = parseQuery(line, `--queries query ${i + j + 1}`);
         engine.checkQuery(q);
         ok.push(q);
         return undefined;
       } catch (error) {
         if (!(error instanceof DuoError)) throw error;
         failed++;
-        return { query: q.text, error: { code: error.code, message: error.message } };
+        return { query: line, error: { code: error.code, message: error.message } };
       }
     });
     const answers = ok.length > 0 ? await engine.search(ok, options) : [];

@@ -1,0 +1,72 @@
+/** POST /v1/search with weighted terms instead of text, in-process (inject), over the colour collection. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/serve/app.js';
+import type { SearchResponse } from '../../src/serve/schemas.js';
+import { tempDir } from '../helpers.js';
+import { colourCollection, openEngines, type Collection } from './fixture.js';
+
+describe('API v1: weighted terms', () => {
+  let c: Collection;
+  let engines: Awaited<ReturnType<typeof openEngines>>;
+  let app: FastifyInstance;
+  const dir = tempDir('duo-serve-');
+  before(async () => {
+    c = await colourCollection(dir);
+    engines = await openEngines(c);
+    app = await buildApp({ engine: engines.engine, captions: engines.captions, cacheDir: join(tempDir(), 'thumbs'), webRoot: false });
+  });
+  after(async () => {
+    await app.close();
+    await engines.close();
+  });
+  const post = (payload: object) => app.inject({ method: 'POST', url: '/v1/search', payload });
+  const ids = (r: SearchResponse) => r.results.map((h) => h.id);
+
+  it('terms with a negative text and an item: the embedding moves away from red', async () => {
+    const plain = await post({ text: 'yellow', k: 7 });
+    assert.equal(plain.statusCode, 200, plain.body);
+    assert.ok(ids(plain.json<SearchResponse>()).slice(0, 3).includes('warm/red.jpg'), 'yellow alone: red is near the top');
+    const r = await post({ terms: [{ text: 'yellow' }, { text: 'red', weight: -1 }], k: 7 });
+    assert.equal(r.statusCode, 200, r.body);
+    const body = r.json<SearchResponse>();
+    assert.equal(body.query, '"yellow" - "red"');
+    assert.equal(ids(body)[0], 'cold/green.jpg');
+    assert.deepEqual(ids(body).slice(-2).sort(), ['warm/red.jpg', 'warm/red2.jpg']);
+    const withItem = await post({ terms: [{ item: 'warm/yellow.jpg', weight: 2 }, { text: 'red', weight: -1 }], k: 6, mode: 'hybrid' });
+    assert.equal(withItem.statusCode, 200, withItem.body);
+    assert.ok(!ids(withItem.json<SearchResponse>()).includes('warm/yellow.jpg'), 'the item term itself is left out');
+    assert.match(withItem.json<SearchResponse>().fallback ?? '', /without a positive text term/);
+  });
+
+  it('validation names the field: terms.1.weight, text and terms together, neither, a term with both', async () => {
+    const cases: [object, string][] = [
+      [{ terms: [{ text: 'red' }, { text: 'blue', weight: 'x' }] }, 'terms.1.weight'],
+      [{ text: 'red', terms: [{ text: 'blue' }] }, 'terms'],
+      [{ k: 3 }, 'text'],
+      [{ terms: [{ text: 'red', item: 'warm/red.jpg' }] }, 'terms.0.text'],
+      [{ terms: [] }, 'terms'],
+      [{ terms: [{ text: 'red', colour: 1 }] }, 'terms.0.colour'],
+    ];
+    for (const [payload, field] of cases) {
+      const r = await post(payload);
+      assert.equal(r.statusCode, 400, JSON.stringify(payload));
+      assert.equal(r.json<{ error: { field: string } }>().error.field, field, `${JSON.stringify(payload)}: ${r.body}`);
+    }
+    const cancel = await post({ terms: [{ text: 'red' }, { text: 'red', weight: -1 }] });
+    assert.equal(cancel.statusCode, 400);
+    assert.equal(cancel.json<{ error: { field: string; message: string } }>().error.field, 'terms');
+    assert.match(cancel.json<{ error: { message: string } }>().error.message, /zero/);
+  });
+
+  it('the OpenAPI document shows terms beside text', async () => {
+    const doc = (await app.inject({ url: '/openapi.json' })).json<{ paths: Record<string, { post: { requestBody: { content: Record<string, { schema: { properties: Record<string, { type?: string; maxItems?: number; items?: { properties: Record<string, unknown> } }> } }> } } }> }>();
+    const body = doc.paths['/v1/search']!.post.requestBody.content['application/json']!.schema;
+    assert.equal(body.properties.terms!.type, 'array');
+    assert.equal(body.properties.terms!.maxItems, 16);
+    assert.deepEqual(Object.keys(body.properties.terms!.items!.properties).sort(), ['item', 'text', 'weight']);
+    assert.ok('text' in body.properties);
+  });
+});
