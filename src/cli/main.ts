@@ -17,6 +17,7 @@ import { registerSearch } from './commands/search-command.js';
 import { registerServe } from './commands/serve-command.js';
 import { registerTrain } from './commands/train-command.js';
 import { registerTrainHead } from './commands/train-head-command.js';
+import { registerOpenVocab } from './commands/open-vocab-command.js';
 import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
 
 export function buildProgram(): Command {
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerRuns(program);
   registerTrainHead(program);
+  registerOpenVocab(program);
   registerTrainCross(program);
   registerExportCross(program);
   for (const c of program.commands) c.exitOverride();

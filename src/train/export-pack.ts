@@ -10,57 +10,14 @@ import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { BACKBONE_PACKAGE, sha256File } from '../models/starter/backbone.js';
 import { loadTensors, type Params } from '../models/tensor-file.js';
-import { maskedMean } from '../onnx/graph-parts.js';
-import { encodeModel, type NodeInit, type TensorInit } from '../onnx/writer.js';
-import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from './dual-encoder.js';
-import type { HeadSpec } from './layers.js';
+import { encodeModel } from '../onnx/writer.js';
+import { headGraph, textModelOnnx } from '../models/starter/text-graph.js';
+import { imageHeadSpec, type DualEncoderConfig } from './dual-encoder.js';
 import { readRun } from './runs.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';
 
-export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
-  const initializers: TensorInit[] = [];
-  const nodes: NodeInit[] = [];
-  const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
-    initializers.push({ name: `${prefix}.${name}.W`, dims: [inDim, outDim], type: 'float', data: params.get(`${prefix}.${name}.W`)! });
-    initializers.push({ name: `${prefix}.${name}.b`, dims: [outDim], type: 'float', data: params.get(`${prefix}.${name}.b`)! });
-    nodes.push({ op: 'MatMul', inputs: [x, `${prefix}.${name}.W`], outputs: [`${out}_mm`] });
-    nodes.push({ op: 'Add', inputs: [`${out}_mm`, `${prefix}.${name}.b`], outputs: [out] });
-  };
-  const last = spec.residual ? `${prefix}_delta` : `${prefix}_raw`;
-  if (spec.kind === 'linear') layer('l1', input, spec.inDim, spec.outDim, last);
-  else {
-    layer('l1', input, spec.inDim, spec.hidden, `${prefix}_z1`);
-    nodes.push({ op: 'Relu', inputs: [`${prefix}_z1`], outputs: [`${prefix}_h`] });
-    layer('l2', `${prefix}_h`, spec.hidden, spec.outDim, last);
-  }
-  if (spec.residual) nodes.push({ op: 'Add', inputs: [input, last], outputs: [`${prefix}_raw`] });
-  nodes.push({ op: 'LpNormalization', inputs: [`${prefix}_raw`], outputs: [output], attrs: { axis: { i: -1 }, p: { i: 2 } } });
-  return { nodes, initializers };
-}
-
-export function textModelOnnx(params: Params, config: DualEncoderConfig): Uint8Array {
-  const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
-  const pooling = maskedMean('tokens', 'pooled', { guardEmpty: true });
-  return encodeModel({
-    name: 'starter-text',
-    nodes: [
-      { op: 'Gather', inputs: ['text.embed', 'input_ids'], outputs: ['tokens'] },
-      ...pooling.nodes,
-      ...head.nodes,
-    ],
-    initializers: [
-      { name: 'text.embed', dims: [config.vocabSize, config.wordDim], type: 'float', data: params.get('text.embed')! },
-      ...pooling.initializers,
-      ...head.initializers,
-    ],
-    inputs: [
-      { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
-      { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
-    ],
-    outputs: [{ name: 'text_embeds', type: 'float', shape: ['batch', config.embedDim] }],
-  });
-}
+export { headGraph, textModelOnnx };
 
 export function imageHeadOnnx(params: Params, config: DualEncoderConfig, norm: Params): Uint8Array {
   const head = headGraph(params, 'image.head', imageHeadSpec(config), 'standardised', 'image_embeds');

@@ -11,6 +11,7 @@ import { createError } from '../errors.js';
 import { evaluateEmbeddings, rsum } from '../eval/retrieval-eval.js';
 import { featureDim, featureVector, type FeatureKind } from '../models/starter/backbone-runner.js';
 import { Vocabulary } from '../models/starter/vocab.js';
+import { HELD_OUT_RULE, heldOutWords, withoutWords } from './open-vocab/held-out.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
 import type { HeadKind } from './layers.js';
@@ -42,6 +43,8 @@ export interface TrainOptions {
   featureDropout: number;
   wordDropout: number;
   features: FeatureKind;
+  /** hide this many mid-frequency words from training (src/train/open-vocab/held-out.ts): the open-vocabulary measurement */
+  holdOut?: number;
   cacheDir: string;
   backboneOnnx: string;
   command: string;
@@ -123,9 +126,10 @@ export async function evaluateOnFeatures(model: DualEncoder, split: FeatureSplit
   return { ...metrics, rsum: rsum(metrics) };
 }
 
-const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features'] as const;
+const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features', 'holdOut'] as const;
 
-export type TrainLoopOptions = Omit<TrainOptions, 'data' | 'cacheDir' | 'backboneOnnx' | 'onFeatures' | 'features'> & {
+export type TrainLoopOptions = Omit<TrainOptions, 'data' | 'cacheDir' | 'backboneOnnx' | 'onFeatures' | 'features' | 'holdOut'> & {
+  holdOut?: number;
   features?: FeatureKind;
   dataInfo: Record<string, unknown>;
   backbone: string;
@@ -140,10 +144,12 @@ export async function trainStarter(opts: TrainOptions): Promise<{ runDir: string
   const train = await loadSplit(opts, 'train');
   const dev = await loadSplit(opts, 'dev');
   // the vocabulary comes from the training captions alone
-  const vocab = Vocabulary.build(train.ds.captions.map((c) => c.text), opts.minCount);
+  const full = Vocabulary.build(train.ds.captions.map((c) => c.text), opts.minCount);
+  const heldOut = opts.holdOut ? heldOutWords(full, { ...HELD_OUT_RULE, count: opts.holdOut }) : [];
+  const vocab = heldOut.length > 0 ? withoutWords(full, heldOut) : full;
   tokenize(train, vocab);
   tokenize(dev, vocab);
-  const dataInfo = { path: opts.data, train: 'train', dev: 'dev', trainImages: train.images, trainCaptions: train.ds.captions.length };
+  const dataInfo = { path: opts.data, train: 'train', dev: 'dev', trainImages: train.images, trainCaptions: train.ds.captions.length, ...(heldOut.length > 0 ? { heldOut, heldOutRule: { ...HELD_OUT_RULE, count: opts.holdOut } } : {}) };
   return trainOnSplits({ ...opts, dataInfo, backbone: opts.backboneOnnx }, train, dev, vocab);
 }
 

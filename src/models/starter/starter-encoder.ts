@@ -1,7 +1,7 @@
 /**
  * The starter model pack behind the same Encoder interface as CLIP: text through the pack's
- * vocabulary and text_model.onnx; images through the shared decoder, the CenterNet backbone
- * and image_head.onnx.
+ * vocabulary (then its open vocabulary, if it has one) and text_model.onnx; images through the
+ * shared decoder, the CenterNet backbone and image_head.onnx.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +12,10 @@ import { inBatches, type EncodeOptions, type Encoder, type ImageInput, type Text
 import { contentId, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
+import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
+import { readInitializers } from '../../onnx/reader.js';
+import { textModelOnnx } from './text-graph.js';
+import type { DualEncoderConfig } from '../../train/dual-encoder.js';
 import { sessionOptions } from '../../util/ort-session.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
@@ -23,6 +27,10 @@ export interface StarterManifest {
   version: number;
   embedDim: number;
   features?: FeatureKind;
+  text?: { vocabSize: number; wordDim: number };
+  head?: 'linear' | 'mlp';
+  hidden?: number;
+  openVocabulary?: OpenVocabManifest;
   [key: string]: unknown;
 }
 
@@ -45,10 +53,11 @@ export class StarterEncoder implements Encoder {
     const dir = source.location;
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as StarterManifest;
     if (manifest.version !== 1) throw createError('MODEL_UNSUPPORTED', dir, `starter pack version ${manifest.version}`);
-    const vocab = new Vocabulary(JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[]);
+    const tokens = JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[];
+    const { vocab, textModel } = await textSide(dir, manifest, tokens);
     const opts = sessionOptions();
     const [text, head, backbone] = await Promise.all([
-      ort.InferenceSession.create(join(dir, 'text_model.onnx'), opts),
+      typeof textModel === 'string' ? ort.InferenceSession.create(textModel, opts) : ort.InferenceSession.create(textModel, opts),
       ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
       BackboneRunner.load(join(dir, 'backbone.onnx')),
     ]);
@@ -105,6 +114,28 @@ export class StarterEncoder implements Encoder {
   async dispose(): Promise<void> {
     await Promise.all([this.text.release(), this.head.release(), this.backbone.dispose()]);
   }
+}
+
+/**
+ * The vocabulary and the text graph. With an open vocabulary, its words take the ids after the
+ * trained vocabulary's (a word is looked up there first: Vocabulary keeps the first id of a
+ * token, and the open list holds no trained word anyway) and the graph is text_model.onnx
+ * rebuilt around its own weights with the open rows added (text-graph.ts): one graph and one
+ * code path for every query, whether its words were trained or not, rather than a second
+ * pooling in JavaScript for queries with open words.
+ */
+async function textSide(dir: string, manifest: StarterManifest, tokens: string[]): Promise<{ vocab: Vocabulary; textModel: string | Uint8Array }> {
+  const path = join(dir, 'text_model.onnx');
+  const open = manifest.openVocabulary;
+  if (!open) return { vocab: new Vocabulary(tokens), textModel: path };
+  if (!manifest.text || !manifest.head) throw createError('MODEL_UNSUPPORTED', dir, 'an open vocabulary needs manifest.text and manifest.head');
+  const { vocabSize, wordDim } = manifest.text;
+  if (vocabSize !== tokens.length) throw createError('MODEL_UNSUPPORTED', dir, `vocab.json holds ${tokens.length} words, the manifest ${vocabSize}`);
+  const ov = await loadOpenVocab(dir, open, wordDim);
+  const weights = readInitializers(await readFile(path));
+  const params = new Map([...weights].map(([name, t]) => [name, t.data]));
+  const config: DualEncoderConfig = { imageDim: 0, vocabSize, wordDim, embedDim: manifest.embedDim, head: manifest.head, hidden: manifest.hidden ?? 0 };
+  return { vocab: new Vocabulary([...tokens, ...ov.words]), textModel: textModelOnnx(params, config, ov.table) };
 }
 
 function rows(data: Float32Array, n: number, d: number): Float32Array[] {

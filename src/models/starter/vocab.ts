@@ -16,7 +16,11 @@ export class Vocabulary {
 
   constructor(readonly tokens: string[]) {
     if (tokens[0] !== UNK) throw new Error(`vocabulary must start with ${UNK}`);
-    this.ids = new Map(tokens.map((t, i) => [t, i]));
+    // the first id of a token wins: a pack's open vocabulary follows its trained words
+    this.ids = new Map();
+    tokens.forEach((t, i) => {
+      if (!this.ids.has(t)) this.ids.set(t, i);
+    });
   }
 
   static build(captions: string[], minCount = 2): Vocabulary {

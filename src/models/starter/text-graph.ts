@@ -1,0 +1,94 @@
+/**
+ * The starter pack's text graph and the projection-head nodes every exported head uses: written
+ * by the pack export (src/train/export-pack.ts), and rebuilt at load time around the weights of
+ * a pack's own text_model.onnx when the pack has an open vocabulary (starter-encoder.ts), so the
+ * graph is defined once.
+ */
+import type { Params } from '../tensor-file.js';
+import { maskedMean } from '../../onnx/graph-parts.js';
+import { encodeModel, int64s, type NodeInit, type TensorInit } from '../../onnx/writer.js';
+import { textHeadSpec, type DualEncoderConfig } from '../../train/dual-encoder.js';
+import type { HeadSpec } from '../../train/layers.js';
+
+export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
+  const initializers: TensorInit[] = [];
+  const nodes: NodeInit[] = [];
+  const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
+    initializers.push({ name: `${prefix}.${name}.W`, dims: [inDim, outDim], type: 'float', data: params.get(`${prefix}.${name}.W`)! });
+    initializers.push({ name: `${prefix}.${name}.b`, dims: [outDim], type: 'float', data: params.get(`${prefix}.${name}.b`)! });
+    nodes.push({ op: 'MatMul', inputs: [x, `${prefix}.${name}.W`], outputs: [`${out}_mm`] });
+    nodes.push({ op: 'Add', inputs: [`${out}_mm`, `${prefix}.${name}.b`], outputs: [out] });
+  };
+  const last = spec.residual ? `${prefix}_delta` : `${prefix}_raw`;
+  if (spec.kind === 'linear') layer('l1', input, spec.inDim, spec.outDim, last);
+  else {
+    layer('l1', input, spec.inDim, spec.hidden, `${prefix}_z1`);
+    nodes.push({ op: 'Relu', inputs: [`${prefix}_z1`], outputs: [`${prefix}_h`] });
+    layer('l2', `${prefix}_h`, spec.hidden, spec.outDim, last);
+  }
+  if (spec.residual) nodes.push({ op: 'Add', inputs: [input, last], outputs: [`${prefix}_raw`] });
+  nodes.push({ op: 'LpNormalization', inputs: [`${prefix}_raw`], outputs: [output], attrs: { axis: { i: -1 }, p: { i: 2 } } });
+  return { nodes, initializers };
+}
+
+/**
+ * An open vocabulary's rows as the text graph reads them: ids from vocabSize up are words
+ * outside the trained vocabulary, whose word vectors are their GloVe rows mapped by a ridge
+ * fit, `glove[id − vocabSize]·W + b` (src/train/open-vocab/build-open-vocab.ts).
+ */
+export interface OpenVocabTable {
+  /** rows × gloveDim */
+  glove: Float32Array;
+  gloveDim: number;
+  /** gloveDim × wordDim */
+  W: Float32Array;
+  b: Float32Array;
+}
+
+/**
+ * The starter text graph: word ids → word vectors → masked mean → head → L2 norm. With an open
+ * vocabulary the word vectors of ids ≥ vocabSize come from the mapped GloVe rows instead of
+ * the trained table (a Where per token); ids below it take exactly the nodes and weights of the
+ * graph without one, so known words embed bit for bit as before.
+ */
+export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: OpenVocabTable): Uint8Array {
+  const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
+  const pooling = maskedMean('tokens', 'pooled', { guardEmpty: true });
+  const embed: TensorInit = { name: 'text.embed', dims: [config.vocabSize, config.wordDim], type: 'float', data: params.get('text.embed')! };
+  const lookup: { nodes: NodeInit[]; initializers: TensorInit[] } = open
+    ? {
+        nodes: [
+          { op: 'Min', inputs: ['input_ids', 'open.last_known'], outputs: ['known_ids'] },
+          { op: 'Gather', inputs: ['text.embed', 'known_ids'], outputs: ['known_tokens'] },
+          { op: 'Sub', inputs: ['input_ids', 'open.vocab_size'], outputs: ['open_offset'] },
+          { op: 'Max', inputs: ['open_offset', 'open.zero'], outputs: ['open_ids'] },
+          { op: 'Gather', inputs: ['open.glove', 'open_ids'], outputs: ['open_glove'] },
+          { op: 'MatMul', inputs: ['open_glove', 'open.W'], outputs: ['open_mm'] },
+          { op: 'Add', inputs: ['open_mm', 'open.b'], outputs: ['open_tokens'] },
+          { op: 'Greater', inputs: ['input_ids', 'open.last_known'], outputs: ['is_open'] },
+          { op: 'Unsqueeze', inputs: ['is_open', 'open.axis2'], outputs: ['is_open3'] },
+          { op: 'Where', inputs: ['is_open3', 'open_tokens', 'known_tokens'], outputs: ['tokens'] },
+        ],
+        initializers: [
+          embed,
+          { name: 'open.last_known', dims: [], type: 'int64', data: int64s([config.vocabSize - 1]) },
+          { name: 'open.vocab_size', dims: [], type: 'int64', data: int64s([config.vocabSize]) },
+          { name: 'open.zero', dims: [], type: 'int64', data: int64s([0]) },
+          { name: 'open.axis2', dims: [1], type: 'int64', data: int64s([2]) },
+          { name: 'open.glove', dims: [open.glove.length / open.gloveDim, open.gloveDim], type: 'float', data: open.glove },
+          { name: 'open.W', dims: [open.gloveDim, config.wordDim], type: 'float', data: open.W },
+          { name: 'open.b', dims: [config.wordDim], type: 'float', data: open.b },
+        ],
+      }
+    : { nodes: [{ op: 'Gather', inputs: ['text.embed', 'input_ids'], outputs: ['tokens'] }], initializers: [embed] };
+  return encodeModel({
+    name: 'starter-text',
+    nodes: [...lookup.nodes, ...pooling.nodes, ...head.nodes],
+    initializers: [...lookup.initializers, ...pooling.initializers, ...head.initializers],
+    inputs: [
+      { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
+    ],
+    outputs: [{ name: 'text_embeds', type: 'float', shape: ['batch', config.embedDim] }],
+  });
+}

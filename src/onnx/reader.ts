@@ -1,0 +1,96 @@
+/**
+ * Reads the float initializers (weights) back out of ONNX ModelProto bytes: the inverse of
+ * writer.ts for the one thing the runtime needs, so a graph the project wrote can be rebuilt
+ * around its own weights (the starter text model with an open vocabulary) without shipping
+ * them twice. Field numbers follow onnx/onnx.proto; only raw_data and packed float_data
+ * tensors are read, as writer.ts and the ONNX exporters write them.
+ */
+export interface Initializer {
+  dims: number[];
+  data: Float32Array;
+}
+
+class Reader {
+  pos: number;
+  constructor(private readonly buf: Uint8Array, start = 0, readonly end = buf.length) {
+    this.pos = start;
+  }
+  varint(): number {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      const byte = this.buf[this.pos++]!;
+      result += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return result;
+      shift += 7;
+    }
+  }
+  /** Calls `field(number, wire, reader)` for each field; the callback reads or leaves the value. */
+  fields(field: (n: number, wire: number) => void): void {
+    while (this.pos < this.end) {
+      const tag = this.varint();
+      const at = this.pos;
+      field(Math.floor(tag / 8), tag & 7);
+      if (this.pos === at) this.skip(tag & 7);
+    }
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) {
+      const n = this.varint();
+      this.pos += n;
+    } else if (wire === 5) this.pos += 4;
+    else throw new Error(`onnx: wire type ${wire}`);
+  }
+  /** A length-delimited value's [start, end). */
+  span(): [number, number] {
+    const n = this.varint();
+    const start = this.pos;
+    this.pos += n;
+    return [start, start + n];
+  }
+  sub([start, end]: [number, number]): Reader {
+    return new Reader(this.buf, start, end);
+  }
+  bytes([start, end]: [number, number]): Uint8Array {
+    return this.buf.subarray(start, end);
+  }
+}
+
+const FLOAT = 1;
+
+export function readInitializers(model: Uint8Array): Map<string, Initializer> {
+  const out = new Map<string, Initializer>();
+  const top = new Reader(model);
+  top.fields((n, wire) => {
+    if (n !== 7 || wire !== 2) return;
+    const graph = top.sub(top.span());
+    graph.fields((g, gw) => {
+      if (g !== 5 || gw !== 2) return;
+      const t = graph.sub(graph.span());
+      const dims: number[] = [];
+      let type = 0;
+      let name = '';
+      let raw: Uint8Array | undefined;
+      let floats: Uint8Array | undefined;
+      t.fields((f, w) => {
+        if (f === 1 && w === 0) dims.push(t.varint());
+        else if (f === 1 && w === 2) {
+          const d = t.sub(t.span());
+          while (d.pos < d.end) dims.push(d.varint());
+        } else if (f === 2 && w === 0) type = t.varint();
+        else if (f === 8 && w === 2) name = new TextDecoder().decode(t.bytes(t.span()));
+        else if (f === 9 && w === 2) raw = t.bytes(t.span());
+        else if (f === 4 && w === 2) floats = t.bytes(t.span());
+      });
+      const bytes = raw ?? floats;
+      if (type !== FLOAT || !bytes) return;
+      // a copy (Buffer.slice would be a view): aligned, and independent of the model bytes
+      const copy = new Uint8Array(bytes.length);
+      copy.set(bytes);
+      out.set(name, { dims, data: new Float32Array(copy.buffer) });
+    });
+  });
+  return out;
+}
