@@ -4,7 +4,7 @@
  * head → L2 norm), the vocabulary, and a manifest saying where every number came from.
  * The backbone ONNX sits beside them.
  */
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -47,6 +47,7 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
   const vocab = JSON.parse(readFileSync(join(runDir, 'vocab.json'), 'utf8')) as string[];
   const backbone = resolve(String(run.params.backbone));
   if (!existsSync(backbone)) throw createError('FILE_NOT_FOUND', backbone);
+  mkdirSync(outDir, { recursive: true }); // a new pack folder: the copy below does not create it
   if (resolve(join(outDir, 'backbone.onnx')) !== backbone) copyFileSync(backbone, join(outDir, 'backbone.onnx'));
   await writeFileAtomic(join(outDir, 'text_model.onnx'), textModelOnnx(params, config));
   await writeFileAtomic(join(outDir, 'image_head.onnx'), imageHeadOnnx(params, config, norm));

@@ -41,8 +41,8 @@ describe('starter pack export', () => {
       split,
       vocab,
     );
-    const pack = join(tempDir(), 'pack');
-    mkdirSync(pack);
+    // a folder that does not exist yet, as `duo train --pack <new dir>` gives it
+    const pack = join(tempDir(), 'packs', 'new');
     await exportStarterPack(runDir, pack);
     const encoder = await loadEncoder(pack);
     assert.ok(encoder instanceof StarterEncoder);
