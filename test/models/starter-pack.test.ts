@@ -31,6 +31,18 @@ describe('the shipped starter pack', () => {
     await encoder.dispose();
   });
 
+  it('knows the most frequent GloVe words it was never trained on (its open vocabulary), and says where it stops', async () => {
+    const m = JSON.parse(readFileSync(join(PACK, 'manifest.json'), 'utf8'));
+    assert.equal(m.openVocabulary.count, JSON.parse(readFileSync(join(PACK, m.openVocabulary.words), 'utf8')).length);
+    assert.match(m.openVocabulary.limit, /most frequent GloVe words/);
+    const encoder = await loadEncoder(PACK);
+    // "crimson" and "automobile" are in no training caption; "zebra" is past the open vocabulary's limit
+    assert.deepEqual(encoder.textCoverage!('a crimson automobile by a zebra'), { known: ['a', 'crimson', 'automobile', 'by'], unknown: ['zebra'] });
+    const [open, unk] = await encoder.encodeTexts(['crimson automobile', 'zebra']);
+    assert.ok(open!.some((x, i) => Math.abs(x - unk![i]!) > 1e-3), 'open words embed as themselves, not as the empty query');
+    await encoder.dispose();
+  });
+
   it('has a manifest naming its backbone, training data, split and command', () => {
     const m = JSON.parse(readFileSync(join(PACK, 'manifest.json'), 'utf8'));
     assert.equal(m.format, 'duo-starter-pack');
