@@ -11,6 +11,7 @@ import { createError } from '../errors.js';
 import { evaluateEmbeddings, rsum } from '../eval/retrieval-eval.js';
 import { featureDim, featureVector, type FeatureKind } from '../models/starter/backbone-runner.js';
 import { Vocabulary } from '../models/starter/vocab.js';
+import { gloveInitialEmbed } from './open-vocab/glove-init.js';
 import { HELD_OUT_RULE, heldOutWords, withoutWords } from './open-vocab/held-out.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, lossAndGrads, MAX_LOG_SCALE, seeded, type DualEncoder, type DualEncoderConfig, type TextBatch } from './dual-encoder.js';
@@ -45,6 +46,8 @@ export interface TrainOptions {
   features: FeatureKind;
   /** hide this many mid-frequency words from training (src/train/open-vocab/held-out.ts): the open-vocabulary measurement */
   holdOut?: number;
+  /** start the word vectors of words GloVe has from their GloVe rows (src/train/open-vocab/glove-init.ts) instead of at random */
+  initGlove?: boolean;
   cacheDir: string;
   backboneOnnx: string;
   command: string;
@@ -126,10 +129,12 @@ export async function evaluateOnFeatures(model: DualEncoder, split: FeatureSplit
   return { ...metrics, rsum: rsum(metrics) };
 }
 
-const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features', 'holdOut'] as const;
+const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features', 'holdOut', 'initGlove'] as const;
 
 export type TrainLoopOptions = Omit<TrainOptions, 'data' | 'cacheDir' | 'backboneOnnx' | 'onFeatures' | 'features' | 'holdOut'> & {
   holdOut?: number;
+  /** the word vectors to start from (vocabSize × wordDim) instead of random ones */
+  initEmbed?: Float32Array;
   features?: FeatureKind;
   dataInfo: Record<string, unknown>;
   backbone: string;
@@ -150,7 +155,9 @@ export async function trainStarter(opts: TrainOptions): Promise<{ runDir: string
   tokenize(train, vocab);
   tokenize(dev, vocab);
   const dataInfo = { path: opts.data, train: 'train', dev: 'dev', trainImages: train.images, trainCaptions: train.ds.captions.length, ...(heldOut.length > 0 ? { heldOut, heldOutRule: { ...HELD_OUT_RULE, count: opts.holdOut } } : {}) };
-  return trainOnSplits({ ...opts, dataInfo, backbone: opts.backboneOnnx }, train, dev, vocab);
+  const initEmbed = opts.initGlove ? await gloveInitialEmbed(vocab.tokens, opts.wordDim, opts.seed) : undefined;
+  if (initEmbed) opts.onLog?.(`word vectors start from GloVe for ${initEmbed.found} of ${vocab.size - 1} words`);
+  return trainOnSplits({ ...opts, dataInfo, backbone: opts.backboneOnnx, initEmbed: initEmbed?.embed }, train, dev, vocab);
 }
 
 /**
@@ -189,6 +196,7 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
     residual: opts.residual,
   };
   const model = initDualEncoder(config, opts.seed);
+  if (opts.initEmbed) model.params.set('text.embed', Float32Array.from(opts.initEmbed));
   let adam: AdamWState = adamwInit(model.params);
   let state: Checkpoint = { epoch: 0, step: 0, bestRsum: -1, bestEpoch: 0, badEpochs: 0, adamStep: 0, seconds: 0 };
 

