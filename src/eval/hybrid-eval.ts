@@ -18,7 +18,9 @@ import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
 import { SearchEngine, type EngineResponse, type Query } from '../search/engine.js';
 import type { FusionOptions } from '../search/fusion.js';
+import type { ExpansionTable } from '../search/expansion-table.js';
 import { defaultAlpha, type FusionMode } from '../search/options.js';
+import type { ExpandWeights } from '../search/query-expansion.js';
 import { orderCandidates } from '../search/ordering.js';
 import { fullMetrics, type FullMetrics } from './metrics.js';
 
@@ -30,6 +32,8 @@ export interface HybridEvalOptions extends FusionOptions {
   /** evaluate at most this many queries per direction (all by default) */
   maxQueries?: number;
   directions?: Direction[];
+  /** query expansion, as the engine's `expand` option runs it (with this table) */
+  expand?: { weights: ExpandWeights; table: ExpansionTable };
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -130,7 +134,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     };
     let response: EngineResponse;
     try {
-      [response] = (await engine.search([query], { mode: 'hybrid', k: kMax, k1: kMax, fusion: fusions[0], alpha, rrfK: o.rrfK, normalisation: o.normalisation, budgetMs: 600_000 })) as [EngineResponse];
+      [response] = (await engine.search([query], { mode: 'hybrid', k: kMax, k1: kMax, fusion: fusions[0], alpha, rrfK: o.rrfK, normalisation: o.normalisation, budgetMs: 600_000, ...expand })) as [EngineResponse];
     } catch (error) {
       if (!(error instanceof DuoError && error.code === 'QUERY_NOT_UNDERSTOOD')) throw error;
       refused++;
@@ -140,7 +144,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     }
     if (response.fallback) throw new Error(`evaluation: the engine fell back to stage 1 for "${label}": ${response.fallback}`);
     // the ranking below k1 is stage 1's: the engine's stage-1 search over the whole split
-    const [full] = (await engine.search([query], { mode: 'stage1', k: n })) as [EngineResponse];
+    const [full] = (await engine.search([query], { mode: 'stage1', k: n, ...expand })) as [EngineResponse];
     const tail = full.results.map((h) => h.id);
     const stage1Ranks = relevantRanks(tail, relevant);
     s1.push(response.latencyMs.encode + response.latencyMs.stage1);
@@ -150,12 +154,16 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
 
   // cached query embeddings let the stage-1 pass reuse the hybrid pass's encoding; responses are not cached
   const settings = { cacheBytes: { embeddings: 64 << 20, responses: 0 } };
+  const expand = o.expand
+    ? { expand: true, expandSynonym: o.expand.weights.synonym, expandHypernym: o.expand.weights.hypernym, expandCaption: o.expand.weights.caption }
+    : {};
+  const expansions = () => o.expand?.table;
   if (directions.includes('textToImage')) {
     const store = ExactStore.memory(await imageIndexInfo({ root: '/', encoder, modelSpec: encoder.id, reranker, rerankerSpec: reranker.id }));
     try {
       const { failed } = await indexImages(store, ds.images.map((i) => ({ id: i.id, source: i.source })), { encoder, reranker, onProgress: (d, n) => o.onProgress?.('images', d, n) });
       if (failed.length > 0) throw new Error(`evaluation: ${failed.length} images could not be read, e.g. ${failed[0]!.id}: ${failed[0]!.error}`);
-      const engine = new SearchEngine({ store, encoder, reranker, imageOf: (id) => sourceOf.get(id)! }, settings);
+      const engine = new SearchEngine({ store, encoder, reranker, imageOf: (id) => sourceOf.get(id)!, expansions }, settings);
       const n = Math.min(o.maxQueries ?? captions.length, captions.length);
       for (let c = 0; c < n; c++) {
         const caption = captions[c]!;
@@ -170,7 +178,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     const store = ExactStore.memory(captionIndexInfo({ encoder, modelSpec: encoder.id, source: '/' }));
     try {
       await indexCaptions(store, captions, encoder);
-      const engine = new SearchEngine({ store, encoder, reranker }, settings);
+      const engine = new SearchEngine({ store, encoder, reranker, expansions }, settings);
       const captionsOf = new Map<string, string[]>();
       for (const c of captions) captionsOf.set(String(c.meta!.image), [...(captionsOf.get(String(c.meta!.image)) ?? []), c.id]);
       const n = Math.min(o.maxQueries ?? ds.images.length, ds.images.length);

@@ -5,7 +5,7 @@
  */
 import type { RetrievalDataset } from '../data/dataset.js';
 import { dot } from '../index/exact-index.js';
-import type { Encoder } from '../models/encoder.js';
+import type { EncodeOptions, Encoder } from '../models/encoder.js';
 import { firstRelevantRank, rankMetrics, type RankMetrics } from './metrics.js';
 
 export interface RetrievalEvalResult {
@@ -22,6 +22,12 @@ export interface RetrievalEvalResult {
 export interface EvalOptions {
   onProgress?: (stage: 'images' | 'texts', done: number, total: number) => void;
   batchSize?: number;
+  /**
+   * how captions become text→image queries (default: their embeddings as indexed); `--expand`
+   * passes the engine's expansion (search/query-expansion.ts). Image→text ranks the captions as
+   * indexed, unexpanded: there they are the collection, not queries.
+   */
+  embedQueries?: (texts: string[], options: EncodeOptions) => Promise<Float32Array[]>;
 }
 
 function stack(rows: Float32Array[], dim: number): Float32Array {
@@ -50,11 +56,12 @@ export async function evaluateRetrieval(ds: RetrievalDataset, encoder: Encoder, 
   const textVectors = await encoder.encodeTexts(ds.captions.map((c) => c.text), {
     onProgress: (d, n) => options.onProgress?.('texts', d, n),
   });
+  const queryVectors = options.embedQueries ? await options.embedQueries(ds.captions.map((c) => c.text), { onProgress: (d, n) => options.onProgress?.('texts', d, n) }) : undefined;
   const encodeTexts = (performance.now() - t) / 1000;
 
   t = performance.now();
   const imageIndex = new Map(ds.images.map((img, i) => [img.id, i]));
-  const metrics = evaluateEmbeddings(imageVectors, textVectors, ds.captions.map((c) => imageIndex.get(c.imageId)!));
+  const metrics = evaluateEmbeddings(imageVectors, textVectors, ds.captions.map((c) => imageIndex.get(c.imageId)!), queryVectors);
   return {
     dataset: ds.name,
     split: ds.split,
@@ -66,17 +73,18 @@ export async function evaluateRetrieval(ds: RetrievalDataset, encoder: Encoder, 
   };
 }
 
-/** Both directions' metrics from embeddings; captionImage[c] is the row of caption c's image. */
+/** Both directions' metrics from embeddings; captionImage[c] is the row of caption c's image; queryVectors (default: textVectors) are the captions as text→image queries. */
 export function evaluateEmbeddings(
   imageVectors: Float32Array[],
   textVectors: Float32Array[],
   captionImage: number[],
+  queryVectors: Float32Array[] = textVectors,
 ): { textToImage: RankMetrics; imageToText: RankMetrics } {
   const dim = imageVectors[0]?.length ?? 0;
   const captionsOf: number[][] = imageVectors.map(() => []);
   captionImage.forEach((img, c) => captionsOf[img]!.push(c));
   const t2i: number[] = [];
-  scoreRows(textVectors, stack(imageVectors, dim), imageVectors.length, dim, (c, scores) =>
+  scoreRows(queryVectors, stack(imageVectors, dim), imageVectors.length, dim, (c, scores) =>
     t2i.push(firstRelevantRank(scores, [captionImage[c]!])),
   );
   const i2t: number[] = [];

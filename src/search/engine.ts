@@ -19,7 +19,9 @@ import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.j
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder, RerankCandidate, RerankQuery } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
-import { defaultAlpha, LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
+import type { ExpansionTable } from './expansion-table.js';
+import { defaultAlpha, expandWeights, LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
+import { embedExpanded, type ExpandWeights } from './query-expansion.js';
 import { describeTerms, MAX_TERMS, type QueryTerm } from './query-terms.js';
 
 /**
@@ -68,6 +70,8 @@ export interface EngineParts {
   reranker?: CrossEncoder;
   /** where a candidate's image is, for cross-encoders that read pixels (default: under the index root) */
   imageOf?: (id: string) => ImageInput;
+  /** the query-expansion table, read when a search first asks for `expand` (openEngine: the model's, else the package's) */
+  expansions?: () => ExpansionTable | undefined;
 }
 
 export interface EngineSettings {
@@ -155,6 +159,8 @@ export class SearchEngine {
   private readonly embeddings?: LRUCache<string, Float32Array>;
   private readonly responses?: LRUCache<string, EngineResponse>;
   private readonly onClose?: () => Promise<void>;
+  private readonly expansionTable?: () => ExpansionTable | undefined;
+  private table?: ExpansionTable;
   /** cache hits so far, for metrics */
   readonly stats = { embeddingHits: 0, responseHits: 0 };
 
@@ -169,6 +175,14 @@ export class SearchEngine {
     this.embeddings = cache(settings.cacheBytes?.embeddings ?? 16 << 20, (v) => v.byteLength + 64);
     this.responses = cache(settings.cacheBytes?.responses ?? 32 << 20, responseBytes);
     this.onClose = settings.onClose;
+    this.expansionTable = parts.expansions;
+  }
+
+  /** The expansion table, read once on first use; a clear error when the engine has none. */
+  private expansions(): ExpansionTable {
+    this.table ??= this.expansionTable?.();
+    if (!this.table) throw createError('BAD_ARGUMENT', 'expand', `no query-expansion table for model ${this.encoder.id} (build one with npm run build:expansions)`);
+    return this.table;
   }
 
   get info(): StoreInfo {
@@ -220,7 +234,7 @@ export class SearchEngine {
    * Query embeddings, from the cache where the same text or image path was seen before; `decoded[i]` (if set) is what query i's image decoded to.
    * An item query reads the item's stored vector (never cached: the store is the source).
    */
-  async embed(queries: Query[], decoded: (Query | undefined)[] = [], signal?: AbortSignal): Promise<Float32Array[]> {
+  async embed(queries: Query[], decoded: (Query | undefined)[] = [], signal?: AbortSignal, expand?: ExpandWeights): Promise<Float32Array[]> {
     if (queries.some((q) => 'terms' in q)) {
       // the terms of every query embedded in one pass (each term cached as the plain query it is), then combined
       const parts: Query[] = [];
@@ -234,7 +248,7 @@ export class SearchEngine {
         }
         return [start, parts.length] as const;
       });
-      const vectors = await this.embed(parts, partsDecoded, signal);
+      const vectors = await this.embed(parts, partsDecoded, signal, expand);
       return queries.map((q, i) => ('terms' in q ? combineTerms(q.terms, vectors.slice(...spans[i]!)) : vectors[spans[i]![0]]!));
     }
     const itemQueries = queries.flatMap((q, i) => ('item' in q ? [i] : []));
@@ -243,21 +257,24 @@ export class SearchEngine {
     stored.forEach((it, j) => {
       if (!it) throw createError('ITEM_NOT_FOUND', ids[j]!, this.store.location);
     });
+    // an expanded text embedding is cached under its weights as well
+    const keyOf = (q: Query) => (expand && 'text' in q ? `x${expand.synonym},${expand.hypernym},${expand.caption}:${cacheKey(q)}` : cacheKey(q));
     const out: (Float32Array | undefined)[] = queries.map((q) => {
       if ('item' in q) return undefined;
-      const key = cacheKey(q);
+      const key = keyOf(q);
       const hit = key ? this.embeddings?.get(key) : undefined;
       if (hit) this.stats.embeddingHits++;
       return hit;
     });
     const texts = queries.flatMap((q, i) => (!out[i] && 'text' in q ? [i] : []));
     const images = queries.flatMap((q, i) => (!out[i] && 'image' in q ? [i] : []));
-    const tv = texts.length > 0 ? await this.encoder.encodeTexts(texts.map((i) => (queries[i] as { text: string }).text), { signal }) : [];
+    const textsIn = texts.map((i) => (queries[i] as { text: string }).text);
+    const tv = texts.length === 0 ? [] : expand ? await embedExpanded(this.encoder, textsIn, this.expansions(), expand, { signal }) : await this.encoder.encodeTexts(textsIn, { signal });
     const iv = images.length > 0 ? await this.encoder.encodeImages(images.map((i) => ((decoded[i] ?? queries[i]) as { image: ImageInput }).image), { signal }) : [];
     texts.forEach((qi, j) => (out[qi] = tv[j]));
     images.forEach((qi, j) => (out[qi] = iv[j]));
     queries.forEach((q, i) => {
-      const key = cacheKey(q);
+      const key = keyOf(q);
       if (key && !('item' in q)) this.embeddings?.set(key, out[i]!);
     });
     itemQueries.forEach((qi, j) => (out[qi] = stored[j]!.vector));
@@ -295,7 +312,7 @@ export class SearchEngine {
         if ('image' in q && typeof q.image === 'string') decoded.set(i, { image: await loadImage(q.image) });
       }
     }
-    const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)), signal);
+    const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)), signal, expandWeights(o));
     const t1 = performance.now();
     const want = o.offset + o.k;
     // stage 2 and MMR choose from k1 candidates; plain stage 1 needs only what it returns

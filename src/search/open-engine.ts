@@ -11,6 +11,7 @@ import { loadEncoder, type LoadEncoderOptions } from '../models/load-encoder.js'
 import { loadReranker } from '../models/load-reranker.js';
 import type { CrossEncoder } from '../models/reranker.js';
 import { SearchEngine, type EngineSettings } from './engine.js';
+import { expansionTableFile, loadExpansionTable } from './expansion-table.js';
 
 export interface OpenEngineOptions extends Pick<LoadEncoderOptions, 'allowRemote'> {
   /** an index folder */
@@ -53,7 +54,10 @@ export async function openEngine(o: OpenEngineOptions): Promise<SearchEngine> {
         owned.push(reranker);
       }
     }
-    return new SearchEngine({ store, encoder, reranker }, { cacheBytes: o.cacheBytes, onClose: cleanUp });
+    // the expansion table of the model the index recorded (its folder's), else the package's general one; read on first use
+    const table = expansionTableFile(o.model ?? info.modelSpec);
+    const expansions = () => (table ? loadExpansionTable(table) : undefined);
+    return new SearchEngine({ store, encoder, reranker, expansions }, { cacheBytes: o.cacheBytes, onClose: cleanUp });
   } catch (error) {
     await cleanUp();
     throw error;

@@ -42,6 +42,14 @@ export const searchOptionsSchema = z
     /** stage 2's time budget per query; past it, stage-1 results are returned, marked */
     budgetMs: z.number().positive().max(600_000).default(2000),
     rerankBatchSize: z.number().int().min(1).max(4096).optional(),
+    /** query expansion (query-expansion.ts): WordNet synonyms and hypernyms and caption-style rewrites, combined with the query in embedding space */
+    expand: z.boolean().default(false),
+    /** weight of the synonym rewrites' mean embedding (the original query weighs 1) */
+    expandSynonym: z.number().min(0).max(1).default(0.5),
+    /** weight of the hypernym rewrites' mean embedding */
+    expandHypernym: z.number().min(0).max(1).default(0.25),
+    /** weight of the caption-style rewrites' ("a photo of …") mean embedding */
+    expandCaption: z.number().min(0).max(1).default(0.25),
   })
   .strict();
 
@@ -52,6 +60,10 @@ export type FusionMode = SearchOptions['fusion'];
 export type Normalisation = SearchOptions['normalisation'];
 
 export const DEFAULT_SEARCH: SearchOptions = searchOptionsSchema.parse({});
+
+/** The expansion weights of options with `expand` on; undefined when it is off. */
+export const expandWeights = (o: Pick<SearchOptions, 'expand' | 'expandSynonym' | 'expandHypernym' | 'expandCaption'>) =>
+  o.expand ? { synonym: o.expandSynonym, hypernym: o.expandHypernym, caption: o.expandCaption } : undefined;
 
 /** camelCase option → the CLI flag a user types */
 export const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

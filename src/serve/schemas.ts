@@ -22,6 +22,10 @@ const DESCRIPTIONS = {
   where: 'metadata filters: {key: value}, {key: {in: [...]}}, {key: {gte, lt, ...}}, {id: {prefix: "folder/"}}',
   budgetMs: "stage 2's time budget; past it, stage-1 results come back, marked",
   explain: 'add the options the engine ran with, the models and the number of candidates',
+  expand: 'query expansion: WordNet synonyms and hypernyms and caption-style rewrites of text queries, combined with the query in embedding space',
+  expandSynonym: 'with expand: weight of the synonym rewrites (the query weighs 1)',
+  expandHypernym: 'with expand: weight of the hypernym rewrites',
+  expandCaption: 'with expand: weight of the caption-style rewrites ("a photo of …")',
 } as const;
 
 const built = new WeakMap<ServeLimits, ReturnType<typeof buildOptionsSchema>>();
@@ -49,6 +53,10 @@ function buildOptionsSchema(limits: ServeLimits) {
     mmr: s.mmr.describe(DESCRIPTIONS.mmr),
     where: s.where.describe(DESCRIPTIONS.where),
     budgetMs: capped('budgetMs', limits.requestBudgetMs),
+    expand: s.expand.describe(DESCRIPTIONS.expand),
+    expandSynonym: s.expandSynonym.describe(DESCRIPTIONS.expandSynonym),
+    expandHypernym: s.expandHypernym.describe(DESCRIPTIONS.expandHypernym),
+    expandCaption: s.expandCaption.describe(DESCRIPTIONS.expandCaption),
     explain: z.boolean().default(false).describe(DESCRIPTIONS.explain),
   });
 }

@@ -1,4 +1,4 @@
-/** duo search with weighted query terms: an expression as the argument, in a --queries file, with image paths. */
+/** duo search with weighted query terms (an expression as the argument, in a --queries file, with image paths) and with --expand. */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { before, describe, it } from 'node:test';
 import { fixtureModelPath } from '../../src/models/load-encoder.js';
 import { COLOURS, runDuo, tempDir, writeColourImage } from '../helpers.js';
 
-describe('duo search: weighted terms', () => {
+describe('duo search: weighted terms, --expand', () => {
   const data = tempDir();
   const images = join(data, 'images');
   const index = join(data, 'colours.duo');
@@ -61,5 +61,18 @@ describe('duo search: weighted terms', () => {
     assert.equal(lines[1].results[0].id, 'green.jpg');
     assert.equal(lines[2].error.code, 'BAD_ARGUMENT');
     assert.match(lines[2].error.message, /--queries query 3: term 2: weight "x"/);
+  });
+
+  it('--expand: the package’s expansion table (red → chromatic color, redness, a photo of red) changes the scores; a bad weight exits 2', async () => {
+    const plain = JSON.parse((await runDuo(['search', 'red', '--index', index, '--k', '6', '--json'])).stdout);
+    const r = await runDuo(['search', 'red', '--index', index, '--k', '6', '--json', '--expand', '--expand-synonym', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(out).sort(), Object.keys(plain).sort(), 'the same shape');
+    assert.equal(out.results[0].id, 'red.jpg');
+    assert.notEqual(out.results[0].score, plain.results[0].score);
+    const bad = await runDuo(['search', 'red', '--index', index, '--expand', '--expand-synonym', '2']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--expand-synonym: Too big/);
   });
 });

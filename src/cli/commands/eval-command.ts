@@ -5,7 +5,9 @@ import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { evaluateHybrid } from '../../eval/hybrid-eval.js';
-import { defaultAlpha, flagOf, parseSearchOptions } from '../../search/options.js';
+import { defaultAlpha, expandWeights, flagOf, parseSearchOptions } from '../../search/options.js';
+import { expansionTableFile, loadExpansionTable } from '../../search/expansion-table.js';
+import { embedExpanded } from '../../search/query-expansion.js';
 import { compareReports, runReport } from '../../eval/report.js';
 import { packageRoot } from '../../util/package-root.js';
 import { execFileSync } from 'node:child_process';
@@ -36,6 +38,10 @@ interface EvalOptions {
   json?: boolean;
   save?: string;
   ensembleWeights?: string;
+  expand?: boolean;
+  expandSynonym?: string;
+  expandHypernym?: string;
+  expandCaption?: string;
 }
 
 const publicMetrics = (m: RankMetrics) => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], MRR: m.MRR, medianRank: m.medianRank });
@@ -109,6 +115,11 @@ export function registerEval(program: Command): void {
     .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
     .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
     .option('--ensemble-weights <list>', "with --model a,b: the first model's share of standardised similarity to try (e.g. 0.3,0.5,0.7); prints each and the best --model spec")
+    .option('--expand', 'query expansion on the text queries, as search --expand runs it')
+    .option('--no-expand', 'no query expansion')
+    .option('--expand-synonym <w>', 'with --expand: weight of the synonym rewrites')
+    .option('--expand-hypernym <w>', 'with --expand: weight of the hypernym rewrites')
+    .option('--expand-caption <w>', 'with --expand: weight of the caption-style rewrites')
     .option('--json', 'print one JSON object')
     .option('--save <file>', 'also write the JSON to this file')
     .action(async (opts: EvalOptions) => {
@@ -126,6 +137,17 @@ export function registerEval(program: Command): void {
       const k1s = opts.k1.split(',').map((k) => parseSearchOptions({ k1: Number(k.trim()) }, flagOf).k1);
       const alphaFlag = opts.alpha === undefined ? undefined : parseSearchOptions({ alpha: Number(opts.alpha) }, flagOf).alpha;
       if (opts.ensembleWeights) return evalEnsembleWeights(ds, { model: opts.model, ensembleWeights: opts.ensembleWeights, json: opts.json, save: opts.save });
+      const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+      // the engine's own option schema, defaults and all: eval --expand measures what search --expand runs
+      const weights = expandWeights(
+        parseSearchOptions(
+          { expand: opts.expand, expandSynonym: num(opts.expandSynonym), expandHypernym: num(opts.expandHypernym), expandCaption: num(opts.expandCaption) },
+          flagOf,
+        ),
+      );
+      const tableFile = weights ? expansionTableFile(opts.model) : undefined;
+      if (weights && !tableFile) throw createError('BAD_ARGUMENT', '--expand', `no query-expansion table for model ${opts.model} (build one with npm run build:expansions)`);
+      const expand = weights && tableFile ? { weights, table: loadExpansionTable(tableFile) } : undefined;
       const encoder = await loadEncoder(opts.model, { head: opts.head });
       if (opts.report) {
         const reranker = await loadReranker(opts.reranker ?? defaultModelPath());
@@ -160,6 +182,7 @@ export function registerEval(program: Command): void {
             alpha: alphaFlag ?? defaultAlpha(reranker),
             maxQueries: opts.maxQueries,
             directions: parseDirections(opts.directions),
+            expand,
             onProgress: (_s, d, n) => bar.update(d, n),
           });
           bar.stop();
@@ -172,6 +195,7 @@ export function registerEval(program: Command): void {
             k1: k1s[0],
             fusion: fusions[0],
             alpha: alphaFlag ?? defaultAlpha(reranker),
+            ...(expand ? { expand: expand.weights } : {}),
             images: ds.images.length,
             captions: ds.captions.length,
             textToImage: r.textToImage && publicMetrics(r.textToImage),
@@ -205,10 +229,11 @@ export function registerEval(program: Command): void {
       }
       const bars = { images: progressBar('images'), texts: progressBar('captions') };
       try {
-        const result = await evaluateRetrieval(ds, encoder, { onProgress: (stage, d, n) => bars[stage].update(d, n) });
+        const embedQueries = expand ? (texts: string[], o: { onProgress?: (d: number, n: number) => void }) => embedExpanded(encoder, texts, expand.table, expand.weights, o) : undefined;
+        const result = await evaluateRetrieval(ds, encoder, { onProgress: (stage, d, n) => bars[stage].update(d, n), embedQueries });
         bars.images.stop();
         bars.texts.stop();
-        const out = evalJson(result);
+        const out = { ...evalJson(result), ...(expand ? { expand: expand.weights } : {}) };
         if (opts.save) await writeFileAtomic(opts.save, `${JSON.stringify(out, null, 2)}\n`);
         if (opts.json) {
           console.log(JSON.stringify(out));

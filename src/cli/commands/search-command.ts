@@ -30,6 +30,10 @@ interface SearchFlags {
   saveResults?: string;
   model?: string;
   explain?: boolean;
+  expand?: boolean;
+  expandSynonym?: string;
+  expandHypernym?: string;
+  expandCaption?: string;
 }
 
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -63,6 +67,11 @@ export function registerSearch(program: Command): void {
     .option('--config <file>', 'YAML config (default: ./duo.yaml if present)')
     .option('--model <idOrDir>', 'model to query with (default: the one that built the index)')
     .option('--explain', "show both stages' scores and ranks per result")
+    .option('--expand', 'query expansion: WordNet synonyms and hypernyms and caption-style rewrites, combined in embedding space')
+    .option('--no-expand', 'no query expansion (where the config turns it on)')
+    .option('--expand-synonym <w>', 'with --expand: weight of the synonym rewrites in [0, 1] (the query weighs 1)')
+    .option('--expand-hypernym <w>', 'with --expand: weight of the hypernym rewrites in [0, 1]')
+    .option('--expand-caption <w>', 'with --expand: weight of the caption-style rewrites in [0, 1]')
     .option('--json', 'print results as JSON')
     .option('--save-results <file>', 'also write the JSON results to this file')
     .action(async (text: string | undefined, flags: SearchFlags) => {
@@ -87,6 +96,10 @@ export function registerSearch(program: Command): void {
         mmr: num(flags.mmr),
         budgetMs: num(flags.budgetMs),
         where: parseWhere(flags.where),
+        expand: flags.expand,
+        expandSynonym: num(flags.expandSynonym),
+        expandHypernym: num(flags.expandHypernym),
+        expandCaption: num(flags.expandCaption),
       });
       const rerankerFlag = flags.reranker ?? config.reranker;
       const engine = await openEngine({ index: indexPath, model: flags.model ?? config.model, reranker: options.mode === 'hybrid' ? (rerankerFlag ?? 'recorded') : 'none' });
