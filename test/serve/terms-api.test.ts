@@ -1,4 +1,4 @@
-/** POST /v1/search with weighted terms instead of text, in-process (inject), over the colour collection. */
+/** POST /v1/search with weighted terms instead of text, and with expand, in-process (inject), over the colour collection. */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -59,6 +59,17 @@ describe('API v1: weighted terms', () => {
     assert.equal(cancel.statusCode, 400);
     assert.equal(cancel.json<{ error: { field: string; message: string } }>().error.field, 'terms');
     assert.match(cancel.json<{ error: { message: string } }>().error.message, /zero/);
+  });
+
+  it('expand: the engine option through the API (the package table), validated under its name', async () => {
+    const plain = await post({ text: 'red', k: 3 });
+    const expanded = await post({ text: 'red', k: 3, expand: true, expandSynonym: 1 });
+    assert.equal(expanded.statusCode, 200, expanded.body);
+    assert.equal(ids(expanded.json<SearchResponse>())[0]!.startsWith('warm/red'), true);
+    assert.notEqual(expanded.json<SearchResponse>().results[0]!.score, plain.json<SearchResponse>().results[0]!.score);
+    const bad = await post({ text: 'red', expand: true, expandCaption: 2 });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.json<{ error: { field: string } }>().error.field, 'expandCaption');
   });
 
   it('the OpenAPI document shows terms beside text', async () => {
