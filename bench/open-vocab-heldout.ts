@@ -31,6 +31,10 @@ const { values: a } = parseArgs({
     data: { type: 'string', default: '../shared/datasets/flickr8k' },
     cache: { type: 'string', default: '.cache' },
     words: { type: 'string', default: '20000' },
+    /** target:scale pairs for the held-out pack; use trained:… for a run started from GloVe */
+    variants: { type: 'string', default: 'learned:1,learned:2,learned:3,learned:4,trained:1,trained:3' },
+    /** the same for the reference pack */
+    'reference-variants': { type: 'string', default: 'learned:1,learned:3' },
   },
 });
 if (!a.run) throw new Error('--run <held-out run folder> is required');
@@ -84,11 +88,12 @@ await exportStarterPack(a.run, heldPack);
 console.log('| pack | held-out captions R@1 | R@5 | R@10 | captions outside the reference vocabulary R@1 | R@5 | R@10 | all dev t→i R@1 | R@5 | R@10 | rsum |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 await evaluate('(a) trained without the held-out words: dropped', heldPack);
-for (const [target, scale] of [['learned', 1], ['learned', 2], ['learned', 3], ['learned', 4], ['trained', 1], ['trained', 3]] as const) {
+const variants = (spec: string) => spec.split(',').map((v) => v.split(':')).map(([t, x]) => [t as MapTarget, Number(x)] as const);
+for (const [target, scale] of variants(a.variants!)) {
   await evaluate(`(b) + open vocabulary, ${target}, scale ${scale}`, await withOpenVocab(heldPack, `held-${target}-${scale}`, target, scale));
 }
 const refText = await evaluate('(c) reference: trained with them', a.reference!);
-for (const [target, scale] of [['learned', 1], ['learned', 3]] as const) {
+for (const [target, scale] of variants(a['reference-variants']!)) {
   const dir = await withOpenVocab(a.reference!, `ref-${target}-${scale}`, target, scale);
   const txt = await evaluate(`(d) reference + open vocabulary, ${target}, scale ${scale}`, dir);
   // encoded 256 to a batch, a caption's row is padded to its batch's longest: a batch that now holds

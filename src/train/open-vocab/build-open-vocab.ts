@@ -137,8 +137,11 @@ export async function packWordVectors(pack: string): Promise<{ tokens: string[];
 
 /** The initial word vectors of the run that trained `manifest`'s pack (initDualEncoder, its seed). */
 function initialWordVectors(manifest: Record<string, unknown>, vocabSize: number, wordDim: number): Float32Array {
-  const seed = (manifest.training as { hyper?: { seed?: number } } | undefined)?.hyper?.seed;
-  if (seed === undefined) throw createError('MODEL_UNSUPPORTED', 'manifest.json', 'no training.hyper.seed: use --target trained');
+  const hyper = (manifest.training as { hyper?: { seed?: number; initGlove?: boolean } } | undefined)?.hyper;
+  if (hyper?.seed === undefined) throw createError('MODEL_UNSUPPORTED', 'manifest.json', 'no training.hyper.seed: use --target trained');
+  // started from GloVe (duo train --init-glove): the start is itself a map of GloVe, so predict the trained vectors
+  if (hyper.initGlove) throw createError('MODEL_UNSUPPORTED', 'manifest.json', 'its word vectors started from GloVe: use --target trained');
+  const seed = hyper.seed;
   return initDualEncoder({ imageDim: 1, vocabSize, wordDim, embedDim: 1, head: 'linear', hidden: 0 }, seed).params.get('text.embed')!;
 }
 
