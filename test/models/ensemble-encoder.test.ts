@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
+import { evaluateHybrid } from '../../src/eval/hybrid-eval.js';
 import { evaluateRetrieval } from '../../src/eval/retrieval-eval.js';
+import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { sweepEnsemble } from '../../src/eval/ensemble-sweep.js';
 import { recordedSpec } from '../../src/index/vector-store.js';
 import { EnsembleEncoder, parseEnsembleSpec } from '../../src/models/ensemble-encoder.js';
@@ -63,6 +65,8 @@ describe('EnsembleEncoder', () => {
     const rel = relative(process.cwd(), CLIP);
     assert.equal(recordedSpec(`${rel}=0.25,${relative(process.cwd(), SIGLIP)}=0.75`), `${CLIP}=0.25,${SIGLIP}=0.75`);
     assert.equal(recordedSpec('some/hub-id,other/hub-id'), 'some/hub-id=0.5,other/hub-id=0.5');
+    // an ensemble's id (what an in-memory store records, e.g. in eval) is kept as it is
+    assert.equal(recordedSpec('ensemble(a@1=0.4,b@2=0.6)'), 'ensemble(a@1=0.4,b@2=0.6)');
   });
 
   it('indexes and searches from the command line, and refuses a member alone on its index', async () => {
@@ -79,6 +83,18 @@ describe('EnsembleEncoder', () => {
     const alone = await runDuo(['search', 'a green square', '--index', index, '--model', CLIP]);
     assert.equal(alone.code, 65, alone.stderr);
     assert.match(alone.stderr, /ensemble\(/);
+  });
+
+  it('drives the hybrid evaluation (its in-memory stores record the ensemble)', async () => {
+    const ds = await colourDataset();
+    const ensemble = await loadEncoder(`${CLIP},${SIGLIP}`);
+    const blip = await BlipItmReranker.load(join(packageRoot(), 'models', 'colour-blip'));
+    const r = await evaluateHybrid(ds, ensemble, blip, { k1: 3, fusion: 'weighted', directions: ['textToImage'] });
+    // every colour caption finds its own square first, in stage 1 and after stage 2
+    assert.equal(r.stage1.textToImage!['R@1'], 100);
+    assert.equal(r.textToImage!['R@1'], 100);
+    await blip.dispose();
+    await ensemble.dispose();
   });
 
   it('chooses weights on a split through the encoder --model loads', async () => {
