@@ -14,7 +14,7 @@ import { tempDir } from '../helpers.js';
 export async function packWithCross(): Promise<string> {
   const dir = join(tempDir(), 'pack');
   mkdirSync(dir);
-  for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
+  for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json', 'open_vocab.json', 'open_vocab.bin']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
   const words = new Vocabulary(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[]);
   const vocab = words.withPairs(['a red shirt', 'a red shirt', 'two black dogs', 'two black dogs'], 2);
   writeFileSync(join(dir, 'cross_vocab.json'), JSON.stringify(vocab.tokens));
