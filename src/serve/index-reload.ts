@@ -75,16 +75,18 @@ export async function followIndex(o: FollowOptions): Promise<IndexFollower> {
     const old = o.swap(next);
     serving = seen;
     failedOn = undefined;
-    o.log.info({ index: o.location, items: await next.store.count() }, 'index changed: now serving its new commit');
     const timer = setTimeout(() => {
       retiring.delete(old);
       void o.retire(old).catch((error: unknown) => o.log.error({ err: error }, 'closing the replaced index failed'));
     }, o.graceMs);
     timer.unref();
     retiring.set(old, timer);
+    const items = await next.store.count().catch(() => undefined);
+    o.log.info({ index: o.location, items }, 'index changed: now serving its new commit');
   };
   const check = (): Promise<void> => (running ??= reload().finally(() => (running = undefined)));
-  const poll = setInterval(() => void check(), o.intervalMs);
+  // reload() reports its own failures; nothing may escape a timer (an unhandled rejection ends the process)
+  const poll = setInterval(() => void check().catch((error: unknown) => o.log.error({ err: error, index: o.location }, 'checking the index for a new commit failed')), o.intervalMs);
   poll.unref();
 
   return {
@@ -95,7 +97,7 @@ export async function followIndex(o: FollowOptions): Promise<IndexFollower> {
     stop: async () => {
       stopped = true;
       clearInterval(poll);
-      await running;
+      await running?.catch(() => {}); // already logged by the poller or thrown to check()'s caller
       for (const [engine, timer] of retiring) {
         clearTimeout(timer);
         await o.retire(engine);

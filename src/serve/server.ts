@@ -113,7 +113,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         open: async () => {
           const next = await openEngine({ index: o.index, encoder: opened.encoder, reranker: opened.reranker ?? 'none', cacheBytes });
           const e = serving(next.store);
-          await warm(e);
+          try {
+            await warm(e);
+          } catch (error) {
+            await e.close(); // its store: the models are the server's
+            throw error;
+          }
           return e;
         },
         swap: (next) => {

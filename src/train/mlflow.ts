@@ -52,7 +52,7 @@ export function openMlflowStore(uri: string, env: NodeJS.ProcessEnv = process.en
   // file:///abs and file://localhost/abs are URLs; MLflow also takes file:./relative and file:/abs
   if (/^file:/i.test(uri)) return new FileStore(uri.startsWith('file://') ? fileURLToPath(uri) : decodeURIComponent(uri.slice('file:'.length)));
   if (uri === 'databricks' || /^[a-z][a-z0-9+.-]+:/i.test(uri)) {
-    throw createError('BAD_ARGUMENT', 'MLflow tracking URI', `"${uri}" is not supported: use a tracking server (http://host:5000) or a file store (file:./mlruns, or a folder)`);
+    throw createError('BAD_ARGUMENT', '--mlflow / --to / MLFLOW_TRACKING_URI', `"${uri}" is not supported: use a tracking server (http://host:5000) or a file store (file:./mlruns, or a folder)`);
   }
   return new FileStore(uri);
 }
@@ -113,17 +113,14 @@ async function saveLink(runDir: string, link: MlflowLink): Promise<void> {
   await writeJson(join(runDir, LINKS), { runs: { ...readLinks(runDir), [link.uri]: link } });
 }
 
-let commit: string | null | undefined;
-/** The git commit of this checkout of duo-search (none for an installed package). */
+/** The git commit of this checkout of duo-search (none for an installed package); asked once per run. */
 function sourceCommit(): string | undefined {
-  if (commit === undefined) {
-    try {
-      commit = existsSync(join(packageRoot(), '.git')) ? execFileSync('git', ['rev-parse', 'HEAD'], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim() || null : null;
-    } catch {
-      commit = null;
-    }
+  try {
+    if (!existsSync(join(packageRoot(), '.git'))) return undefined;
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: packageRoot(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim() || undefined;
+  } catch {
+    return undefined;
   }
-  return commit ?? undefined;
 }
 
 function userName(env: NodeJS.ProcessEnv): string {

@@ -7,7 +7,7 @@ import { evaluateRetrieval } from '../../src/eval/retrieval-eval.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { sweepEnsemble } from '../../src/eval/ensemble-sweep.js';
 import { recordedSpec } from '../../src/index/vector-store.js';
-import { EnsembleEncoder, parseEnsembleSpec } from '../../src/models/ensemble-encoder.js';
+import { EnsembleEncoder, ensembleSpec, parseEnsembleSpec } from '../../src/models/ensemble-encoder.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';
@@ -105,8 +105,23 @@ describe('EnsembleEncoder', () => {
     ];
     const r = await sweepEnsemble(ds, members, [0.25, 0.75]);
     assert.equal(r.rows.length, 2);
-    for (const s of r.spreads) assert.ok(s > 0.001 && s < 1, `spread ${s}`);
     assert.deepEqual(r.rows[1]!.standardised, [0.75, 0.25]);
+    // the spreads, recomputed here the plain way: every caption against every image
+    const spreads: number[] = [];
+    for (const m of members) {
+      const t = await m.encoder.encodeTexts(ds.captions.map((c) => c.text));
+      const v = await m.encoder.encodeImages(ds.images.map((i) => i.source));
+      const all = t.flatMap((a) => v.map((b) => cos(a, b)));
+      const mean = all.reduce((x, y) => x + y, 0) / all.length;
+      spreads.push(Math.sqrt(all.reduce((x, y) => x + (y - mean) ** 2, 0) / all.length));
+    }
+    r.spreads.forEach((s, i) => assert.ok(Math.abs(s - spreads[i]!) < 1e-4, `spread ${i}: ${s} vs ${spreads[i]}`));
+    // a standardised weight w is a raw weight w/σ: the spec of each row says so
+    for (const row of r.rows) {
+      const raw = row.standardised.map((w, i) => w / spreads[i]!);
+      const sum = raw[0]! + raw[1]!;
+      assert.equal(row.spec, ensembleSpec([{ spec: CLIP, weight: raw[0]! / sum }, { spec: SIGLIP, weight: raw[1]! / sum }]));
+    }
     // the spec a row reports loads an ensemble that measures the same
     const again = await loadEncoder(r.best.spec);
     const direct = await evaluateRetrieval(ds, again);

@@ -42,8 +42,9 @@ export interface ServeChildOptions {
   gcOnSignal?: boolean;
 }
 
-/** test instrumentation loaded before the server: SIGUSR2 → full collections */
-const GC_HOOK = `data:text/javascript,process.on('SIGUSR2', () => { globalThis.gc(); globalThis.gc(); });`;
+/** test instrumentation loaded before the server: SIGUSR2 → full collections, then a line on stderr saying they ran */
+const GC_DONE = 'duo-test: collections done';
+const GC_HOOK = `data:text/javascript,process.on('SIGUSR2', () => { globalThis.gc(); globalThis.gc(); process.stderr.write('${GC_DONE}\\n'); });`;
 
 /** Starts `duo serve --port 0 <args>` and resolves once it logs `ready`, with its URL. */
 export function startServeChild(args: string[], o: ServeChildOptions = {}): Promise<ServeChild> {
@@ -54,8 +55,11 @@ export function startServeChild(args: string[], o: ServeChildOptions = {}): Prom
   const child = spawn(process.execPath, [...gc, ...command, 'serve', '--port', '0', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const errors: LogLine[] = [];
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    if (stderr.length < 64 << 10) stderr += d.toString();
+  // collections asked for and not yet reported done, resolved in order by the hook's line
+  const collecting: (() => void)[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (line === GC_DONE) return collecting.shift()?.();
+    if (stderr.length < 64 << 10) stderr += `${line}\n`;
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
@@ -82,8 +86,9 @@ export function startServeChild(args: string[], o: ServeChildOptions = {}): Prom
           alive: () => child.exitCode === null && child.signalCode === null,
           collectGarbage: async () => {
             if (!o.gcOnSignal) throw new Error('start the server with gcOnSignal to collect its garbage');
+            const done = new Promise<void>((r) => collecting.push(r));
             child.kill('SIGUSR2');
-            await new Promise((r) => setTimeout(r, 300));
+            await done;
           },
           stop: async (graceMs = 15_000) => {
             if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

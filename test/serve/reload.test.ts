@@ -43,11 +43,12 @@ describe('duo serve while the index is rebuilt', () => {
           assert.equal(new Set(ids).size, ids.length, 'an item answered twice');
         }
       };
-      const clients = Array.from({ length: 4 }, client);
+      // settled at once, so a failing client is reported here, not as an unhandled rejection while duo index runs
+      const clients = Array.from({ length: 4 }, () => client().then(() => undefined, (error: unknown) => error));
       const run = await runDuo(['index', c.root, '--index', c.index, '--model', CLIP, '--batch-size', '2', '--checkpoint-every', String(STEP), '--json']);
       await server.reload();
       indexing = false;
-      await Promise.all(clients);
+      for (const failure of await Promise.all(clients)) if (failure) throw failure;
       assert.equal(run.code, 0, run.stderr);
       assert.equal((JSON.parse(run.stdout) as { encoded: number }).encoded, ADDED);
 

@@ -413,8 +413,14 @@ describe('MLflow hook of the training commands', () => {
     const killed = join(runsDir, 'killed');
     const signals = new EventEmitter();
     const exits: number[] = [];
+    // one Ctrl-C, after the first epoch (a second one a second or more later would quit again, by design)
+    let interrupted = false;
+    const interruptOnce = () => {
+      if (!interrupted) signals.emit('SIGINT');
+      interrupted = true;
+    };
     await trackTraining({ uri: root, runDir: killed, fresh: true, env: {}, signals, exit: (c) => exits.push(c), onWarn: () => {} }, (tracker) =>
-      trainOnSplits(tiny(killed, { tracker, onLog: () => void signals.emit('SIGINT') }), train, dev, vocab),
+      trainOnSplits(tiny(killed, { tracker, onLog: interruptOnce }), train, dev, vocab),
     );
     assert.deepEqual(exits, [130]);
     assert.equal(status(root, killed).meta.status, 5, 'KILLED, not overwritten by the end of the training');
