@@ -4,7 +4,14 @@
  * around its own weights (the starter text model with an open vocabulary) without shipping
  * them twice. Field numbers follow onnx/onnx.proto; only raw_data and packed float_data
  * tensors are read, as writer.ts and the ONNX exporters write them.
+ *
+ * The bytes are untrusted (a pack's file, possibly truncated or damaged): every read is checked
+ * against the end of its message and a damaged file throws rather than reading `undefined` bytes,
+ * which made varint() loop forever and hung the load of a pack with an open vocabulary.
  */
+import { readFile } from 'node:fs/promises';
+import { createError } from '../errors.js';
+
 export interface Initializer {
   dims: number[];
   data: Float32Array;
@@ -19,6 +26,10 @@ class Reader {
     let result = 0;
     let shift = 0;
     for (;;) {
+      if (this.pos >= this.end) throw new Error('a varint runs past the end');
+      // 7 bits a byte: past 49 bits of shift the value is no length or number ONNX holds (and is
+      // beyond what a double adds exactly)
+      if (shift > 49) throw new Error('a varint is too long');
       const byte = this.buf[this.pos++]!;
       result += (byte & 0x7f) * 2 ** shift;
       if (byte < 0x80) return result;
@@ -36,18 +47,21 @@ class Reader {
   }
   skip(wire: number): void {
     if (wire === 0) this.varint();
-    else if (wire === 1) this.pos += 8;
-    else if (wire === 2) {
-      const n = this.varint();
-      this.pos += n;
-    } else if (wire === 5) this.pos += 4;
-    else throw new Error(`onnx: wire type ${wire}`);
+    else if (wire === 1) this.advance(8);
+    else if (wire === 2) this.advance(this.varint());
+    else if (wire === 5) this.advance(4);
+    else throw new Error(`wire type ${wire}`);
+  }
+  private advance(n: number): number {
+    const start = this.pos;
+    if (start + n > this.end) throw new Error(`a field of ${n} bytes runs past the end`);
+    this.pos += n;
+    return start;
   }
   /** A length-delimited value's [start, end). */
   span(): [number, number] {
     const n = this.varint();
-    const start = this.pos;
-    this.pos += n;
+    const start = this.advance(n);
     return [start, start + n];
   }
   sub([start, end]: [number, number]): Reader {
@@ -86,6 +100,8 @@ export function readInitializers(model: Uint8Array): Map<string, Initializer> {
       });
       const bytes = raw ?? floats;
       if (type !== FLOAT || !bytes) return;
+      const count = dims.reduce((a, b) => a * b, 1);
+      if (bytes.length !== 4 * count) throw new Error(`initializer ${name || '(unnamed)'} has ${bytes.length} bytes, not ${count} floats of [${dims.join(', ')}]`);
       // a copy (Buffer.slice would be a view): aligned, and independent of the model bytes
       const copy = new Uint8Array(bytes.length);
       copy.set(bytes);
@@ -93,4 +109,22 @@ export function readInitializers(model: Uint8Array): Map<string, Initializer> {
     });
   });
   return out;
+}
+
+/**
+ * readInitializers of the file at `path`: a missing file is FILE_NOT_FOUND, one that cannot be
+ * read (truncated, damaged) MODEL_UNSUPPORTED naming it, instead of a bare RangeError.
+ */
+export async function readInitializersFile(path: string): Promise<Map<string, Initializer>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch {
+    throw createError('FILE_NOT_FOUND', path);
+  }
+  try {
+    return readInitializers(bytes);
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', path, `cannot read its weights: ${(error as Error).message}`);
+  }
 }

@@ -6,20 +6,9 @@
  */
 import { mat, normalizeRows, type Mat } from '../models/mat.js';
 import type { Params } from '../models/tensor-file.js';
-import { embeddingBag, embeddingBagBackward, headBackward, headForward, infoNce, initHead, normalizeRowsBackward, type HeadKind, type HeadSpec } from './layers.js';
+import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../models/starter/head-spec.js';
+import { embeddingBag, embeddingBagBackward, headBackward, headForward, infoNce, initHead, normalizeRowsBackward } from './layers.js';
 import { seeded } from '../util/random.js';
-
-export interface DualEncoderConfig {
-  imageDim: number;
-  /** 0: the text side takes dense vectors of textDim (frozen encoder embeddings) instead of word ids */
-  vocabSize: number;
-  wordDim: number;
-  textDim?: number;
-  embedDim: number;
-  head: HeadKind;
-  hidden: number;
-  residual?: boolean;
-}
 
 export type TextBatch = Int32Array[] | Mat;
 
@@ -27,15 +16,6 @@ export interface DualEncoder {
   config: DualEncoderConfig;
   params: Params;
 }
-
-export const imageHeadSpec = (c: DualEncoderConfig): HeadSpec => ({ kind: c.head, inDim: c.imageDim, outDim: c.embedDim, hidden: c.hidden, residual: c.residual });
-export const textHeadSpec = (c: DualEncoderConfig): HeadSpec => ({
-  kind: c.head,
-  inDim: c.vocabSize > 0 ? c.wordDim : (c.textDim ?? c.embedDim),
-  outDim: c.embedDim,
-  hidden: c.hidden,
-  residual: c.residual,
-});
 
 /** CLIP's initial temperature: logit scale 1/0.07. */
 export const INITIAL_LOG_SCALE = Math.log(1 / 0.07);

@@ -12,7 +12,7 @@ import { BACKBONE_PACKAGE, sha256File } from '../models/starter/backbone.js';
 import { loadTensors, type Params } from '../models/tensor-file.js';
 import { encodeModel } from '../onnx/writer.js';
 import { headGraph, textModelOnnx } from '../models/starter/text-graph.js';
-import { imageHeadSpec, type DualEncoderConfig } from './dual-encoder.js';
+import { imageHeadSpec, type DualEncoderConfig } from '../models/starter/head-spec.js';
 import { readRun } from './runs.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';

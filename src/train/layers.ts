@@ -5,18 +5,8 @@
  * inference needs too (row normalisation, the cross-encoder's attention) live in src/models/.
  */
 import { mat, matmul, type Mat } from '../models/mat.js';
+import type { HeadSpec } from '../models/starter/head-spec.js';
 import type { Params } from '../models/tensor-file.js';
-
-export type HeadKind = 'linear' | 'mlp';
-
-export interface HeadSpec {
-  kind: HeadKind;
-  inDim: number;
-  outDim: number;
-  hidden: number;
-  /** out = x + f(x), with f's last layer starting at zero: the head starts as the identity */
-  residual?: boolean;
-}
 
 /** Xavier/Glorot-uniform weights from a seeded generator; biases zero. */
 export function initHead(params: Params, prefix: string, spec: HeadSpec, rand: () => number): void {

@@ -1,43 +1,30 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { DuoError } from '../../src/errors.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
-import { POOLED_DIM } from '../../src/models/starter/backbone-runner.js';
 import { StarterEncoder } from '../../src/models/starter/starter-encoder.js';
-import { Vocabulary } from '../../src/models/starter/vocab.js';
 import { loadTensors } from '../../src/models/tensor-file.js';
 import { openEngine } from '../../src/search/open-engine.js';
 import { encodeTextIds, initDualEncoder, mat, seeded } from '../../src/train/dual-encoder.js';
 import { exportStarterPack } from '../../src/train/export-pack.js';
 import { buildOpenVocab } from '../../src/train/open-vocab/build-open-vocab.js';
-import { trainOnSplits, type FeatureSplit } from '../../src/train/train-starter.js';
-import { packageRoot } from '../../src/util/package-root.js';
+import { readInitializers } from '../../src/onnx/reader.js';
+import { encodeModel } from '../../src/onnx/writer.js';
+import { TINY_CONFIG, trainTinyStarter } from '../fixtures/tiny-starter.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 import { writeWinkFile } from '../train/wink-file.js';
 
-const BACKBONE = join(packageRoot(), 'models', 'starter', 'backbone.onnx');
-const CAPTIONS = ['red car on a road', 'a dog in the snow'];
 const tmp = tempDir();
-const config = { imageDim: POOLED_DIM, wordDim: 8, embedDim: 6, head: 'mlp' as const, hidden: 16 };
+const config = TINY_CONFIG;
 
 /** A tiny trained starter pack, its copy with an open vocabulary, and the GloVe-style file behind it. */
 async function packs() {
-  const rand = seeded(4);
-  const vocab = Vocabulary.build([...CAPTIONS, ...CAPTIONS]);
-  const n = 24;
-  const split: FeatureSplit = {
-    images: n,
-    dim: POOLED_DIM,
-    x: Float32Array.from({ length: n * POOLED_DIM }, () => rand() * 3),
-    captions: [],
-    flatCaptions: Array.from({ length: n }, (_, i) => vocab.encode(CAPTIONS[i % 2]!)),
-    captionImage: Array.from({ length: n }, (_, i) => i),
-  };
   const runDir = join(tmp, 'run');
-  await trainOnSplits({ runDir, ...config, batchSize: 8, epochs: 2, lr: 1e-2, weightDecay: 1e-4, patience: 5, seed: 1, minCount: 1, featureDropout: 0, wordDropout: 0, command: 'test', dataInfo: {}, backbone: BACKBONE }, split, split, vocab);
+  const { vocab } = await trainTinyStarter(runDir);
   const plain = join(tmp, 'plain');
   mkdirSync(plain);
   await exportStarterPack(runDir, plain);
@@ -50,6 +37,44 @@ async function packs() {
   writeWinkFile(vectors, [...vocab.tokens.slice(1).map((w) => [w, row()] as [string, number[]]), ['puppy', row()], ['automobile', row()], ['crimson', row()], ['zebra', row()]]);
   const report = await buildOpenVocab({ pack: open, count: 3, glovePath: vectors, command: 'test' });
   return { vocab, runDir, plain, open, report };
+}
+
+/**
+ * loadEncoder(dir) in a worker thread, terminated after `seconds`: a damaged pack's load once
+ * looped forever in synchronous code (the ONNX reader), which a timer raced in this thread
+ * could never interrupt, so a hang fails the test here instead of hanging the run.
+ */
+async function loadInWorker(dir: string, seconds = 20): Promise<{ loaded?: true; code?: string; message?: string }> {
+  // Node 20 does not apply the inherited `--import tsx` to a worker's .ts entry: start with no
+  // flags, register tsx's hooks, then import the .ts
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const entry = `import(${tsx}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.resolve('./load-encoder-worker.ts'))}); })`;
+  const worker = new Worker(entry, { eval: true, workerData: dir, execArgv: [] });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      new Promise<{ loaded?: true; code?: string; message?: string }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`loading ${dir} did not finish in ${seconds}s: it hangs`)), seconds * 1000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    await worker.terminate();
+  }
+}
+
+/** A copy of `from` named `name`, with `change` applied to the bytes of its file `file`. */
+function damagedCopy(from: string, name: string, file: string, change: (bytes: Buffer) => Buffer | string | undefined): string {
+  const dir = join(tmp, name);
+  cpSync(from, dir, { recursive: true });
+  const changed = change(readFileSync(join(dir, file)));
+  if (changed === undefined) rmSync(join(dir, file));
+  else writeFileSync(join(dir, file), changed);
+  return dir;
 }
 
 describe('starter pack with an open vocabulary', () => {
@@ -113,10 +138,63 @@ describe('starter pack with an open vocabulary', () => {
     const index = join(tmp, 'photos.duo');
     await buildIndex({ root, indexPath: index, encoder, modelSpec: p.open });
     const engine = await openEngine({ index, encoder, reranker: 'none' });
+    // both words embed through the open vocabulary (none is dropped as unknown), and the engine
+    // ranks by that embedding: each score is the query's dot product with the image's vector
+    assert.deepEqual(encoder.textCoverage!('crimson automobile'), { known: ['crimson', 'automobile'], unknown: [] });
     const [r] = await engine.search([{ text: 'crimson automobile' }], { k: 3 });
-    assert.equal(r!.results.length, 3);
+    const [query] = await encoder.encodeTexts(['crimson automobile']);
+    const names = ['red', 'blue', 'green'];
+    const images = await encoder.encodeImages(names.map((c) => join(root, `${c}.jpg`)));
+    const expected = new Map(names.map((c, i) => [`${c}.jpg`, images[i]!.reduce((s, x, j) => s + x * query![j]!, 0)]));
+    assert.deepEqual(r!.results.map((h) => h.id).sort(), [...expected.keys()].sort());
+    for (const h of r!.results) assert.ok(Math.abs(h.score - expected.get(h.id)!) < 1e-4, `${h.id}: ${h.score} vs ${expected.get(h.id)}`);
     await assert.rejects(engine.search([{ text: 'zebra quagga' }]), (e: unknown) => e instanceof DuoError && e.code === 'QUERY_NOT_UNDERSTOOD' && /zebra, quagga/.test((e as Error).message));
     await engine.close();
     await encoder.dispose();
+  });
+
+  it('a truncated or damaged text_model.onnx is MODEL_UNSUPPORTED naming it, not a hang at load', async () => {
+    const truncated = damagedCopy(p.open, 'truncated', 'text_model.onnx', (b) => b.subarray(0, Math.floor(b.length * 0.6)));
+    const flipped = damagedCopy(p.open, 'flipped', 'text_model.onnx', (b) => {
+      // one bit of the graph's length (ModelProto field 7, after ir_version and the producer)
+      assert.equal(b[14], 0x3a, 'the graph field starts at byte 14');
+      let at = 15;
+      while (b[at]! & 0x80) at++;
+      b[at]! ^= 0x40;
+      return b;
+    });
+    for (const dir of [flipped, truncated]) {
+      const r = await loadInWorker(dir);
+      assert.equal(r.code, 'MODEL_UNSUPPORTED', `${dir}: ${r.message}`);
+      assert.ok(r.message!.includes(join(dir, 'text_model.onnx')), r.message);
+    }
+  });
+
+  it('a text_model.onnx without a weight the text graph needs names the weight', async () => {
+    const dir = damagedCopy(p.open, 'no-l2', 'text_model.onnx', (b) => {
+      const weights = [...readInitializers(b)].filter(([name]) => name !== 'text.head.l2.W');
+      return Buffer.from(encodeModel({ name: 'starter-text', nodes: [], initializers: weights.map(([name, t]) => ({ name, dims: t.dims, type: 'float', data: t.data })), inputs: [], outputs: [] }));
+    });
+    await assert.rejects(loadEncoder(dir), (e: unknown) => e instanceof DuoError && e.code === 'MODEL_UNSUPPORTED' && e.message.includes(join(dir, 'text_model.onnx')) && /text\.head\.l2\.W/.test(e.message));
+  });
+
+  it('a missing open_vocab file is FILE_NOT_FOUND, a corrupt one MODEL_UNSUPPORTED naming it', async () => {
+    const cases: [string, string, (b: Buffer) => Buffer | string | undefined, string][] = [
+      ['words-missing', 'open_vocab.json', () => undefined, 'FILE_NOT_FOUND'],
+      ['words-corrupt', 'open_vocab.json', (b) => b.subarray(0, b.length - 3), 'MODEL_UNSUPPORTED'],
+      ['words-not-list', 'open_vocab.json', () => '{"puppy": 1}', 'MODEL_UNSUPPORTED'],
+      ['table-missing', 'open_vocab.bin', () => undefined, 'FILE_NOT_FOUND'],
+      ['table-truncated', 'open_vocab.bin', (b) => b.subarray(0, b.length - 40), 'MODEL_UNSUPPORTED'],
+      ['table-header', 'open_vocab.bin', (b) => Buffer.concat([b.subarray(0, 4), Buffer.from('not json'), b.subarray(12)]), 'MODEL_UNSUPPORTED'],
+    ];
+    for (const [name, file, change, code] of cases) {
+      const dir = damagedCopy(p.open, name, file, change);
+      await assert.rejects(loadEncoder(dir), (e: unknown) => {
+        assert.ok(e instanceof DuoError, `${name}: ${String(e)}`);
+        assert.equal(e.code, code, `${name}: ${e.message}`);
+        assert.ok(e.message.includes(join(dir, file)), `${name}: ${e.message}`);
+        return true;
+      });
+    }
   });
 });

@@ -8,39 +8,20 @@ import type { Encoder } from '../../src/models/encoder.js';
 import { defaultModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { POOLED_DIM } from '../../src/models/starter/backbone-runner.js';
 import { StarterEncoder } from '../../src/models/starter/starter-encoder.js';
-import { Vocabulary } from '../../src/models/starter/vocab.js';
 import { encodeImageFeatures, encodeTextIds, initDualEncoder, mat, seeded } from '../../src/train/dual-encoder.js';
 import { loadTensors, type Params } from '../../src/models/tensor-file.js';
 import { exportStarterPack } from '../../src/train/export-pack.js';
 import { initHead } from '../../src/train/layers.js';
 import { headOnnx } from '../../src/train/train-head.js';
-import { trainOnSplits, type FeatureSplit } from '../../src/train/train-starter.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';
+import { trainTinyStarter, TINY_CONFIG } from '../fixtures/tiny-starter.js';
 import { tempDir } from '../helpers.js';
-
-const BACKBONE = join(packageRoot(), 'models', 'starter', 'backbone.onnx');
 
 describe('starter pack export', () => {
   it('the exported ONNX pack computes what the training code computes', async () => {
-    const rand = seeded(4);
-    const vocab = Vocabulary.build(['red car on a road', 'red car on a road', 'a dog in the snow', 'a dog in the snow']);
-    const n = 24;
-    const split: FeatureSplit = {
-      images: n,
-      dim: POOLED_DIM,
-      x: Float32Array.from({ length: n * POOLED_DIM }, () => rand() * 3),
-      captions: [],
-      flatCaptions: Array.from({ length: n }, (_, i) => vocab.encode(i % 2 ? 'a red car' : 'a dog in snow')),
-      captionImage: Array.from({ length: n }, (_, i) => i),
-    };
     const runDir = join(tempDir(), 'run');
-    await trainOnSplits(
-      { runDir, head: 'mlp', hidden: 16, wordDim: 8, embedDim: 6, batchSize: 8, epochs: 2, lr: 1e-2, weightDecay: 1e-4, patience: 5, seed: 1, minCount: 1, featureDropout: 0, wordDropout: 0, command: 'test', dataInfo: {}, backbone: BACKBONE },
-      split,
-      split,
-      vocab,
-    );
+    const { vocab, split } = await trainTinyStarter(runDir);
     // a folder that does not exist yet, as `duo train --pack <new dir>` gives it
     const pack = join(tempDir(), 'packs', 'new');
     await exportStarterPack(runDir, pack);
@@ -51,7 +32,7 @@ describe('starter pack export', () => {
     // the same weights, through the training code
     const params = await loadTensors(join(runDir, 'best.bin'));
     const norm = await loadTensors(join(runDir, 'image-norm.bin'));
-    const model = { ...initDualEncoder({ imageDim: POOLED_DIM, vocabSize: vocab.size, wordDim: 8, embedDim: 6, head: 'mlp', hidden: 16 }, 1), params };
+    const model = { ...initDualEncoder({ ...TINY_CONFIG, vocabSize: vocab.size }, 1), params };
     const texts = ['a red car', 'dog snow', 'unknownword'];
     const viaTraining = await encodeTextIds(model, texts.map((t) => vocab.encode(t)));
     const viaPack = await encoder.encodeTexts(texts);

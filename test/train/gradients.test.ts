@@ -1,7 +1,8 @@
 /** Every hand-written gradient against central finite differences (float64 loss via tiny sizes). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { initDualEncoder, lossAndGrads, mat, seeded, type DualEncoderConfig } from '../../src/train/dual-encoder.js';
+import type { DualEncoderConfig } from '../../src/models/starter/head-spec.js';
+import { initDualEncoder, lossAndGrads, mat, seeded } from '../../src/train/dual-encoder.js';
 import { matmul, matmulJs } from '../../src/models/mat.js';
 import { initCross } from '../../src/train/cross-init.js';
 import { batchStep } from '../../src/train/train-cross.js';

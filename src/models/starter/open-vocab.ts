@@ -12,8 +12,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createError } from '../../errors.js';
-import { loadTensors } from '../tensor-file.js';
+import { createError, DuoError } from '../../errors.js';
+import { loadTensors, type Params } from '../tensor-file.js';
 import type { OpenVocabTable } from './text-graph.js';
 
 export const OPEN_VOCAB_WORDS = 'open_vocab.json';
@@ -36,13 +36,32 @@ export interface OpenVocab {
 
 export async function loadOpenVocab(dir: string, entry: OpenVocabManifest, wordDim: number): Promise<OpenVocab> {
   const path = (f: string) => join(dir, f);
-  let words: string[];
+  // a missing file is FILE_NOT_FOUND; one that is there but cannot be read is MODEL_UNSUPPORTED
+  // naming it and what is wrong (it was reported as missing, which sent people looking for it)
+  let text: string;
   try {
-    words = JSON.parse(await readFile(path(entry.words), 'utf8')) as string[];
+    text = await readFile(path(entry.words), 'utf8');
   } catch {
     throw createError('FILE_NOT_FOUND', path(entry.words));
   }
-  const t = await loadTensors(path(entry.table));
+  let words: unknown;
+  try {
+    words = JSON.parse(text);
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', path(entry.words), `not JSON (${(error as Error).message})`);
+  }
+  if (!Array.isArray(words) || !words.every((w): w is string => typeof w === 'string')) {
+    throw createError('MODEL_UNSUPPORTED', path(entry.words), 'not a JSON array of words');
+  }
+  let t: Params;
+  try {
+    t = await loadTensors(path(entry.table));
+  } catch (error) {
+    if (error instanceof DuoError && error.code === 'FILE_NOT_FOUND') throw error;
+    // loadTensors reports a short file as INDEX_CORRUPT (args: path, why) and a damaged header as a bare SyntaxError or RangeError
+    const why = error instanceof DuoError ? String(error.args[1]) : (error as Error).message;
+    throw createError('MODEL_UNSUPPORTED', path(entry.table), `not a readable tensor file (${why})`);
+  }
   const glove = t.get('glove');
   const W = t.get('W');
   const b = t.get('b');

@@ -13,9 +13,9 @@ import { contentId, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
 import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
-import { readInitializers } from '../../onnx/reader.js';
+import { readInitializersFile } from '../../onnx/reader.js';
 import { textModelOnnx } from './text-graph.js';
-import type { DualEncoderConfig } from '../../train/dual-encoder.js';
+import type { DualEncoderConfig } from './head-spec.js';
 import { sessionOptions } from '../../util/ort-session.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
@@ -132,10 +132,18 @@ async function textSide(dir: string, manifest: StarterManifest, tokens: string[]
   const { vocabSize, wordDim } = manifest.text;
   if (vocabSize !== tokens.length) throw createError('MODEL_UNSUPPORTED', dir, `vocab.json holds ${tokens.length} words, the manifest ${vocabSize}`);
   const ov = await loadOpenVocab(dir, open, wordDim);
-  const weights = readInitializers(await readFile(path));
+  // a truncated or damaged file is MODEL_UNSUPPORTED naming it (readInitializersFile), and so is
+  // one that lacks a weight the graph needs or holds it in another shape (textModelOnnx)
+  const weights = await readInitializersFile(path);
   const params = new Map([...weights].map(([name, t]) => [name, t.data]));
   const config: DualEncoderConfig = { imageDim: 0, vocabSize, wordDim, embedDim: manifest.embedDim, head: manifest.head, hidden: manifest.hidden ?? 0 };
-  return { vocab: new Vocabulary([...tokens, ...ov.words]), textModel: textModelOnnx(params, config, ov.table) };
+  let textModel: Uint8Array;
+  try {
+    textModel = textModelOnnx(params, config, ov.table);
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', path, (error as Error).message);
+  }
+  return { vocab: new Vocabulary([...tokens, ...ov.words]), textModel };
 }
 
 function rows(data: Float32Array, n: number, d: number): Float32Array[] {

@@ -7,15 +7,26 @@
 import type { Params } from '../tensor-file.js';
 import { maskedMean } from '../../onnx/graph-parts.js';
 import { encodeModel, int64s, type NodeInit, type TensorInit } from '../../onnx/writer.js';
-import { textHeadSpec, type DualEncoderConfig } from '../../train/dual-encoder.js';
-import type { HeadSpec } from '../../train/layers.js';
+import { textHeadSpec, type DualEncoderConfig, type HeadSpec } from './head-spec.js';
+
+/**
+ * The weight `name` of `dims` from `params`: when the graph is rebuilt at load time they come from
+ * a pack's text_model.onnx, which may lack one or hold it in another shape (a damaged or foreign
+ * file), so that is an error naming the weight rather than an undefined initializer.
+ */
+function weight(params: Params, name: string, dims: number[]): TensorInit {
+  const data = params.get(name);
+  if (!data) throw new Error(`no weight ${name}`);
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (data.length !== count) throw new Error(`weight ${name} holds ${data.length} values, not [${dims.join(', ')}]`);
+  return { name, dims, type: 'float', data };
+}
 
 export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
   const initializers: TensorInit[] = [];
   const nodes: NodeInit[] = [];
   const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
-    initializers.push({ name: `${prefix}.${name}.W`, dims: [inDim, outDim], type: 'float', data: params.get(`${prefix}.${name}.W`)! });
-    initializers.push({ name: `${prefix}.${name}.b`, dims: [outDim], type: 'float', data: params.get(`${prefix}.${name}.b`)! });
+    initializers.push(weight(params, `${prefix}.${name}.W`, [inDim, outDim]), weight(params, `${prefix}.${name}.b`, [outDim]));
     nodes.push({ op: 'MatMul', inputs: [x, `${prefix}.${name}.W`], outputs: [`${out}_mm`] });
     nodes.push({ op: 'Add', inputs: [`${out}_mm`, `${prefix}.${name}.b`], outputs: [out] });
   };
@@ -54,7 +65,7 @@ export interface OpenVocabTable {
 export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: OpenVocabTable): Uint8Array {
   const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
   const pooling = maskedMean('tokens', 'pooled', { guardEmpty: true });
-  const embed: TensorInit = { name: 'text.embed', dims: [config.vocabSize, config.wordDim], type: 'float', data: params.get('text.embed')! };
+  const embed = weight(params, 'text.embed', [config.vocabSize, config.wordDim]);
   const lookup: { nodes: NodeInit[]; initializers: TensorInit[] } = open
     ? {
         nodes: [

@@ -6,10 +6,9 @@
  * pack (open_vocab.json, open_vocab.bin, manifest.json; each written atomically).
  */
 import { readFileSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createError } from '../../errors.js';
-import { readInitializers } from '../../onnx/reader.js';
+import { readInitializersFile } from '../../onnx/reader.js';
 import { OPEN_VOCAB_TABLE, OPEN_VOCAB_WORDS, type OpenVocabManifest } from '../../models/starter/open-vocab.js';
 import { saveTensors } from '../../models/tensor-file.js';
 import { UNK } from '../../models/starter/vocab.js';
@@ -130,7 +129,7 @@ export async function packWordVectors(pack: string): Promise<{ tokens: string[];
   const manifest = JSON.parse(readFileSync(join(pack, 'manifest.json'), 'utf8')) as { text?: { vocabSize: number; wordDim: number } } & Record<string, unknown>;
   if (!manifest.text) throw createError('MODEL_UNSUPPORTED', pack, 'not a starter pack (no manifest.text)');
   const tokens = JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[];
-  const embed = readInitializers(await readFile(join(pack, 'text_model.onnx'))).get('text.embed');
+  const embed = (await readInitializersFile(join(pack, 'text_model.onnx'))).get('text.embed');
   if (!embed || embed.data.length !== tokens.length * manifest.text.wordDim) throw createError('MODEL_UNSUPPORTED', pack, 'text_model.onnx has no text.embed of vocab.json × wordDim');
   return { tokens, embed: embed.data, wordDim: manifest.text.wordDim, manifest };
 }
