@@ -9,6 +9,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
+import { createError } from '../errors.js';
 
 export const POS = ['noun', 'verb', 'adj', 'adv'] as const;
 export type Pos = (typeof POS)[number];
@@ -164,7 +165,12 @@ export function expansionTableFile(modelSpec: string | undefined): string | unde
 }
 
 export function loadExpansionTable(file: string): ExpansionTable {
-  const t = JSON.parse(readFileSync(file, 'utf8')) as ExpansionTable;
-  if (t.format !== 1 || typeof t.words !== 'object') throw new Error(`${file}: not a query-expansion table (format 1)`);
+  let t: ExpansionTable;
+  try {
+    t = JSON.parse(readFileSync(file, 'utf8')) as ExpansionTable;
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', file, `not a query-expansion table: ${(error as Error).message}`);
+  }
+  if (t?.format !== 1 || typeof t.words !== 'object' || t.words === null) throw createError('MODEL_UNSUPPORTED', file, 'not a query-expansion table (format 1)');
   return t;
 }

@@ -15,6 +15,8 @@
  */
 import { createError } from '../errors.js';
 import type { ImageInput } from '../models/encoder.js';
+import { extname } from 'node:path';
+import { IMAGE_EXTENSIONS } from '../data/image-loader.js';
 
 /** One term of a weighted query: a text, an image or an indexed item, with its weight (negative: away from it). */
 export type QueryTerm = { weight: number } & ({ text: string } | { image: ImageInput } | { item: string });
@@ -25,10 +27,8 @@ export type ParsedQuery = { text: string } | { image: string } | { item: string 
 /** at most this many terms in one query */
 export const MAX_TERMS = 16;
 
-/** Image file extensions a phrase must end with to be taken as an image path (and the file must exist). */
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.bmp', '.avif', '.heic', '.heif'] as const;
-
-export const hasImageExtension = (s: string) => IMAGE_EXTENSIONS.some((e) => s.toLowerCase().endsWith(e));
+/** A phrase is taken as an image path when it ends in an extension `duo index` reads (and the file exists). */
+export const hasImageExtension = (s: string) => IMAGE_EXTENSIONS.has(extname(s).toLowerCase());
 
 export interface ParseTermsOptions {
   /** how errors name the query (`--query`, `duo.yaml: …`); default `query` */
