@@ -7,7 +7,7 @@ import { evaluateRetrieval } from '../../src/eval/retrieval-eval.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { sweepEnsemble } from '../../src/eval/ensemble-sweep.js';
 import { recordedSpec } from '../../src/index/vector-store.js';
-import { EnsembleEncoder, ensembleSpec, parseEnsembleSpec } from '../../src/models/ensemble-encoder.js';
+import { ensembleSpec, parseEnsembleSpec, type EnsembleEncoder } from '../../src/models/ensemble-encoder.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';
