@@ -11,7 +11,7 @@ import type { RetrievalDataset } from '../data/dataset.js';
 import { createError } from '../errors.js';
 import { dot } from '../index/exact-index.js';
 import { EnsembleEncoder, ensembleSpec } from '../models/ensemble-encoder.js';
-import type { EncodeOptions, Encoder, ImageInput } from '../models/encoder.js';
+import { l2normalize, type EncodeOptions, type Encoder, type ImageInput } from '../models/encoder.js';
 import type { RankMetrics } from './metrics.js';
 import { evaluateRetrieval, rsum } from './retrieval-eval.js';
 
@@ -81,10 +81,7 @@ class Memo implements Encoder {
 function spread(texts: Float32Array[], images: Float32Array[]): number {
   const dim = images[0]!.length;
   const flat = new Float32Array(images.length * dim);
-  const unit = (v: Float32Array) => {
-    const n = Math.hypot(...v) || 1;
-    return v.map((x) => x / n);
-  };
+  const unit = (v: Float32Array) => l2normalize(Float32Array.from(v));
   images.forEach((v, i) => flat.set(unit(v), i * dim));
   let sum = 0;
   let sq = 0;
