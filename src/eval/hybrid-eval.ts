@@ -14,6 +14,7 @@ import { captionIndexInfo, indexCaptions } from '../index/build-caption-index.js
 import { imageIndexInfo } from '../index/build-index.js';
 import { ExactStore } from '../index/exact-store.js';
 import { indexImages } from '../index/index-images.js';
+import type { StoreInfo } from '../index/vector-store.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder } from '../models/reranker.js';
 import { SearchEngine, type EngineResponse, type Query } from '../search/engine.js';
@@ -99,6 +100,9 @@ function relevantRanks(ids: string[], relevant: Set<string>): number[] {
   return ranks;
 }
 
+/** A store in memory, built as `duo index` builds one; it loads no model again, so it records the encoder's id where an index records the spec. */
+const inMemory = (info: StoreInfo, encoder: Encoder) => ExactStore.memory({ ...info, modelSpec: encoder.id });
+
 export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, reranker: CrossEncoder, o: HybridEvalOptions): Promise<HybridEvalResult> {
   const k1s = [o.k1].flat();
   const fusions = [o.fusion].flat();
@@ -159,7 +163,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     : {};
   const expansions = () => o.expand?.table;
   if (directions.includes('textToImage')) {
-    const store = ExactStore.memory(await imageIndexInfo({ root: '/', encoder, modelSpec: encoder.id, reranker, rerankerSpec: reranker.id }));
+    const store = inMemory(await imageIndexInfo({ root: '/', encoder, modelSpec: '', reranker, rerankerSpec: reranker.id }), encoder);
     try {
       const { failed } = await indexImages(store, ds.images.map((i) => ({ id: i.id, source: i.source })), { encoder, reranker, onProgress: (d, n) => o.onProgress?.('images', d, n) });
       if (failed.length > 0) throw new Error(`evaluation: ${failed.length} images could not be read, e.g. ${failed[0]!.id}: ${failed[0]!.error}`);
@@ -175,7 +179,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     }
   }
   if (directions.includes('imageToText')) {
-    const store = ExactStore.memory(captionIndexInfo({ encoder, modelSpec: encoder.id, source: '/' }));
+    const store = inMemory(captionIndexInfo({ encoder, modelSpec: '', source: '/' }), encoder);
     try {
       await indexCaptions(store, captions, encoder);
       const engine = new SearchEngine({ store, encoder, reranker, expansions }, settings);

@@ -19,14 +19,7 @@ const onePath = (spec: string) => (existsSync(spec) ? resolve(spec) : spec);
 
 /** A model spec as an index records it: folders made absolute (each member's, for an ensemble `a,b`), hub ids as given. */
 export function recordedSpec(spec: string): string {
-  let members: ReturnType<typeof parseEnsembleSpec>;
-  try {
-    members = parseEnsembleSpec(spec);
-  } catch {
-    // not a spec a model was loaded from (an in-memory store records the encoder's id, and an
-    // ensemble's id has commas too): kept as given; loading it would report what is wrong
-    return onePath(spec);
-  }
+  const members = parseEnsembleSpec(spec);
   return members ? ensembleSpec(members.map((m) => ({ ...m, spec: onePath(m.spec) }))) : onePath(spec);
 }
 

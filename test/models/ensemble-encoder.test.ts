@@ -65,8 +65,8 @@ describe('EnsembleEncoder', () => {
     const rel = relative(process.cwd(), CLIP);
     assert.equal(recordedSpec(`${rel}=0.25,${relative(process.cwd(), SIGLIP)}=0.75`), `${CLIP}=0.25,${SIGLIP}=0.75`);
     assert.equal(recordedSpec('some/hub-id,other/hub-id'), 'some/hub-id=0.5,other/hub-id=0.5');
-    // an ensemble's id (what an in-memory store records, e.g. in eval) is kept as it is
-    assert.equal(recordedSpec('ensemble(a@1=0.4,b@2=0.6)'), 'ensemble(a@1=0.4,b@2=0.6)');
+    // an ensemble's id is not a spec (evaluation's in-memory stores record ids without recordedSpec)
+    assert.throws(() => recordedSpec('ensemble(a@1=0.4,b@2=0.6)'), /--model.*member 2 \(b@2\): weight "0.6\)" is not a positive number/);
   });
 
   it('indexes and searches from the command line, and refuses a member alone on its index', async () => {
