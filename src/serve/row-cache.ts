@@ -17,8 +17,11 @@ export interface RowCacheStats {
 /** The store with its `regions` answered from memory where it can; every other call goes straight through. */
 export function withRowCache(store: VectorStore, maxBytes: number, stats: RowCacheStats = { hits: 0, misses: 0 }): VectorStore {
   if (maxBytes <= 0) return store;
-  const rows = new LRUCache<string, Float32Array>({ maxSize: maxBytes, sizeCalculation: (r) => Math.max(1, r.byteLength) });
-  const versions = new Map<string, string>();
+  // each row carries the version of its item it was read for; the versions of items read lately
+  // tag the rows read next (the engine reads metadata, then rows). Both bounded: a map of every
+  // id ever seen would grow with the collection in a long-running server.
+  const rows = new LRUCache<string, { row: Float32Array; version: string | undefined }>({ maxSize: maxBytes, sizeCalculation: (r) => Math.max(1, r.row.byteLength) });
+  const recent = new LRUCache<string, string>({ max: 65_536 });
   const version = (item: StoredItem) => `${item.metadata.bytes ?? ''}:${item.metadata.mtimeMs ?? ''}`;
 
   const get = async (ids: string[]): Promise<(StoredItem | undefined)[]> => {
@@ -26,17 +29,15 @@ export function withRowCache(store: VectorStore, maxBytes: number, stats: RowCac
     items.forEach((item, i) => {
       const id = ids[i]!;
       const v = item ? version(item) : undefined;
-      if (versions.get(id) !== v) {
-        rows.delete(id);
-        if (v === undefined) versions.delete(id);
-        else versions.set(id, v);
-      }
+      if (rows.peek(id) && rows.peek(id)!.version !== v) rows.delete(id);
+      if (v === undefined) recent.delete(id);
+      else recent.set(id, v);
     });
     return items;
   };
 
   const regions = async (ids: string[], signal?: AbortSignal): Promise<(Float32Array | undefined)[]> => {
-    const out = ids.map((id) => rows.get(id));
+    const out = ids.map((id) => rows.get(id)?.row);
     const missing = ids.flatMap((id, i) => (out[i] ? [] : [i]));
     stats.hits += ids.length - missing.length;
     stats.misses += missing.length;
@@ -45,7 +46,8 @@ export function withRowCache(store: VectorStore, maxBytes: number, stats: RowCac
       missing.forEach((at, j) => {
         const row = read[j];
         out[at] = row;
-        if (row) rows.set(ids[at]!, row);
+        // a row read without its item's metadata just before has no version: the next get() drops it
+        if (row) rows.set(ids[at]!, { row, version: recent.get(ids[at]!) });
       });
     }
     return out;
