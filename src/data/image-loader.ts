@@ -86,6 +86,14 @@ function vipsReason(message: string): string {
   return lines[0] ?? message;
 }
 
+/** What a file-system error code means for a path someone asked to read (also walk-images.ts); ENOENT as a symbolic link's. */
+export const UNREADABLE: Record<string, string> = {
+  ELOOP: 'symbolic link loop',
+  ENOENT: 'broken symbolic link (its target is missing)',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+};
+
 /** Why a path cannot be read as a file, if the file system says so; undefined when it can. */
 async function fileProblem(path: string): Promise<DuoError | undefined> {
   try {
@@ -95,14 +103,12 @@ async function fileProblem(path: string): Promise<DuoError | undefined> {
     await access(path, constants.R_OK);
     return undefined;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') return createError('BAD_IMAGE', path, 'symbolic link loop');
-    if (code === 'EACCES' || code === 'EPERM') return createError('BAD_IMAGE', path, 'permission denied');
+    const code = (error as NodeJS.ErrnoException).code ?? '';
     if (code === 'ENOENT') {
       const link = await lstat(path).catch(() => undefined);
-      return link?.isSymbolicLink() ? createError('BAD_IMAGE', path, 'broken symbolic link (its target is missing)') : createError('FILE_NOT_FOUND', path);
+      return link?.isSymbolicLink() ? createError('BAD_IMAGE', path, UNREADABLE.ENOENT!) : createError('FILE_NOT_FOUND', path);
     }
-    return undefined;
+    return UNREADABLE[code] ? createError('BAD_IMAGE', path, UNREADABLE[code]) : undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join, relative, sep } from 'node:path';
 import { createError } from '../errors.js';
-import { IMAGE_EXTENSIONS } from './image-loader.js';
+import { IMAGE_EXTENSIONS, UNREADABLE } from './image-loader.js';
 
 export interface ImageFile {
   /** path relative to the root, with forward slashes: the item's id */
@@ -18,13 +18,6 @@ export interface SkippedEntry {
   error: string;
 }
 
-const REASONS: Record<string, string> = {
-  ELOOP: 'symbolic link loop',
-  ENOENT: 'broken symbolic link (its target is missing)',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-};
-
 /**
  * Every image under `root`, recursively, sorted by id; hidden folders and symlinked folders are
  * skipped. A folder that cannot be read, and a symbolic link named like an image that leads
@@ -37,7 +30,7 @@ export async function walkImages(root: string, onSkip: (skipped: SkippedEntry) =
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw createError('FILE_NOT_FOUND', root);
-    if (code && REASONS[code]) throw createError('BAD_ARGUMENT', root, REASONS[code]);
+    if (code && UNREADABLE[code]) throw createError('BAD_ARGUMENT', root, UNREADABLE[code]);
     throw error;
   }
   const out: ImageFile[] = [];
@@ -48,9 +41,9 @@ export async function walkImages(root: string, onSkip: (skipped: SkippedEntry) =
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (!code || !REASONS[code]) throw error;
-      if (dir === root) throw createError('BAD_ARGUMENT', root, `cannot be read: ${REASONS[code]}`);
-      onSkip({ id: `${idOf(dir)}/`, error: `cannot read folder ${dir}: ${code === 'ENOENT' ? 'it was removed' : REASONS[code]}` });
+      if (!code || !UNREADABLE[code]) throw error;
+      if (dir === root) throw createError('BAD_ARGUMENT', root, `cannot be read: ${UNREADABLE[code]}`);
+      onSkip({ id: `${idOf(dir)}/`, error: `cannot read folder ${dir}: ${code === 'ENOENT' ? 'it was removed' : UNREADABLE[code]}` });
       return;
     }
     for (const entry of entries) {
@@ -60,7 +53,7 @@ export async function walkImages(root: string, onSkip: (skipped: SkippedEntry) =
       else if ((entry.isFile() || entry.isSymbolicLink()) && IMAGE_EXTENSIONS.has(extname(entry.name).toLowerCase())) {
         const s = await stat(path).catch((error: NodeJS.ErrnoException) => {
           // a regular file removed since readdir is simply gone; a link that leads nowhere is reported
-          const why = error.code ? REASONS[error.code] : undefined;
+          const why = error.code ? UNREADABLE[error.code] : undefined;
           if (entry.isSymbolicLink() && why) onSkip({ id: idOf(path), error: `cannot read image ${path}: ${why}` });
           return undefined;
         });
