@@ -8,14 +8,16 @@ import { join } from 'node:path';
 import type { RetrievalDataset } from '../data/dataset.js';
 import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { buildBackboneOnnx, fetchCenternet } from '../models/starter/backbone.js';
+import { buildBackboneOnnx, fetchCenternet, fetchMobilenet } from '../models/starter/backbone.js';
 import { BackboneRunner, type BackboneFeatures } from '../models/starter/backbone-runner.js';
 import { extractFeatures, FeatureCache } from '../models/starter/feature-cache.js';
 
-export async function ensureBackbone(onnxPath: string, cacheDir: string): Promise<void> {
+/** Builds the backbone at `onnxPath` when it is missing (with MobileNetV2 on request). */
+export async function ensureBackbone(onnxPath: string, cacheDir: string, options: { mobilenet?: boolean } = {}): Promise<void> {
   if (existsSync(onnxPath)) return;
   const json = fetchCenternet(join(cacheDir, 'backbones'));
-  await writeFileAtomic(onnxPath, await buildBackboneOnnx(json));
+  const mobilenet = options.mobilenet ? fetchMobilenet(join(cacheDir, 'backbones')) : undefined;
+  await writeFileAtomic(onnxPath, await buildBackboneOnnx(json, { mobilenet }));
 }
 
 export async function splitFeatures(
@@ -26,7 +28,10 @@ export async function splitFeatures(
 ): Promise<BackboneFeatures[]> {
   const runner = await BackboneRunner.load(await readFile(backboneOnnx));
   try {
-    const cache = new FeatureCache(join(cacheDir, 'features', 'centernet-v1'));
+    // the cache is keyed by image content only, so each backbone layout keeps its own folder
+    const cache = runner.hasMobilenet
+      ? new FeatureCache(join(cacheDir, 'features', 'centernet-mobilenet-v1'), { mobilenet: true })
+      : new FeatureCache(join(cacheDir, 'features', 'centernet-v1'));
     const { features, errors } = await extractFeatures(ds.images.map((i) => i.source), runner, cache, { onProgress });
     if (errors.size > 0) {
       const [i, why] = [...errors][0]!;

@@ -1,13 +1,14 @@
 /**
  * Runs the converted backbone on onnxruntime-node. Images are resized to 512×512 ignoring
- * aspect ratio with bilinear filtering, as @vladmandic/human feeds CenterNet, RGB 0..255.
+ * aspect ratio with bilinear filtering, as @vladmandic/human feeds CenterNet, RGB 0..255; a
+ * backbone built with MobileNetV2 also gets the image at 224×224, as nsfwjs resizes it.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { DecodedImage } from '../../data/image-loader.js';
-import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, GRID } from './backbone.js';
+import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, GRID, MOBILENET_DIM, MOBILENET_INPUT } from './backbone.js';
 import { sessionOptions } from '../../util/ort-session.js';
 
 export interface BackboneFeatures {
@@ -15,27 +16,47 @@ export interface BackboneFeatures {
   pooled: Float32Array;
   /** 480 × 4 × 4, channel-major */
   grid: Float32Array;
+  /** MobileNetV2's pooled last block (1792), from a backbone built with it */
+  mobilenet?: Float32Array;
 }
 
 export const POOLED_DIM = BACKBONE_DIM + CLASS_DIM;
 export const GRID_SIZE = BACKBONE_DIM * GRID * GRID;
 
 /**
- * What the image head reads: the pooled vector alone, plus the per-channel max over the
- * 4×4 grid cells, or plus the whole grid (spatial layout).
+ * What the image head reads: CenterNet's pooled vector alone, plus the per-channel max over
+ * the 4×4 grid cells, plus the whole grid (spatial layout), MobileNetV2's pooled vector alone,
+ * or both pooled vectors.
  */
-export type FeatureKind = 'pooled' | 'pooled+gridmax' | 'pooled+grid';
-export const FEATURE_KINDS: FeatureKind[] = ['pooled', 'pooled+gridmax', 'pooled+grid'];
+export type FeatureKind = 'pooled' | 'pooled+gridmax' | 'pooled+grid' | 'mobilenet' | 'pooled+mobilenet';
+export const FEATURE_KINDS: FeatureKind[] = ['pooled', 'pooled+gridmax', 'pooled+grid', 'mobilenet', 'pooled+mobilenet'];
+
+/** Kinds that need a backbone built with MobileNetV2 (buildBackboneOnnx's `mobilenet`). */
+export const needsMobilenet = (kind: FeatureKind): boolean => kind.includes('mobilenet');
 
 export function featureDim(kind: FeatureKind): number {
-  return kind === 'pooled' ? POOLED_DIM : kind === 'pooled+gridmax' ? POOLED_DIM + BACKBONE_DIM : POOLED_DIM + GRID_SIZE;
+  switch (kind) {
+    case 'pooled':
+      return POOLED_DIM;
+    case 'pooled+gridmax':
+      return POOLED_DIM + BACKBONE_DIM;
+    case 'pooled+grid':
+      return POOLED_DIM + GRID_SIZE;
+    case 'mobilenet':
+      return MOBILENET_DIM;
+    case 'pooled+mobilenet':
+      return POOLED_DIM + MOBILENET_DIM;
+  }
 }
 
 export function featureVector(f: BackboneFeatures, kind: FeatureKind): Float32Array {
   if (kind === 'pooled') return f.pooled;
+  if (needsMobilenet(kind) && !f.mobilenet) throw new Error(`image features "${kind}" need a backbone built with MobileNetV2 (this one has no mobilenet_nhwc input)`);
+  if (kind === 'mobilenet') return f.mobilenet!;
   const out = new Float32Array(featureDim(kind));
   out.set(f.pooled);
-  if (kind === 'pooled+grid') out.set(f.grid, POOLED_DIM);
+  if (kind === 'pooled+mobilenet') out.set(f.mobilenet!, POOLED_DIM);
+  else if (kind === 'pooled+grid') out.set(f.grid, POOLED_DIM);
   else {
     const cells = GRID * GRID;
     for (let c = 0; c < BACKBONE_DIM; c++) {
@@ -51,11 +72,16 @@ export class BackboneRunner {
   /** images this runner ran through the network (the others came from the image's memo) */
   computed = 0;
 
+  /** whether this backbone was built with MobileNetV2 (features carry `mobilenet`) */
+  readonly hasMobilenet: boolean;
+
   private constructor(
     private readonly session: ort.InferenceSession,
     /** SHA-256 of the ONNX bytes: runners of the same weights share features through the image */
     readonly weightsHash: string,
-  ) {}
+  ) {
+    this.hasMobilenet = session.inputNames.includes('mobilenet_nhwc');
+  }
 
   static async load(onnx: string | Uint8Array, threads = 0): Promise<BackboneRunner> {
     const bytes = typeof onnx === 'string' ? await readFile(onnx) : onnx;
@@ -63,9 +89,9 @@ export class BackboneRunner {
     return new BackboneRunner(session, createHash('sha256').update(bytes).digest('hex'));
   }
 
-  static async pixels(image: DecodedImage): Promise<Buffer> {
+  static async pixels(image: DecodedImage, size = BACKBONE_INPUT): Promise<Buffer> {
     return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .resize(BACKBONE_INPUT, BACKBONE_INPUT, { fit: 'fill', kernel: 'linear' })
+      .resize(size, size, { fit: 'fill', kernel: 'linear' })
       .raw()
       .toBuffer();
   }
@@ -96,21 +122,29 @@ export class BackboneRunner {
   private async compute(images: DecodedImage[]): Promise<BackboneFeatures[]> {
     if (images.length === 0) return [];
     this.computed += images.length;
-    const size = BACKBONE_INPUT * BACKBONE_INPUT * 3;
-    const input = new Float32Array(images.length * size);
-    const pixels = await Promise.all(images.map((img) => BackboneRunner.pixels(img)));
-    pixels.forEach((p, i) => {
-      for (let j = 0; j < size; j++) input[i * size + j] = p[j]!;
-    });
-    const out = await this.session.run({ input_nhwc: new ort.Tensor('float32', input, [images.length, BACKBONE_INPUT, BACKBONE_INPUT, 3]) });
+    const batch = async (side: number) => {
+      const size = side * side * 3;
+      const input = new Float32Array(images.length * size);
+      const pixels = await Promise.all(images.map((img) => BackboneRunner.pixels(img, side)));
+      pixels.forEach((p, i) => {
+        for (let j = 0; j < size; j++) input[i * size + j] = p[j]!;
+      });
+      return new ort.Tensor('float32', input, [images.length, side, side, 3]);
+    };
+    const feeds: Record<string, ort.Tensor> = { input_nhwc: await batch(BACKBONE_INPUT) };
+    if (this.hasMobilenet) feeds.mobilenet_nhwc = await batch(MOBILENET_INPUT);
+    const out = await this.session.run(feeds);
     const mean = out.backbone_mean!.data as Float32Array;
     const cls = out.class_max!.data as Float32Array;
     const grid = out.grid!.data as Float32Array;
+    const mobilenet = out.mobilenet_mean?.data as Float32Array | undefined;
     return images.map((_, i) => {
       const pooled = new Float32Array(POOLED_DIM);
       pooled.set(mean.subarray(i * BACKBONE_DIM, (i + 1) * BACKBONE_DIM));
       pooled.set(cls.subarray(i * CLASS_DIM, (i + 1) * CLASS_DIM), BACKBONE_DIM);
-      return { pooled, grid: grid.slice(i * GRID_SIZE, (i + 1) * GRID_SIZE) };
+      const f: BackboneFeatures = { pooled, grid: grid.slice(i * GRID_SIZE, (i + 1) * GRID_SIZE) };
+      if (mobilenet) f.mobilenet = mobilenet.slice(i * MOBILENET_DIM, (i + 1) * MOBILENET_DIM);
+      return f;
     });
   }
 

@@ -11,10 +11,18 @@ import { loadImage, type DecodedImage } from '../../data/image-loader.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import type { BackboneFeatures, BackboneRunner } from './backbone-runner.js';
 import { GRID_SIZE, POOLED_DIM } from './backbone-runner.js';
+import { MOBILENET_DIM } from './backbone.js';
 
 export class FeatureCache {
-  constructor(readonly dir: string) {
+  /** files hold pooled + grid, then MobileNetV2's vector when the backbone has one */
+  private readonly floats: number;
+
+  constructor(
+    readonly dir: string,
+    private readonly layout: { mobilenet: boolean } = { mobilenet: false },
+  ) {
     mkdirSync(dir, { recursive: true });
+    this.floats = POOLED_DIM + GRID_SIZE + (layout.mobilenet ? MOBILENET_DIM : 0);
   }
 
   static hash(bytes: Uint8Array): string {
@@ -29,15 +37,19 @@ export class FeatureCache {
     const p = this.path(hash);
     if (!existsSync(p)) return undefined;
     const buf = await readFile(p);
-    if (buf.length !== (POOLED_DIM + GRID_SIZE) * 4) return undefined; // a foreign or partial file: recompute
+    if (buf.length !== this.floats * 4) return undefined; // a foreign or partial file: recompute
     const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
-    return { pooled: all.subarray(0, POOLED_DIM), grid: all.subarray(POOLED_DIM) };
+    const f: BackboneFeatures = { pooled: all.subarray(0, POOLED_DIM), grid: all.subarray(POOLED_DIM, POOLED_DIM + GRID_SIZE) };
+    if (this.layout.mobilenet) f.mobilenet = all.subarray(POOLED_DIM + GRID_SIZE);
+    return f;
   }
 
   async put(hash: string, f: BackboneFeatures): Promise<void> {
-    const all = new Float32Array(POOLED_DIM + GRID_SIZE);
+    if (this.layout.mobilenet !== Boolean(f.mobilenet)) throw new Error(`feature cache ${this.dir}: features ${f.mobilenet ? 'with' : 'without'} MobileNetV2 do not fit its layout`);
+    const all = new Float32Array(this.floats);
     all.set(f.pooled);
     all.set(f.grid, POOLED_DIM);
+    if (f.mobilenet) all.set(f.mobilenet, POOLED_DIM + GRID_SIZE);
     await writeFileAtomic(this.path(hash), new Uint8Array(all.buffer));
   }
 }

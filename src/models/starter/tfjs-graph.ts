@@ -3,7 +3,8 @@
  * dequantising float16 weights. Only what the tfjs→ONNX converter needs.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { createError } from '../../errors.js';
 import { halfToFloat } from '../../util/float16.js';
 
@@ -26,6 +27,8 @@ export interface TfWeight {
   dtype: 'float32' | 'int32';
   shape: number[];
   data: Float32Array | Int32Array;
+  /** for weights stored as uint8 codes: data = min + code · scale (kept so a converter can store them compactly) */
+  uint8?: { codes: Uint8Array; min: number; scale: number };
 }
 export interface TfGraph {
   nodes: Map<string, TfNode>;
@@ -39,26 +42,60 @@ interface ManifestEntry {
   quantization?: { dtype: 'float16' | 'uint8' | 'uint16'; original_dtype?: string; min?: number; scale?: number };
 }
 
+interface TfjsModelJson {
+  modelTopology?: { node?: TfNode[] };
+  weightsManifest?: { paths: string[]; weights: ManifestEntry[] }[];
+}
+
 export async function readTfjsGraph(modelJsonPath: string): Promise<TfGraph> {
-  let json: { modelTopology?: { node?: TfNode[] }; weightsManifest?: { paths: string[]; weights: ManifestEntry[] }[] };
+  let json: TfjsModelJson;
   try {
-    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as typeof json;
+    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as TfjsModelJson;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw createError('FILE_NOT_FOUND', modelJsonPath);
     throw createError('MODEL_UNSUPPORTED', modelJsonPath, `not a tfjs model.json (${(error as Error).message})`);
   }
+  return parseTfjsGraph(json, modelJsonPath, (p) => readFile(join(dirname(modelJsonPath), p)));
+}
+
+/**
+ * Reads a graph model as nsfwjs ships it: model.json and each weight shard wrapped in a
+ * browserify UMD module (`model.min.js` exports the JSON, `group1-shardNofM.min.js` a base64
+ * string), so the package works in bundlers without fetching files. The modules only build
+ * those constants; loading them with require is how nsfwjs itself reads them.
+ */
+export async function readNsfwjsGraph(path: string): Promise<TfGraph> {
+  const modelJsPath = resolve(path); // require resolves a relative path against this file, not the working folder
+  const require = createRequire(import.meta.url);
+  let json: TfjsModelJson;
+  try {
+    json = require(modelJsPath) as TfjsModelJson;
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', modelJsPath, `not an nsfwjs model module (${(error as Error).message.split('\n')[0]})`);
+  }
+  return parseTfjsGraph(json, modelJsPath, async (p) => {
+    const shard = join(dirname(modelJsPath), `${p}.min.js`);
+    const b64 = require(shard) as unknown;
+    if (typeof b64 !== 'string') throw createError('MODEL_UNSUPPORTED', shard, 'a weight shard module should export a base64 string');
+    return Buffer.from(b64, 'base64');
+  });
+}
+
+async function parseTfjsGraph(json: TfjsModelJson, source: string, readShard: (path: string) => Promise<Buffer>): Promise<TfGraph> {
   const topology = json.modelTopology?.node;
-  if (!topology || !json.weightsManifest) throw createError('MODEL_UNSUPPORTED', modelJsonPath, 'no modelTopology.node or weightsManifest');
+  if (!topology || !json.weightsManifest) throw createError('MODEL_UNSUPPORTED', source, 'no modelTopology.node or weightsManifest');
   const nodes = new Map(topology.map((n) => [n.name, n]));
   const weights = new Map<string, TfWeight>();
   for (const group of json.weightsManifest) {
-    const bytes = Buffer.concat(await Promise.all(group.paths.map((p) => readFile(join(dirname(modelJsonPath), p)))));
+    const bytes = Buffer.concat(await Promise.all(group.paths.map(readShard)));
     let offset = 0;
     for (const w of group.weights) {
       const count = w.shape.reduce((a, b) => a * b, 1);
       const q = w.quantization;
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      if (offset + count * (q?.dtype === 'uint8' ? 1 : q ? 2 : 4) > bytes.length) throw createError('MODEL_UNSUPPORTED', source, `weight ${w.name} runs past the end of its shards`);
       let data: Float32Array | Int32Array;
+      let uint8: TfWeight['uint8'];
       if (q?.dtype === 'float16') {
         data = new Float32Array(count);
         for (let i = 0; i < count; i++) data[i] = halfToFloat(view.getUint16(offset + 2 * i, true));
@@ -70,6 +107,7 @@ export async function readTfjsGraph(modelJsonPath: string): Promise<TfGraph> {
           const v = size === 1 ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true);
           data[i] = (q.min ?? 0) + v * (q.scale ?? 1);
         }
+        if (size === 1) uint8 = { codes: bytes.subarray(offset, offset + count), min: q.min ?? 0, scale: q.scale ?? 1 };
         offset += size * count;
       } else if (w.dtype === 'int32') {
         data = new Int32Array(count);
@@ -80,7 +118,7 @@ export async function readTfjsGraph(modelJsonPath: string): Promise<TfGraph> {
         for (let i = 0; i < count; i++) data[i] = view.getFloat32(offset + 4 * i, true);
         offset += 4 * count;
       }
-      weights.set(w.name, { dtype: q ? 'float32' : w.dtype, shape: w.shape, data });
+      weights.set(w.name, { dtype: q ? 'float32' : w.dtype, shape: w.shape, data, ...(uint8 ? { uint8 } : {}) });
     }
   }
   return { nodes, weights };

@@ -17,6 +17,16 @@ export interface ConvertOptions {
   inputShape: (number | string)[];
   /** tfjs tensor name → ONNX output name; 4-D outputs come out NCHW */
   outputs: Record<string, string>;
+  /** the ONNX value the graph reads (default input_nhwc, declared as the graph input) */
+  inputValue?: string;
+  /** prefixed to every value this conversion creates, so two converted graphs can share one model */
+  prefix?: string;
+  /**
+   * Keep convolution kernels that the tfjs model stores as uint8 codes as uint8 initializers,
+   * dequantised by Cast·scale+min nodes (constant-folded by onnxruntime when the session is
+   * created): the same values at a quarter of the file size.
+   */
+  uint8Kernels?: boolean;
 }
 
 const NHWC_TO_NCHW_AXIS: Record<number, number> = { 0: 0, 1: 2, 2: 3, 3: 1, [-1]: 1 };
@@ -29,7 +39,7 @@ export function convertTfjsToOnnx(graph: TfGraph, options: ConvertOptions): Omit
   const initializers: TensorInit[] = [];
   const value = new Map<string, string>(); // tfjs tensor → ONNX value name
   let counter = 0;
-  const fresh = (hint: string) => `${hint}__${counter++}`;
+  const fresh = (hint: string) => `${options.prefix ?? ''}${hint}__${counter++}`;
 
   const constant = (name: string, w: TfWeight, shape = w.shape): string => {
     const onnxName = fresh(name);
@@ -74,7 +84,7 @@ export function convertTfjsToOnnx(graph: TfGraph, options: ConvertOptions): Omit
         continue; // materialised where used, in the layout the user needs
       case 'Placeholder':
         if (name !== options.input) throw createError('MODEL_UNSUPPORTED', name, 'a second input');
-        out = emit('Transpose', ['input_nhwc'], { perm: { ints: [0, 3, 1, 2] } }, 'input');
+        out = emit('Transpose', [options.inputValue ?? 'input_nhwc'], { perm: { ints: [0, 3, 1, 2] } }, 'input');
         break;
       case 'Conv2D':
       case '_FusedConv2D':
@@ -86,15 +96,20 @@ export function convertTfjsToOnnx(graph: TfGraph, options: ConvertOptions): Omit
         // TF HWIO (or HW,C,multiplier) → ONNX OIHW (or C·mult,1,H,W with group = C)
         const o = depthwise ? cin * cout : cout;
         const i = depthwise ? 1 : cin;
-        const data = new Float32Array(o * i * kh * kw);
-        const src = w.data as Float32Array;
+        const codes = options.uint8Kernels ? w.uint8 : undefined;
+        const src = codes ? codes.codes : (w.data as Float32Array);
+        const data = codes ? new Uint8Array(o * i * kh * kw) : new Float32Array(o * i * kh * kw);
         for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let c = 0; c < cin; c++) for (let m = 0; m < cout; m++) {
           const from = ((y * kw + x) * cin + c) * cout + m;
           const to = depthwise ? ((c * cout + m) * kh + y) * kw + x : ((m * cin + c) * kh + y) * kw + x;
           data[to] = src[from]!;
         }
-        const wName = fresh(`${name}/W`);
-        initializers.push({ name: wName, dims: [o, i, kh, kw], type: 'float', data });
+        let wName = fresh(`${name}/W`);
+        if (codes) {
+          initializers.push({ name: wName, dims: [o, i, kh, kw], type: 'uint8', data });
+          const asFloat = emit('Cast', [wName], { to: { i: 1 } });
+          wName = emit('Add', [emit('Mul', [asFloat, floatScalar(codes.scale)]), floatScalar(codes.min)], undefined, `${name}/W`);
+        } else initializers.push({ name: wName, dims: [o, i, kh, kw], type: 'float', data });
         const fused = node.op.startsWith('_Fused') || node.op.startsWith('Fused') ? attrStrings(node.attr?.fused_ops) : [];
         const convInputs = [value.get(clean(inputs[0]!))!, wName];
         if (fused[0] === 'BiasAdd') convInputs.push(constant(`${name}/b`, weight(inputs[2]!, node)));
@@ -168,7 +183,7 @@ export function convertTfjsToOnnx(graph: TfGraph, options: ConvertOptions): Omit
     nodes.push({ op: 'Identity', inputs: [v], outputs: [onnx] });
     produced.set(tf, onnx);
   }
-  return { nodes, initializers, inputs: [{ name: 'input_nhwc', type: 'float', shape: options.inputShape }], produced };
+  return { nodes, initializers, inputs: [{ name: options.inputValue ?? 'input_nhwc', type: 'float', shape: options.inputShape }], produced };
 }
 
 /** The nodes the outputs depend on, each after its inputs. */
