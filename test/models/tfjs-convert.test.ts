@@ -71,7 +71,7 @@ function writeNsfwjsStyleModel(dir: string, rand: () => number) {
 }
 
 /** TensorFlow's NHWC convolution, SAME padding (extra padding after), HWIO or depthwise HW,C,1 kernels. */
-function convNhwc(x: Float32Array, [n, h, w, c]: number[], k: Float32Array, kh: number, kw: number, cout: number, stride: number, depthwise: boolean, bias: Float32Array) {
+function convNhwc(x: Float32Array, [n, h, w, c]: [number, number, number, number], k: Float32Array, kh: number, kw: number, cout: number, stride: number, depthwise: boolean, bias: Float32Array) {
   const oh = Math.ceil(h / stride);
   const ow = Math.ceil(w / stride);
   const padH = Math.floor(Math.max((oh - 1) * stride + kh - h, 0) / 2);
@@ -89,7 +89,7 @@ function convNhwc(x: Float32Array, [n, h, w, c]: number[], k: Float32Array, kh: 
     }
     out[((b * oh + y) * ow + xx) * oc + o] = s;
   }
-  return { out, shape: [n, oh, ow, oc] };
+  return { out, shape: [n, oh, ow, oc] as [number, number, number, number] };
 }
 
 async function run(onnx: Uint8Array, input: Float32Array, n: number): Promise<Float32Array> {
