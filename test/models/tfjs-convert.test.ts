@@ -1,8 +1,8 @@
 /**
  * The tfjs → ONNX converter on a small generated graph of the ops MobileNets use, read the
  * way nsfwjs ships models (UMD modules: the model JSON and base64 weight shards), checked
- * against a plain TensorFlow-semantics convolution written here; and uint8 kernels kept as
- * codes give the same outputs as dequantised float kernels.
+ * against a plain TensorFlow-semantics convolution written here; and kernels kept at their
+ * stored precision (uint8 codes, float16 bits) give the same outputs as float32 kernels.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../../src/onnx/writer.js';
 import { readNsfwjsGraph } from '../../src/models/starter/tfjs-graph.js';
 import { convertTfjsToOnnx } from '../../src/models/starter/tfjs-to-onnx.js';
+import { floatToHalf, halfToFloat } from '../../src/util/float16.js';
 import { seeded } from '../../src/util/random.js';
 import { tempDir } from '../helpers.js';
 
@@ -36,7 +37,8 @@ const values = (q: Quantized) => Float32Array.from(q.codes, (c) => q.min + c * q
 function writeNsfwjsStyleModel(dir: string, rand: () => number) {
   const conv = quantized('conv/W', [3, 3, 3, 4], rand);
   const convB = Float32Array.from({ length: 4 }, () => rand() - 0.5);
-  const dw = quantized('dw/W', [3, 3, 4, 1], rand);
+  // depthwise kernels stored as float16, as CenterNet stores all of its weights
+  const dwBits = Uint16Array.from({ length: 36 }, () => floatToHalf((rand() - 0.5) * 1.2));
   const dwB = Float32Array.from({ length: 4 }, () => rand() - 0.5);
   const node = [
     { name: 'input', op: 'Placeholder', attr: { shape: { shape: { dim: [{ size: '-1' }, { size: '9' }, { size: '9' }, { size: '3' }] } } } },
@@ -57,17 +59,17 @@ function writeNsfwjsStyleModel(dir: string, rand: () => number) {
     { name: 'one', shape: [], dtype: 'float32' },
     { name: 'conv/W', shape: conv.shape, dtype: 'float32', quantization: { dtype: 'uint8', min: conv.min, scale: conv.scale } },
     { name: 'conv/b', shape: [4], dtype: 'float32' },
-    { name: 'dw/W', shape: dw.shape, dtype: 'float32', quantization: { dtype: 'uint8', min: dw.min, scale: dw.scale } },
+    { name: 'dw/W', shape: [3, 3, 4, 1], dtype: 'float32', quantization: { dtype: 'float16' } },
     { name: 'dw/b', shape: [4], dtype: 'float32' },
   ];
-  const bytes = Buffer.concat([f32(Float32Array.of(2)), f32(Float32Array.of(1)), Buffer.from(conv.codes), f32(convB), Buffer.from(dw.codes), f32(dwB)]);
+  const bytes = Buffer.concat([f32(Float32Array.of(2)), f32(Float32Array.of(1)), Buffer.from(conv.codes), f32(convB), Buffer.from(dwBits.buffer), f32(dwB)]);
   // two shards, split mid-weight, as nsfwjs's 4 MB shards split its weights
   const cut = 30;
   const umd = (value: unknown) => `!function(e){module.exports=e()}(function(){return ${JSON.stringify(value)}});\n`;
   writeFileSync(join(dir, 'model.min.js'), umd({ modelTopology: { node }, weightsManifest: [{ paths: ['group1-shard1of2', 'group1-shard2of2'], weights }] }));
   writeFileSync(join(dir, 'group1-shard1of2.min.js'), umd(bytes.subarray(0, cut).toString('base64')));
   writeFileSync(join(dir, 'group1-shard2of2.min.js'), umd(bytes.subarray(cut).toString('base64')));
-  return { conv: values(conv), convB, dw: values(dw), dwB };
+  return { conv: values(conv), convB, dw: Float32Array.from(dwBits, halfToFloat), dwB };
 }
 
 /** TensorFlow's NHWC convolution, SAME padding (extra padding after), HWIO or depthwise HW,C,1 kernels. */
@@ -99,19 +101,19 @@ async function run(onnx: Uint8Array, input: Float32Array, n: number): Promise<Fl
   return out.out!.data as Float32Array;
 }
 
-describe('tfjs graph → ONNX (nsfwjs modules, uint8 kernels)', () => {
+describe('tfjs graph → ONNX (nsfwjs modules, source-precision kernels)', () => {
   const dir = tempDir();
   const w = writeNsfwjsStyleModel(dir, seeded(7));
   const n = 2;
   const rand = seeded(11);
   const input = Float32Array.from({ length: n * 9 * 9 * 3 }, () => rand());
 
-  async function converted(uint8Kernels: boolean) {
+  async function converted(sourcePrecision: boolean) {
     const graph = await readNsfwjsGraph(join(dir, 'model.min.js'));
-    return convertTfjsToOnnx(graph, { input: 'input', inputShape: ['batch', 9, 9, 3], outputs: { dw: 'out_nchw' }, uint8Kernels });
+    return convertTfjsToOnnx(graph, { input: 'input', inputShape: ['batch', 9, 9, 3], outputs: { dw: 'out_nchw' }, sourcePrecision });
   }
-  async function convert(uint8Kernels: boolean): Promise<Uint8Array> {
-    const c = await converted(uint8Kernels);
+  async function convert(sourcePrecision: boolean): Promise<Uint8Array> {
+    const c = await converted(sourcePrecision);
     return encodeModel({
       name: 'tiny',
       nodes: [...c.nodes, { op: 'Transpose', inputs: ['out_nchw'], outputs: ['out'], attrs: { perm: { ints: [0, 2, 3, 1] } } }],
@@ -134,16 +136,17 @@ describe('tfjs graph → ONNX (nsfwjs modules, uint8 kernels)', () => {
     assert.ok(relu6.some((v) => v === 6) || relu6.some((v) => v === 0), 'the clip is exercised');
   });
 
-  it('uint8 kernels kept as codes: same outputs, one byte a weight', async () => {
+  it('kernels kept at source precision (uint8 codes, float16 bits): same outputs, smaller initializers', async () => {
     const float = await convert(false);
     const codes = await convert(true);
     const [a, b] = [await run(float, input, n), await run(codes, input, n)];
     let worst = 0;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
     assert.ok(worst < 1e-5, `largest difference ${worst}`);
+    assert.ok(codes.length < float.length, `${codes.length} < ${float.length} bytes`);
     const kinds = async (u: boolean) => (await converted(u)).initializers.filter((t) => t.dims.length === 4).map((t) => `${t.type}:${t.data.length}`);
     assert.deepEqual(await kinds(false), ['float:108', 'float:36']);
-    assert.deepEqual(await kinds(true), ['uint8:108', 'uint8:36']);
+    assert.deepEqual(await kinds(true), ['uint8:108', 'float16:36']);
   });
 
   it('a shard that is not a base64 string is refused naming it', async () => {

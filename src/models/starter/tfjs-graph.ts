@@ -27,8 +27,11 @@ export interface TfWeight {
   dtype: 'float32' | 'int32';
   shape: number[];
   data: Float32Array | Int32Array;
-  /** for weights stored as uint8 codes: data = min + code · scale (kept so a converter can store them compactly) */
-  uint8?: { codes: Uint8Array; min: number; scale: number };
+  /**
+   * How the model stores the weight when it is not float32, kept so a converter can store it
+   * as compactly: uint8 codes (data = min + code · scale) or float16 bits.
+   */
+  stored?: { kind: 'uint8'; codes: Uint8Array; min: number; scale: number } | { kind: 'float16'; bits: Uint16Array };
 }
 export interface TfGraph {
   nodes: Map<string, TfNode>;
@@ -95,10 +98,12 @@ async function parseTfjsGraph(json: TfjsModelJson, source: string, readShard: (p
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       if (offset + count * (q?.dtype === 'uint8' ? 1 : q ? 2 : 4) > bytes.length) throw createError('MODEL_UNSUPPORTED', source, `weight ${w.name} runs past the end of its shards`);
       let data: Float32Array | Int32Array;
-      let uint8: TfWeight['uint8'];
+      let stored: TfWeight['stored'];
       if (q?.dtype === 'float16') {
         data = new Float32Array(count);
-        for (let i = 0; i < count; i++) data[i] = halfToFloat(view.getUint16(offset + 2 * i, true));
+        const bits = new Uint16Array(count);
+        for (let i = 0; i < count; i++) data[i] = halfToFloat((bits[i] = view.getUint16(offset + 2 * i, true)));
+        stored = { kind: 'float16', bits };
         offset += 2 * count;
       } else if (q?.dtype === 'uint8' || q?.dtype === 'uint16') {
         const size = q.dtype === 'uint8' ? 1 : 2;
@@ -107,7 +112,7 @@ async function parseTfjsGraph(json: TfjsModelJson, source: string, readShard: (p
           const v = size === 1 ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true);
           data[i] = (q.min ?? 0) + v * (q.scale ?? 1);
         }
-        if (size === 1) uint8 = { codes: bytes.subarray(offset, offset + count), min: q.min ?? 0, scale: q.scale ?? 1 };
+        if (size === 1) stored = { kind: 'uint8', codes: bytes.subarray(offset, offset + count), min: q.min ?? 0, scale: q.scale ?? 1 };
         offset += size * count;
       } else if (w.dtype === 'int32') {
         data = new Int32Array(count);
@@ -118,7 +123,7 @@ async function parseTfjsGraph(json: TfjsModelJson, source: string, readShard: (p
         for (let i = 0; i < count; i++) data[i] = view.getFloat32(offset + 4 * i, true);
         offset += 4 * count;
       }
-      weights.set(w.name, { dtype: q ? 'float32' : w.dtype, shape: w.shape, data, ...(uint8 ? { uint8 } : {}) });
+      weights.set(w.name, { dtype: q ? 'float32' : w.dtype, shape: w.shape, data, ...(stored ? { stored } : {}) });
     }
   }
   return { nodes, weights };

@@ -22,11 +22,12 @@ export interface ConvertOptions {
   /** prefixed to every value this conversion creates, so two converted graphs can share one model */
   prefix?: string;
   /**
-   * Keep convolution kernels that the tfjs model stores as uint8 codes as uint8 initializers,
-   * dequantised by Cast·scale+min nodes (constant-folded by onnxruntime when the session is
-   * created): the same values at a quarter of the file size.
+   * Keep convolution kernels at the precision the tfjs model stores them: float16 bits as
+   * float16 initializers (+ Cast), uint8 codes as uint8 initializers (+ Cast·scale+min). The
+   * nodes are constant-folded by onnxruntime when the session is created: the same values at a
+   * half or a quarter of the file size.
    */
-  uint8Kernels?: boolean;
+  sourcePrecision?: boolean;
 }
 
 const NHWC_TO_NCHW_AXIS: Record<number, number> = { 0: 0, 1: 2, 2: 3, 3: 1, [-1]: 1 };
@@ -96,20 +97,25 @@ export function convertTfjsToOnnx(graph: TfGraph, options: ConvertOptions): Omit
         // TF HWIO (or HW,C,multiplier) → ONNX OIHW (or C·mult,1,H,W with group = C)
         const o = depthwise ? cin * cout : cout;
         const i = depthwise ? 1 : cin;
-        const codes = options.uint8Kernels ? w.uint8 : undefined;
-        const src = codes ? codes.codes : (w.data as Float32Array);
-        const data = codes ? new Uint8Array(o * i * kh * kw) : new Float32Array(o * i * kh * kw);
+        const stored = options.sourcePrecision ? w.stored : undefined;
+        const src = stored?.kind === 'uint8' ? stored.codes : stored?.kind === 'float16' ? stored.bits : (w.data as Float32Array);
+        const count = o * i * kh * kw;
+        const data = stored?.kind === 'uint8' ? new Uint8Array(count) : stored?.kind === 'float16' ? new Uint16Array(count) : new Float32Array(count);
         for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let c = 0; c < cin; c++) for (let m = 0; m < cout; m++) {
           const from = ((y * kw + x) * cin + c) * cout + m;
           const to = depthwise ? ((c * cout + m) * kh + y) * kw + x : ((m * cin + c) * kh + y) * kw + x;
           data[to] = src[from]!;
         }
         let wName = fresh(`${name}/W`);
-        if (codes) {
-          initializers.push({ name: wName, dims: [o, i, kh, kw], type: 'uint8', data });
+        const dims = [o, i, kh, kw];
+        if (stored?.kind === 'uint8') {
+          initializers.push({ name: wName, dims, type: 'uint8', data });
           const asFloat = emit('Cast', [wName], { to: { i: 1 } });
-          wName = emit('Add', [emit('Mul', [asFloat, floatScalar(codes.scale)]), floatScalar(codes.min)], undefined, `${name}/W`);
-        } else initializers.push({ name: wName, dims: [o, i, kh, kw], type: 'float', data });
+          wName = emit('Add', [emit('Mul', [asFloat, floatScalar(stored.scale)]), floatScalar(stored.min)], undefined, `${name}/W`);
+        } else if (stored?.kind === 'float16') {
+          initializers.push({ name: wName, dims, type: 'float16', data });
+          wName = emit('Cast', [wName], { to: { i: 1 } }, `${name}/W`);
+        } else initializers.push({ name: wName, dims, type: 'float', data });
         const fused = node.op.startsWith('_Fused') || node.op.startsWith('Fused') ? attrStrings(node.attr?.fused_ops) : [];
         const convInputs = [value.get(clean(inputs[0]!))!, wName];
         if (fused[0] === 'BiasAdd') convInputs.push(constant(`${name}/b`, weight(inputs[2]!, node)));
