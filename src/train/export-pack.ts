@@ -1,6 +1,7 @@
 /**
  * Writes a training run's best weights as the starter model pack: ONNX graphs for the text
- * side (word vectors → masked mean → head → L2 norm) and the image head (standardise →
+ * side (word vectors → masked mean, or a GRU and the masked mean of its states → head → L2 norm;
+ * manifest.text.encoder says which) and the image head (standardise →
  * head → L2 norm), the vocabulary, and a manifest saying where every number came from.
  * The backbone ONNX sits beside them.
  */
@@ -64,7 +65,7 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
       outputs: 'backbone_mean[480] + class_max[80]; grid[480x4x4] for stage 2',
       sha256: sha256File(join(outDir, 'backbone.onnx')),
     },
-    text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped' },
+    text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped', encoder: config.textEncoder ?? { kind: 'pooled' } },
     imageHead: { file: 'image_head.onnx', inputDim: config.imageDim },
     features: (run.params.hyper as { features?: string }).features ?? 'pooled',
     head: config.head,

@@ -48,6 +48,9 @@ export interface TrainOptions {
   holdOut?: number;
   /** start the word vectors of words GloVe has from their GloVe rows (src/train/open-vocab/glove-init.ts) instead of at random */
   initGlove?: boolean;
+  /** the text encoder over word vectors: absent, their mean; 'gru', a GRU of textHidden units (src/train/gru.ts) */
+  textEncoder?: 'gru';
+  textHidden?: number;
   cacheDir: string;
   backboneOnnx: string;
   command: string;
@@ -56,6 +59,9 @@ export interface TrainOptions {
   /** told when the run folder holds its params and after every epoch (MLflow, src/train/mlflow.ts) */
   tracker?: TrainingTracker;
 }
+
+/** The GRU's hidden size when --text-hidden is not given. */
+export const DEFAULT_TEXT_HIDDEN = 512;
 
 /** One split as training sees it: image features and tokenised captions. */
 export interface FeatureSplit {
@@ -129,7 +135,7 @@ export async function evaluateOnFeatures(model: DualEncoder, split: FeatureSplit
   return { ...metrics, rsum: rsum(metrics) };
 }
 
-const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features', 'holdOut', 'initGlove'] as const;
+const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features', 'holdOut', 'initGlove', 'textEncoder', 'textHidden'] as const;
 
 export type TrainLoopOptions = Omit<TrainOptions, 'data' | 'cacheDir' | 'backboneOnnx' | 'onFeatures' | 'features' | 'holdOut'> & {
   holdOut?: number;
@@ -194,6 +200,7 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
     head: opts.head,
     hidden: opts.hidden,
     residual: opts.residual,
+    ...(opts.textEncoder === 'gru' && vocab ? { textEncoder: { kind: 'gru' as const, hidden: opts.textHidden ?? DEFAULT_TEXT_HIDDEN } } : {}),
   };
   const model = initDualEncoder(config, opts.seed);
   if (opts.initEmbed) model.params.set('text.embed', Float32Array.from(opts.initEmbed));
@@ -224,7 +231,8 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
   const captionsOf: number[][] = Array.from({ length: train.images }, () => []);
   train.captionImage.forEach((img, c) => captionsOf[img]!.push(c));
   const totalSteps = opts.epochs * 5 * perPass;
-  const decay = (name: string) => name.endsWith('.W') || name === 'text.embed';
+  // weights decay, biases and the temperature do not; the GRU's recurrent weights are text.gru.R
+  const decay = (name: string) => name.endsWith('.W') || name.endsWith('.R') || name === 'text.embed';
   for (let epoch = state.epoch + 1; epoch <= opts.epochs; epoch++) {
     const started = performance.now();
     const rand = seeded(opts.seed * 100_003 + epoch);

@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import type { DualEncoderConfig } from '../../src/models/starter/head-spec.js';
 import { initDualEncoder, lossAndGrads, mat, seeded } from '../../src/train/dual-encoder.js';
 import { matmul, matmulJs } from '../../src/models/mat.js';
+import type { Params } from '../../src/models/tensor-file.js';
+import { gruBackward, gruForward, initGru } from '../../src/train/gru.js';
 import { initCross } from '../../src/train/cross-init.js';
 import { batchStep } from '../../src/train/train-cross.js';
 
@@ -18,6 +20,8 @@ function batch(config: DualEncoderConfig, B: number, seed: number) {
 const variants: [string, DualEncoderConfig][] = [
   ['linear heads, word vectors', { imageDim: 5, vocabSize: 7, wordDim: 4, embedDim: 3, head: 'linear', hidden: 6 }],
   ['MLP heads, word vectors', { imageDim: 5, vocabSize: 7, wordDim: 4, embedDim: 3, head: 'mlp', hidden: 6 }],
+  // captions of 1–3 words: the packed steps run 5, then 3, then 2 captions
+  ['MLP heads, GRU over word vectors', { imageDim: 5, vocabSize: 7, wordDim: 4, embedDim: 3, head: 'mlp', hidden: 6, textEncoder: { kind: 'gru', hidden: 5 } }],
   ['residual linear heads, dense text', { imageDim: 4, vocabSize: 0, wordDim: 0, textDim: 4, embedDim: 4, head: 'linear', hidden: 6, residual: true }],
   ['residual MLP heads, dense text', { imageDim: 4, vocabSize: 0, wordDim: 0, textDim: 4, embedDim: 4, head: 'mlp', hidden: 6, residual: true }],
 ];
@@ -56,6 +60,47 @@ for (const [label, config] of variants) {
     });
   });
 }
+
+describe('GRU text encoder gradients (backpropagation through time)', () => {
+  it('match finite differences over long, tied, one-word and empty captions', async () => {
+    const D = 3;
+    const H = 4;
+    const rand = seeded(21);
+    const params: Params = new Map();
+    initGru(params, 'g', D, H, rand);
+    // non-zero biases and larger weights than the start, so every gate is off its midpoint
+    for (const p of params.values()) for (let i = 0; i < p.length; i++) p[i] = (rand() * 2 - 1) * 0.9;
+    const embed = Float32Array.from({ length: 6 * D }, () => rand() * 2 - 1);
+    const texts = [Int32Array.from([1, 2, 3, 4, 5, 1, 2]), Int32Array.from([3]), Int32Array.from([]), Int32Array.from([2, 2, 0, 4]), Int32Array.from([5, 4, 0, 1])];
+    const probe = Float32Array.from({ length: texts.length * H }, () => rand() * 2 - 1);
+    // a linear loss Σ probe ⊙ pooled in float64, so its differences carry only the forward pass's rounding
+    const loss = async () => {
+      const { pooled } = await gruForward(params, 'g', embed, D, H, texts);
+      return pooled.data.reduce((s, v, i) => s + v * probe[i]!, 0);
+    };
+    const { pooled, cache } = await gruForward(params, 'g', embed, D, H, texts, true);
+    assert.deepEqual([...pooled.data.subarray(2 * H, 3 * H)], [0, 0, 0, 0], 'an empty caption pools to zero');
+    const grads: Params = new Map();
+    const dEmbed = new Float32Array(embed.length);
+    await gruBackward(params, grads, 'g', D, H, cache!, mat(texts.length, H, probe), dEmbed);
+    const eps = 1e-2;
+    let checked = 0;
+    for (const [name, p, g] of [...[...params].map(([n, p]) => [n, p, grads.get(n)!] as const), ['embed', embed, dEmbed] as const]) {
+      for (let i = 0; i < p.length; i++) {
+        const keep = p[i]!;
+        p[i] = keep + eps;
+        const up = await loss();
+        p[i] = keep - eps;
+        const down = await loss();
+        p[i] = keep;
+        const numeric = (up - down) / (2 * eps);
+        assert.ok(Math.abs(numeric - g[i]!) < 1e-3 + 1e-2 * Math.abs(numeric), `${name}[${i}]: analytic ${g[i]} vs numeric ${numeric}`);
+        checked++;
+      }
+    }
+    assert.equal(checked, 3 * H * D + 3 * H * H + 6 * H + embed.length);
+  });
+});
 
 describe('matmul', () => {
   it('the onnxruntime Gemm path agrees with the JS loop for every transpose', async () => {

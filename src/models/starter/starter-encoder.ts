@@ -15,7 +15,7 @@ import { Vocabulary } from './vocab.js';
 import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
 import { readInitializersFile } from '../../onnx/reader.js';
 import { textModelOnnx } from './text-graph.js';
-import type { DualEncoderConfig } from './head-spec.js';
+import type { DualEncoderConfig, TextEncoderSpec } from './head-spec.js';
 import { sessionOptions } from '../../util/ort-session.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
@@ -27,7 +27,8 @@ export interface StarterManifest {
   version: number;
   embedDim: number;
   features?: FeatureKind;
-  text?: { vocabSize: number; wordDim: number };
+  /** encoder: what reads the word vectors (text-graph.ts); packs from before it have none and are pooled */
+  text?: { vocabSize: number; wordDim: number; encoder?: { kind: 'pooled' } | TextEncoderSpec };
   head?: 'linear' | 'mlp';
   hidden?: number;
   openVocabulary?: OpenVocabManifest;
@@ -131,12 +132,25 @@ async function textSide(dir: string, manifest: StarterManifest, tokens: string[]
   if (!manifest.text || !manifest.head) throw createError('MODEL_UNSUPPORTED', dir, 'an open vocabulary needs manifest.text and manifest.head');
   const { vocabSize, wordDim } = manifest.text;
   if (vocabSize !== tokens.length) throw createError('MODEL_UNSUPPORTED', dir, `vocab.json holds ${tokens.length} words, the manifest ${vocabSize}`);
+  const encoder = manifest.text.encoder ?? { kind: 'pooled' };
+  // text_model.onnx runs whatever graph it holds; only a rebuild must know how to write it again
+  if (encoder.kind !== 'pooled' && !(encoder.kind === 'gru' && Number.isInteger(encoder.hidden) && encoder.hidden > 0)) {
+    throw createError('MODEL_UNSUPPORTED', dir, `cannot add an open vocabulary to text encoder ${JSON.stringify(encoder)} (manifest.text.encoder)`);
+  }
   const ov = await loadOpenVocab(dir, open, wordDim);
   // a truncated or damaged file is MODEL_UNSUPPORTED naming it (readInitializersFile), and so is
   // one that lacks a weight the graph needs or holds it in another shape (textModelOnnx)
   const weights = await readInitializersFile(path);
   const params = new Map([...weights].map(([name, t]) => [name, t.data]));
-  const config: DualEncoderConfig = { imageDim: 0, vocabSize, wordDim, embedDim: manifest.embedDim, head: manifest.head, hidden: manifest.hidden ?? 0 };
+  const config: DualEncoderConfig = {
+    imageDim: 0,
+    vocabSize,
+    wordDim,
+    embedDim: manifest.embedDim,
+    head: manifest.head,
+    hidden: manifest.hidden ?? 0,
+    ...(encoder.kind === 'gru' ? { textEncoder: encoder } : {}),
+  };
   let textModel: Uint8Array;
   try {
     textModel = textModelOnnx(params, config, ov.table);

@@ -2,7 +2,8 @@
  * The starter pack's text graph and the projection-head nodes every exported head uses: written
  * by the pack export (src/train/export-pack.ts), and rebuilt at load time around the weights of
  * a pack's own text_model.onnx when the pack has an open vocabulary (starter-encoder.ts), so the
- * graph is defined once.
+ * graph is defined once. The open vocabulary's rows are word vectors like the trained ones, so
+ * they feed the GRU of a GRU pack the same way they feed the mean.
  */
 import type { Params } from '../tensor-file.js';
 import { maskedMean } from '../../onnx/graph-parts.js';
@@ -57,14 +58,44 @@ export interface OpenVocabTable {
 }
 
 /**
- * The starter text graph: word ids → word vectors → masked mean → head → L2 norm. With an open
+ * A GRU over the word vectors `tokens` [batch, sequence, wordDim] to its states [batch,
+ * sequence, hidden], with ONNX's GRU op rather than unrolled steps: one node for any caption
+ * length (an unrolled graph fixes the longest), and sequence_lens (the attention mask's row
+ * sums) stops each caption at its own length, as training's packed steps do (src/train/gru.ts;
+ * a test checks the two agree). The op's layout attribute (batch first) is not implemented by
+ * onnxruntime's CPU kernel, hence the transposes; linear_before_reset = 1 is the form trained.
+ * Padding positions come out as zeros and are masked out of the mean anyway.
+ */
+function gruGraph(params: Params, wordDim: number, hidden: number, tokens: string, states: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
+  return {
+    nodes: [
+      { op: 'Transpose', inputs: [tokens], outputs: ['gru_x'], attrs: { perm: { ints: [1, 0, 2] } } },
+      { op: 'ReduceSum', inputs: ['attention_mask', 'gru.axis1'], outputs: ['gru_len64'], attrs: { keepdims: { i: 0 } } },
+      { op: 'Cast', inputs: ['gru_len64'], outputs: ['gru_len'], attrs: { to: { i: 6 } } }, // int32, as the op requires
+      { op: 'GRU', inputs: ['gru_x', 'text.gru.W', 'text.gru.R', 'text.gru.B', 'gru_len'], outputs: ['gru_y'], attrs: { hidden_size: { i: hidden }, linear_before_reset: { i: 1 } } },
+      { op: 'Squeeze', inputs: ['gru_y', 'gru.axis1'], outputs: ['gru_y3'] }, // [sequence, 1 direction, batch, hidden]
+      { op: 'Transpose', inputs: ['gru_y3'], outputs: [states], attrs: { perm: { ints: [1, 0, 2] } } },
+    ],
+    initializers: [
+      weight(params, 'text.gru.W', [1, 3 * hidden, wordDim]),
+      weight(params, 'text.gru.R', [1, 3 * hidden, hidden]),
+      weight(params, 'text.gru.B', [1, 6 * hidden]),
+      { name: 'gru.axis1', dims: [1], type: 'int64', data: int64s([1]) },
+    ],
+  };
+}
+
+/**
+ * The starter text graph: word ids → word vectors → masked mean → head → L2 norm, or with a GRU
+ * text encoder word vectors → GRU → masked mean of its states → head → L2 norm. With an open
  * vocabulary the word vectors of ids ≥ vocabSize come from the mapped GloVe rows instead of
  * the trained table (a Where per token); ids below it take exactly the nodes and weights of the
  * graph without one, so known words embed bit for bit as before.
  */
 export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: OpenVocabTable): Uint8Array {
   const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
-  const pooling = maskedMean('tokens', 'pooled', { guardEmpty: true });
+  const gru = config.textEncoder?.kind === 'gru' ? gruGraph(params, config.wordDim, config.textEncoder.hidden, 'tokens', 'gru_states') : undefined;
+  const pooling = maskedMean(gru ? 'gru_states' : 'tokens', 'pooled', { guardEmpty: true });
   const embed = weight(params, 'text.embed', [config.vocabSize, config.wordDim]);
   const lookup: { nodes: NodeInit[]; initializers: TensorInit[] } = open
     ? {
@@ -94,8 +125,8 @@ export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: 
     : { nodes: [{ op: 'Gather', inputs: ['text.embed', 'input_ids'], outputs: ['tokens'] }], initializers: [embed] };
   return encodeModel({
     name: 'starter-text',
-    nodes: [...lookup.nodes, ...pooling.nodes, ...head.nodes],
-    initializers: [...lookup.initializers, ...pooling.initializers, ...head.initializers],
+    nodes: [...lookup.nodes, ...(gru?.nodes ?? []), ...pooling.nodes, ...head.nodes],
+    initializers: [...lookup.initializers, ...(gru?.initializers ?? []), ...pooling.initializers, ...head.initializers],
     inputs: [
       { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
       { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },
