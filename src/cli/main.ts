@@ -19,6 +19,7 @@ import { registerTrain } from './commands/train-command.js';
 import { registerTrainHead } from './commands/train-head-command.js';
 import { registerOpenVocab } from './commands/open-vocab-command.js';
 import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
+import { registerTuneFusion } from './commands/tune-fusion-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('duo')
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerOpenVocab(program);
   registerTrainCross(program);
   registerExportCross(program);
+  registerTuneFusion(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

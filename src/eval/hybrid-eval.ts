@@ -5,7 +5,8 @@
  * k1 of a sweep) with both stages' scores; each configuration of the sweep is then ordered by
  * the engine's own ordering function (ordering.ts) over its first k1 candidates, and items
  * below k1 keep their stage-1 order after them (stage 2 never sees them). A pair's stage-2
- * score does not depend on which other candidates are in the list, so one pass serves all.
+ * score does not depend on which other candidates are in the list, so one pass serves all
+ * (every k1, fusion and weighted-fusion α of a sweep: no further cross-encoder calls).
  */
 import { datasetCaptions } from '../data/caption-file.js';
 import type { RetrievalDataset } from '../data/dataset.js';
@@ -16,7 +17,7 @@ import { ExactStore } from '../index/exact-store.js';
 import { indexImages } from '../index/index-images.js';
 import type { StoreInfo } from '../index/vector-store.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
-import type { CrossEncoder } from '../models/reranker.js';
+import type { CrossEncoder, RerankDirection } from '../models/reranker.js';
 import { SearchEngine, type EngineResponse, type Query } from '../search/engine.js';
 import type { FusionOptions } from '../search/fusion.js';
 import type { ExpansionTable } from '../search/expansion-table.js';
@@ -25,11 +26,13 @@ import type { ExpandWeights } from '../search/query-expansion.js';
 import { orderCandidates } from '../search/ordering.js';
 import { fullMetrics, type FullMetrics } from './metrics.js';
 
-export type Direction = 'textToImage' | 'imageToText';
+export type Direction = RerankDirection;
 
-export interface HybridEvalOptions extends FusionOptions {
+export interface HybridEvalOptions extends Omit<FusionOptions, 'alpha'> {
   k1: number | number[];
   fusion: FusionMode | FusionMode[];
+  /** weighted fusion's α, both directions; a list sweeps it (one config per α); unset: the cross-encoder's own per direction */
+  alpha?: number | number[];
   /** evaluate at most this many queries per direction (all by default) */
   maxQueries?: number;
   directions?: Direction[];
@@ -54,6 +57,8 @@ export const latencyStats = (xs: number[]): LatencyStats => {
 export interface HybridConfigResult {
   k1: number;
   fusion: FusionMode;
+  /** weighted fusion: the α each direction was ordered with */
+  alpha?: Record<Direction, number>;
   textToImage?: FullMetrics;
   imageToText?: FullMetrics;
 }
@@ -69,6 +74,8 @@ export interface QueryRecord {
 
 export interface HybridEvalResult {
   stage1: { textToImage?: FullMetrics; imageToText?: FullMetrics };
+  /** the (first) weighted-fusion α per direction: the one given, else the cross-encoder's own */
+  alpha: Record<Direction, number>;
   configs: HybridConfigResult[];
   /** per query, at the largest k1, as the engine timed them: encode + stage 1, stage 2, and the whole */
   latencyMs: { stage1: LatencyStats; stage2: LatencyStats; total: LatencyStats };
@@ -82,7 +89,8 @@ export interface HybridEvalResult {
   imageToText?: FullMetrics;
 }
 
-export const configKey = (k1: number, fusion: FusionMode) => `k1=${k1} ${fusion}`;
+/** a config's name (QueryRecord.hybrid's keys); `alpha` only in an α sweep, and only for weighted fusion */
+export const configKey = (k1: number, fusion: FusionMode, alpha?: number) => `k1=${k1} ${fusion}${alpha !== undefined && fusion === 'weighted' ? ` α=${alpha}` : ''}`;
 
 /** Ranks of every relevant item once the first k1 candidates are ordered as the engine orders them; below k1, stage-1 order. */
 function hybridRanks(head: EngineResponse['results'], tail: string[], k1: number, fusion: FusionMode, o: FusionOptions, relevant: Set<string>): number[] {
@@ -107,14 +115,21 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   const k1s = [o.k1].flat();
   const fusions = [o.fusion].flat();
   const kMax = Math.max(...k1s);
-  const alpha = o.alpha ?? defaultAlpha(reranker);
-  const fusionOptions: FusionOptions = { ...o, alpha };
+  // undefined: the cross-encoder's own α for the direction
+  const alphas: (number | undefined)[] = o.alpha === undefined ? [undefined] : [...new Set([o.alpha].flat())];
+  const alphaOf = (a: number | undefined, dir: Direction) => a ?? defaultAlpha(reranker, dir);
+  /** every config of the sweep: weighted fusion once per α, the others once */
+  const configs = k1s.flatMap((k1) =>
+    fusions.flatMap((fusion) =>
+      (fusion === 'weighted' ? alphas : [undefined]).map((a) => ({ k1, fusion, alpha: a, key: configKey(k1, fusion, alphas.length > 1 ? a : undefined) })),
+    ),
+  );
   const directions = o.directions ?? ['textToImage', 'imageToText'];
   const sourceOf = new Map<string, ImageInput>(ds.images.map((i) => [i.id, i.source]));
   const captions = datasetCaptions(ds);
 
   const ranks = new Map<string, { textToImage: number[][]; imageToText: number[][] }>();
-  for (const k1 of k1s) for (const f of fusions) ranks.set(configKey(k1, f), { textToImage: [], imageToText: [] });
+  for (const c of configs) ranks.set(c.key, { textToImage: [], imageToText: [] });
   const stage1 = { textToImage: [] as number[][], imageToText: [] as number[][] };
   const queries: QueryRecord[] = [];
   const s1: number[] = [];
@@ -124,21 +139,19 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   /** One query through the engine: hybrid over the top kMax, and the full stage-1 ranking for the tail. */
   const run = async (engine: SearchEngine, dir: Direction, query: Query, label: string, relevantIds: string[], n: number) => {
     const relevant = new Set(relevantIds);
-    const record = (stage1Ranks: number[], hybrid: (k1: number, f: FusionMode) => number[]) => {
+    const record = (stage1Ranks: number[], hybrid: (c: (typeof configs)[number]) => number[]) => {
       stage1[dir].push(stage1Ranks);
       const byConfig: Record<string, number> = {};
-      for (const k1 of k1s) {
-        for (const f of fusions) {
-          const r = hybrid(k1, f);
-          ranks.get(configKey(k1, f))![dir].push(r);
-          byConfig[configKey(k1, f)] = r[0]!;
-        }
+      for (const c of configs) {
+        const r = hybrid(c);
+        ranks.get(c.key)![dir].push(r);
+        byConfig[c.key] = r[0]!;
       }
       queries.push({ direction: dir, query: label, relevant: relevantIds, stage1: stage1Ranks[0]!, hybrid: byConfig });
     };
     let response: EngineResponse;
     try {
-      [response] = (await engine.search([query], { mode: 'hybrid', k: kMax, k1: kMax, fusion: fusions[0], alpha, rrfK: o.rrfK, normalisation: o.normalisation, budgetMs: 600_000, ...expand })) as [EngineResponse];
+      [response] = (await engine.search([query], { mode: 'hybrid', k: kMax, k1: kMax, fusion: fusions[0], alpha: alphas[0], rrfK: o.rrfK, normalisation: o.normalisation, budgetMs: 600_000, ...expand })) as [EngineResponse];
     } catch (error) {
       if (!(error instanceof DuoError && error.code === 'QUERY_NOT_UNDERSTOOD')) throw error;
       refused++;
@@ -153,7 +166,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     const stage1Ranks = relevantRanks(tail, relevant);
     s1.push(response.latencyMs.encode + response.latencyMs.stage1);
     s2.push(response.latencyMs.stage2);
-    record(stage1Ranks, (k1, f) => hybridRanks(response.results, tail, k1, f, fusionOptions, relevant));
+    record(stage1Ranks, (c) => hybridRanks(response.results, tail, c.k1, c.fusion, { rrfK: o.rrfK, normalisation: o.normalisation, alpha: alphaOf(c.alpha, dir) }, relevant));
   };
 
   // cached query embeddings let the stage-1 pass reuse the hybrid pass's encoding; responses are not cached
@@ -196,20 +209,20 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
     }
   }
   const metrics = (xs: number[][]) => (xs.length > 0 ? fullMetrics(xs) : undefined);
-  const configs = k1s.flatMap((k1) =>
-    fusions.map((fusion) => {
-      const r = ranks.get(configKey(k1, fusion))!;
-      return { k1, fusion, textToImage: metrics(r.textToImage), imageToText: metrics(r.imageToText) };
-    }),
-  );
+  const results: HybridConfigResult[] = configs.map((c) => {
+    const r = ranks.get(c.key)!;
+    const alpha = c.fusion === 'weighted' ? { alpha: { textToImage: alphaOf(c.alpha, 'textToImage'), imageToText: alphaOf(c.alpha, 'imageToText') } } : {};
+    return { k1: c.k1, fusion: c.fusion, ...alpha, textToImage: metrics(r.textToImage), imageToText: metrics(r.imageToText) };
+  });
   return {
     stage1: { textToImage: metrics(stage1.textToImage), imageToText: metrics(stage1.imageToText) },
-    configs,
+    alpha: { textToImage: alphaOf(alphas[0], 'textToImage'), imageToText: alphaOf(alphas[0], 'imageToText') },
+    configs: results,
     latencyMs: { stage1: latencyStats(s1), stage2: latencyStats(s2), total: latencyStats(s1.map((x, i) => x + (s2[i] ?? 0))) },
     latencySamples: { stage1: s1, stage2: s2 },
     queries,
     refused,
-    textToImage: configs[0]?.textToImage,
-    imageToText: configs[0]?.imageToText,
+    textToImage: results[0]?.textToImage,
+    imageToText: results[0]?.imageToText,
   };
 }

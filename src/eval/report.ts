@@ -20,7 +20,8 @@ export interface ReportOptions {
   outDir: string;
   k1s: number[];
   fusions: FusionMode[];
-  alpha: number;
+  /** weighted fusion's α, both directions; unset: the cross-encoder's own per direction */
+  alpha?: number;
   /** queries per direction for the cross-encoder over all candidates */
   ceSubset: number;
   maxQueries?: number;
@@ -52,7 +53,8 @@ export async function runReport(ds: RetrievalDataset, encoder: Encoder, reranker
     k1: o.k1s,
     k2: 'Recall@K for K = 1, 5, 10, 20 is the recall of a result list of k2 = K',
     fusions: o.fusions,
-    alpha: o.alpha,
+    alpha: main.alpha.textToImage,
+    ...(main.alpha.imageToText !== main.alpha.textToImage ? { alphaImageToText: main.alpha.imageToText } : {}),
     stage1: main.stage1,
     hybrid: main.configs,
     crossEncoderOnly: { queriesPerDirection: o.ceSubset, candidates: 'all', stage1OnTheSameQueries: ce.stage1, crossEncoder: ce.configs[0] },

@@ -8,6 +8,9 @@ import type { ImageInput } from './encoder.js';
 
 export type RerankQuery = { text: string } | { image: ImageInput };
 
+/** What stage 2 ranks: images for a text query, or texts (captions) for an image query. */
+export type RerankDirection = 'textToImage' | 'imageToText';
+
 export interface RerankCandidate {
   /** stable id: image-side features are cached under it */
   id: string;
@@ -37,8 +40,11 @@ export interface RerankResult {
 
 export interface CrossEncoder {
   readonly id: string;
-  /** the weighted-fusion α this model was chosen with (the engine's default for it) */
-  readonly fusionAlpha?: number;
+  /**
+   * the weighted-fusion α (stage 2's share) this model was chosen with, per direction: the
+   * engine's default for it (a model whose stage 2 is weak in one direction wants less of it there)
+   */
+  readonly fusionAlpha?: Readonly<Record<RerankDirection, number>>;
   /** when defined, the image side this model computes at index time (stored beside the index) */
   regionsOf?(images: DecodedImage[], options?: { signal?: AbortSignal }): Promise<Float32Array[]>;
   score(query: RerankQuery, candidates: RerankCandidate[], options?: RerankOptions): Promise<RerankResult>;

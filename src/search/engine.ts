@@ -17,7 +17,7 @@ import { createError, DuoError } from '../errors.js';
 import type { Metadata } from '../index/filter.js';
 import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
-import type { CrossEncoder, RerankCandidate, RerankQuery } from '../models/reranker.js';
+import type { CrossEncoder, RerankCandidate, RerankDirection, RerankQuery } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
 import type { ExpansionTable } from './expansion-table.js';
 import { defaultAlpha, expandWeights, LIMITS, parseSearchOptions, type Mode, type SearchOptions, type SearchOptionsInput } from './options.js';
@@ -194,10 +194,20 @@ export class SearchEngine {
     return this.store.info.items === 'captions';
   }
 
-  /** Options as the engine will run them: validated, defaults filled, α from the cross-encoder when unset. */
+  /**
+   * The direction stage 2 runs in here. The index decides it: over captions, hybrid search takes
+   * image queries only (texts ranked for an image); over images, stage 2 scores the text of a
+   * query (images ranked for a text), and image, item and text-less term queries get stage-1
+   * results (finish, below). So every query stage 2 scores on this engine has this direction.
+   */
+  get direction(): RerankDirection {
+    return this.captions ? 'imageToText' : 'textToImage';
+  }
+
+  /** Options as the engine will run them: validated, defaults filled, α from the cross-encoder for this engine's direction when unset. */
   resolveOptions(options: SearchOptionsInput | SearchOptions = {}): SearchOptions & { alpha: number } {
     const o = parseSearchOptions(options);
-    return { ...o, alpha: o.alpha ?? defaultAlpha(this.reranker) };
+    return { ...o, alpha: o.alpha ?? defaultAlpha(this.reranker, this.direction) };
   }
 
   /** Throws a clear error for a query the engine cannot answer: empty, too long, or no word the model knows. */

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { createError, type DuoError } from '../errors.js';
 import { filterSchema } from '../index/filter.js';
+import type { CrossEncoder, RerankDirection } from '../models/reranker.js';
 
 export const MODES = ['stage1', 'hybrid'] as const;
 export const FUSIONS = ['replace', 'weighted', 'rrf'] as const;
@@ -17,8 +18,8 @@ export const NORMALISATIONS = ['robust', 'minmax'] as const;
  */
 export const LIMITS = { k: 1_000_000, k1: 1_000_000, offset: 1_000_000, queryChars: 2_000 } as const;
 
-/** The weighted-fusion α when none is given: the cross-encoder's own (chosen on dev), else 0.5. */
-export const defaultAlpha = (reranker?: { fusionAlpha?: number }) => reranker?.fusionAlpha ?? 0.5;
+/** The weighted-fusion α when none is given: the cross-encoder's own for the direction (chosen on dev), else 0.5. */
+export const defaultAlpha = (reranker: Pick<CrossEncoder, 'fusionAlpha'> | undefined, direction: RerankDirection): number => reranker?.fusionAlpha?.[direction] ?? 0.5;
 
 export const searchOptionsSchema = z
   .object({
@@ -31,7 +32,7 @@ export const searchOptionsSchema = z
     /** results to skip first (paging) */
     offset: z.number().int().min(0).max(LIMITS.offset).default(0),
     fusion: z.enum(FUSIONS).default('weighted'),
-    /** weight of stage 2 in weighted fusion; unset: the cross-encoder's own (chosen on dev), else 0.5 */
+    /** weight of stage 2 in weighted fusion, both directions; unset: the cross-encoder's own for the query's direction (chosen on dev), else 0.5 */
     alpha: z.number().min(0).max(1).optional(),
     rrfK: z.number().min(0).default(60),
     normalisation: z.enum(NORMALISATIONS).default('robust'),

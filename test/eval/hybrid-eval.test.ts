@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { evaluateHybrid, latencyStats } from '../../src/eval/hybrid-eval.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import type { Encoder } from '../../src/models/encoder.js';
+import type { CrossEncoder } from '../../src/models/reranker.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import { openEngine } from '../../src/search/open-engine.js';
@@ -59,6 +60,53 @@ describe('hybrid evaluation', () => {
     const refused = await evaluateHybrid(ds, picky, blip, { k1: 6, fusion: 'weighted', directions: ['textToImage'] });
     assert.equal(refused.refused, 1);
     assert.equal(refused.queries.find((q) => q.query.includes('red'))!.hybrid['k1=6 weighted'], Infinity);
+    await blip.dispose();
+    await clip.dispose();
+  });
+
+  it('an α sweep reorders the same stage-2 scores: one row per α, each what a run with that α alone gives', async () => {
+    const ds = await colourDataset((n) => [`a ${n} square`, `something ${n}`]);
+    const clip = await loadEncoder(join(packageRoot(), 'models', 'colour-clip'));
+    const blip = await BlipItmReranker.load(join(packageRoot(), 'models', 'colour-blip'));
+    let calls = 0;
+    // BLIP's scores turned upside down: a stage 2 that disagrees with stage 1, so each α ranks differently
+    const counted = (fusionAlpha?: CrossEncoder['fusionAlpha']): CrossEncoder => ({
+      id: blip.id,
+      fusionAlpha,
+      score: async (q, c, o) => {
+        calls++;
+        const r = await blip.score(q, c, o);
+        return { ...r, scores: r.scores.map((x) => -x) };
+      },
+      dispose: async () => {},
+    });
+    const alphas = [0, 0.5, 1];
+    const sweep = await evaluateHybrid(ds, clip, counted(), { k1: [3, 6], fusion: ['weighted', 'rrf'], alpha: alphas });
+    const sweepCalls = calls;
+    assert.deepEqual(
+      sweep.configs.map((c) => [c.k1, c.fusion, c.alpha?.textToImage]),
+      [[3, 'weighted', 0], [3, 'weighted', 0.5], [3, 'weighted', 1], [3, 'rrf', undefined], [6, 'weighted', 0], [6, 'weighted', 0.5], [6, 'weighted', 1], [6, 'rrf', undefined]],
+    );
+    assert.deepEqual(Object.keys(sweep.queries[0]!.hybrid), ['k1=3 weighted α=0', 'k1=3 weighted α=0.5', 'k1=3 weighted α=1', 'k1=3 rrf', 'k1=6 weighted α=0', 'k1=6 weighted α=0.5', 'k1=6 weighted α=1', 'k1=6 rrf']);
+    calls = 0;
+    const single = await evaluateHybrid(ds, clip, counted(), { k1: 6, fusion: 'weighted', alpha: 0.5 });
+    assert.equal(sweepCalls, calls, 'no cross-encoder call more for more α');
+    assert.deepEqual(Object.keys(single.queries[0]!.hybrid), ['k1=6 weighted'], 'one α: the names of before');
+    for (const alpha of alphas) {
+      const one = alpha === 0.5 ? single : await evaluateHybrid(ds, clip, counted(), { k1: 6, fusion: 'weighted', alpha });
+      const row = sweep.configs.find((c) => c.k1 === 6 && c.fusion === 'weighted' && c.alpha!.textToImage === alpha)!;
+      assert.deepEqual([row.textToImage, row.imageToText], [one.textToImage, one.imageToText], `α ${alpha}`);
+    }
+    // α = 0 orders by stage 1 alone; α = 1 by the upside-down stage 2 alone, worse
+    assert.deepEqual(sweep.configs[0]!.textToImage, sweep.stage1.textToImage);
+    assert.ok(sweep.configs[2]!.textToImage!.MRR < sweep.configs[0]!.textToImage!.MRR);
+    assert.ok(sweep.configs[6]!.imageToText!.MRR < sweep.configs[4]!.imageToText!.MRR);
+    // no α given: each direction takes the model's own, as the engine does
+    const own = await evaluateHybrid(ds, clip, counted({ textToImage: 1, imageToText: 0 }), { k1: 6, fusion: 'weighted' });
+    assert.deepEqual(own.alpha, { textToImage: 1, imageToText: 0 });
+    assert.deepEqual(own.configs[0]!.alpha, { textToImage: 1, imageToText: 0 });
+    assert.deepEqual(own.textToImage, sweep.configs[6]!.textToImage);
+    assert.deepEqual(own.imageToText, sweep.configs[4]!.imageToText);
     await blip.dispose();
     await clip.dispose();
   });

@@ -6,7 +6,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { ExactStore } from '../../src/index/exact-store.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import { loadReranker } from '../../src/models/load-reranker.js';
-import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
+import { fusionAlphaOf, StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
 import { openEngine } from '../../src/search/open-engine.js';
 import { crossScores } from '../../src/models/starter/cross-scoring.js';
 import { initCross } from '../../src/train/cross-init.js';
@@ -44,7 +44,7 @@ describe('starter cross-encoder in the engine', () => {
       }
     }
     await store.close();
-    assert.equal(reranker.fusionAlpha, 0.7, "the pack's α comes with the model");
+    assert.deepEqual(reranker.fusionAlpha, { textToImage: 0.7, imageToText: 0.7 }, "the pack's one α comes with the model, for both directions");
 
     const direct = await reranker.score({ text: 'a red shirt' }, [{ id: 'x', image: join(root, 'red.jpg') }]);
     rmSync(root, { recursive: true }); // from here on, any backbone pass over an indexed image would fail
@@ -55,6 +55,14 @@ describe('starter cross-encoder in the engine', () => {
     const hit = r!.results.find((h) => h.id === 'red.jpg')!;
     assert.ok(Math.abs(hit.stage2!.score - direct.scores[0]!) < 1e-2, 'fp16 regions give the same score as fresh ones, to fp16 precision');
     await engine.close();
+  });
+});
+
+describe('fusion α in the manifest', () => {
+  it('alpha for text→image, alphaImageToText for image→text when present, else alpha', () => {
+    assert.deepEqual(fusionAlphaOf({ mode: 'weighted', alpha: 0.7 }), { textToImage: 0.7, imageToText: 0.7 });
+    assert.deepEqual(fusionAlphaOf({ mode: 'weighted', alpha: 0.7, alphaImageToText: 0.4 }), { textToImage: 0.7, imageToText: 0.4 });
+    assert.equal(fusionAlphaOf(undefined), undefined);
   });
 });
 

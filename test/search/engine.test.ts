@@ -230,19 +230,42 @@ describe('SearchEngine', () => {
     await assert.rejects(engine.search([{ text: 'blue' }], { mode: 'hybrid' }), /holds captions/);
   });
 
-  it("weighted fusion takes the reranker's own α unless the caller sets one", async () => {
-    // scores candidates by their stage-1 rank reversed: with α = 1 the last becomes first
-    const reverse: CrossEncoder = {
+  it("weighted fusion takes the reranker's own α for the query's direction unless the caller sets one", async () => {
+    // scores candidates by their stage-1 rank reversed: with α = 1 the last becomes first, with α = 0 stage 1 stands
+    const reverse = (fusionAlpha?: CrossEncoder['fusionAlpha']): CrossEncoder => ({
       id: 'reverse',
-      fusionAlpha: 1,
+      fusionAlpha,
       score: async (_q, c) => ({ scores: c.map((_, i) => i), ms: 0, calls: 1, batchSize: c.length }),
       dispose: async () => {},
+    });
+    const file = join(tempDir(), 'captions.jsonl');
+    writeFileSync(file, Object.keys(COLOURS).map((n, i) => JSON.stringify({ id: `c${i}`, text: `a ${n} photo` })).join('\n'));
+    const captionIndex = join(tempDir(), 'captions.duo');
+    await buildCaptionIndex({ captions: await readCaptionFile(file), indexPath: captionIndex, encoder, modelSpec: CLIP, source: file });
+    const text = { text: 'green' };
+    const image = { image: join(root, 'cold', 'blue.jpg') };
+    const ranks = async (reranker: CrossEncoder, index: string, q: typeof text | typeof image, alpha?: number) => {
+      const engine = await open(reranker, index);
+      const [r] = await engine.search([q], { mode: 'hybrid', k1: 4, k: 4, ...(alpha === undefined ? {} : { alpha }) });
+      await engine.close();
+      assert.equal(r!.fallback, undefined);
+      return r!.results.map((h) => h.stage1.rank);
     };
-    const engine = await open(reverse);
-    const [own] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k: 4 });
-    assert.deepEqual(own!.results.map((h) => h.stage1.rank), [4, 3, 2, 1]);
-    const [set] = await engine.search([{ text: 'green' }], { mode: 'hybrid', k1: 4, k: 4, alpha: 0 });
-    assert.deepEqual(set!.results.map((h) => h.stage1.rank), [1, 2, 3, 4]);
+    const reversed = [4, 3, 2, 1];
+    const kept = [1, 2, 3, 4];
+    // per direction: all of stage 2 for text→image, none for image→text
+    const split = reverse({ textToImage: 1, imageToText: 0 });
+    assert.deepEqual(await ranks(split, indexPath, text), reversed);
+    assert.deepEqual(await ranks(split, captionIndex, image), kept);
+    assert.equal((await open(split, captionIndex)).resolveOptions({}).alpha, 0, 'what --explain reports is the α used');
+    // the caller's α overrides both
+    assert.deepEqual(await ranks(split, indexPath, text, 0), kept);
+    assert.deepEqual(await ranks(split, captionIndex, image, 1), reversed);
+    // a model with one α (an older manifest: both directions alike), and one with none (0.5)
+    const one = reverse({ textToImage: 1, imageToText: 1 });
+    assert.deepEqual(await ranks(one, indexPath, text), reversed);
+    assert.deepEqual(await ranks(one, captionIndex, image), reversed);
+    assert.equal((await open(reverse(), indexPath)).resolveOptions({}).alpha, 0.5);
   });
 
   it('rejects bad options by name', async () => {

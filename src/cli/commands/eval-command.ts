@@ -5,7 +5,7 @@ import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { evaluateHybrid } from '../../eval/hybrid-eval.js';
-import { defaultAlpha, expandWeights, flagOf, parseSearchOptions } from '../../search/options.js';
+import { expandWeights, flagOf, parseSearchOptions } from '../../search/options.js';
 import { expansionTableFile, loadExpansionTable } from '../../search/expansion-table.js';
 import { embedExpanded } from '../../search/query-expansion.js';
 import { compareReports, runReport } from '../../eval/report.js';
@@ -110,7 +110,7 @@ export function registerEval(program: Command): void {
     .option('--mode <mode>', 'stage1 (bi-encoder alone) or hybrid (stage 2 reranks the top k1)', 'stage1')
     .option('--k1 <list>', 'candidates stage 2 reranks; a comma list sweeps (e.g. 50,100,200)', '100')
     .option('--fusion <list>', 'replace, weighted or rrf; a comma list compares them', 'weighted')
-    .option('--alpha <x>', 'weight of stage 2 in weighted fusion (default: the α the cross-encoder was chosen with, else 0.5)')
+    .option('--alpha <list>', 'weight of stage 2 in weighted fusion, both directions (default: the α per direction the cross-encoder was chosen with, else 0.5); a comma list sweeps (e.g. 0.3,0.5,0.7), one row per α, from the same stage-2 scores')
     .option('--reranker <dir>', 'cross-encoder folder (default: the starter pack)')
     .option('--directions <list>', 'hybrid: textToImage, imageToText or both (comma-separated)', 'textToImage,imageToText')
     .option('--max-queries <n>', 'hybrid: evaluate text→image on the first N captions only', positiveInt('--max-queries'))
@@ -135,7 +135,9 @@ export function registerEval(program: Command): void {
       // every value of a sweep is checked by the engine's own option schema, under the flag's name
       const fusions = opts.fusion.split(',').map((f) => parseSearchOptions({ fusion: f.trim() }, flagOf).fusion);
       const k1s = opts.k1.split(',').map((k) => parseSearchOptions({ k1: Number(k.trim()) }, flagOf).k1);
-      const alphaFlag = opts.alpha === undefined ? undefined : parseSearchOptions({ alpha: Number(opts.alpha) }, flagOf).alpha;
+      const alphas = opts.alpha === undefined ? undefined : [...new Set(opts.alpha.split(',').map((a) => parseSearchOptions({ alpha: Number(a.trim()) }, flagOf).alpha!))];
+      const alphaFlag = alphas?.length === 1 ? alphas[0] : undefined;
+      if (alphas && alphas.length > 1 && (opts.mode !== 'hybrid' || opts.report)) throw createError('BAD_ARGUMENT', '--alpha', 'a list sweeps α in --mode hybrid only (not with --report)');
       if (opts.ensembleWeights) return evalEnsembleWeights(ds, { model: opts.model, ensembleWeights: opts.ensembleWeights, json: opts.json, save: opts.save });
       const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
       // the engine's own option schema, defaults and all: eval --expand measures what search --expand runs
@@ -157,7 +159,7 @@ export function registerEval(program: Command): void {
             outDir: opts.report,
             k1s,
             fusions,
-            alpha: alphaFlag ?? defaultAlpha(reranker),
+            alpha: alphaFlag,
             ceSubset: opts.ceSubset,
             maxQueries: opts.maxQueries,
             describe: { command: `duo ${process.argv.slice(2).join(' ')}`, commit: gitCommit() },
@@ -179,13 +181,14 @@ export function registerEval(program: Command): void {
           const r = await evaluateHybrid(ds, encoder, reranker, {
             k1: k1s,
             fusion: fusions,
-            alpha: alphaFlag ?? defaultAlpha(reranker),
+            alpha: alphas,
             maxQueries: opts.maxQueries,
             directions: parseDirections(opts.directions),
             expand,
             onProgress: (_s, d, n) => bar.update(d, n),
           });
           bar.stop();
+          const sweep = (alphas?.length ?? 0) > 1;
           const out = {
             dataset: ds.name,
             split: ds.split,
@@ -194,7 +197,10 @@ export function registerEval(program: Command): void {
             mode: 'hybrid',
             k1: k1s[0],
             fusion: fusions[0],
-            alpha: alphaFlag ?? defaultAlpha(reranker),
+            // one α: a number (text→image's; image→text's beside it when the cross-encoder's own differ); a sweep: the list
+            ...(sweep
+              ? { alpha: alphas }
+              : { alpha: r.alpha.textToImage, ...(r.alpha.imageToText !== r.alpha.textToImage ? { alphaImageToText: r.alpha.imageToText } : {}) }),
             ...(expand ? { expand: expand.weights } : {}),
             images: ds.images.length,
             captions: ds.captions.length,
@@ -202,7 +208,13 @@ export function registerEval(program: Command): void {
             imageToText: r.imageToText && publicMetrics(r.imageToText),
             latencyMs: r.latencyMs,
             stage1: { textToImage: r.stage1.textToImage && publicMetrics(r.stage1.textToImage), imageToText: r.stage1.imageToText && publicMetrics(r.stage1.imageToText) },
-            configs: r.configs.map((c) => ({ k1: c.k1, fusion: c.fusion, textToImage: c.textToImage && publicMetrics(c.textToImage), imageToText: c.imageToText && publicMetrics(c.imageToText) })),
+            configs: r.configs.map((c) => ({
+              k1: c.k1,
+              fusion: c.fusion,
+              ...(sweep && c.alpha ? { alpha: c.alpha.textToImage } : {}),
+              textToImage: c.textToImage && publicMetrics(c.textToImage),
+              imageToText: c.imageToText && publicMetrics(c.imageToText),
+            })),
           };
           if (opts.save) await writeFileAtomic(opts.save, `${JSON.stringify(out, null, 2)}\n`);
           if (opts.json) console.log(JSON.stringify(out));
@@ -213,10 +225,12 @@ export function registerEval(program: Command): void {
             add('stage 1', 'text→image', out.stage1.textToImage);
             add('stage 1', 'image→text', out.stage1.imageToText);
             for (const c of out.configs) {
-              add(`hybrid k1=${c.k1} ${c.fusion}`, 'text→image', c.textToImage);
-              add(`hybrid k1=${c.k1} ${c.fusion}`, 'image→text', c.imageToText);
+              const label = `hybrid k1=${c.k1} ${c.fusion}${'alpha' in c ? ` α=${c.alpha}` : ''}`;
+              add(label, 'text→image', c.textToImage);
+              add(label, 'image→text', c.imageToText);
             }
             console.log(formatTable(['mode', 'direction', 'R@1', 'R@5', 'R@10', 'MRR', 'median rank'], rows));
+            if (!sweep && fusions.includes('weighted')) console.log(`weighted fusion α: ${r.alpha.textToImage} text→image, ${r.alpha.imageToText} image→text`);
             const l = out.latencyMs;
             console.log(`per query: stage 1 p50 ${l.stage1.p50.toFixed(1)} ms, stage 2 (k1 ${Math.max(...k1s)}) p50 ${l.stage2.p50.toFixed(1)} ms, p95 ${l.stage2.p95.toFixed(1)} ms`);
           }

@@ -12,7 +12,7 @@ import { createError } from '../../errors.js';
 import { LruCache } from '../../util/lru.js';
 import type { ImageInput } from '../encoder.js';
 import { contentId, requireFiles, resolveModelSource } from '../model-source.js';
-import { guardedBatches, type CrossEncoder, type RerankCandidate, type RerankOptions, type RerankQuery, type RerankResult } from '../reranker.js';
+import { guardedBatches, type CrossEncoder, type RerankCandidate, type RerankOptions, type RerankDirection, type RerankQuery, type RerankResult } from '../reranker.js';
 import { loadTensors, type Params } from '../tensor-file.js';
 import { BackboneRunner } from './backbone-runner.js';
 import { crossScores, headRegions, regionInputs, StackBuffers, type CrossHead, type Standardiser } from './cross-scoring.js';
@@ -26,8 +26,17 @@ export interface CrossManifest {
   vocabulary: string;
   /** one entry per head, in the order of their tensors (`h0.`, `h1.`, …) in cross_encoder.bin */
   heads: { dim: number; lambda: number; vocabSize: number }[];
-  fusion?: { mode: 'weighted'; alpha: number };
+  /**
+   * the weighted-fusion α the engine defaults to with this model: `alpha` for text queries ranking
+   * images, `alphaImageToText` (when present, else `alpha`) for image queries ranking captions;
+   * `chosen` records how (duo export-cross, duo tune-fusion)
+   */
+  fusion?: { mode: 'weighted'; alpha: number; alphaImageToText?: number; chosen?: Record<string, unknown> };
 }
+
+/** The manifest's fusion α per direction; an older manifest's one α serves both. */
+export const fusionAlphaOf = (fusion: CrossManifest['fusion']): Record<RerankDirection, number> | undefined =>
+  fusion ? { textToImage: fusion.alpha, imageToText: fusion.alphaImageToText ?? fusion.alpha } : undefined;
 
 export class StarterCrossEncoder implements CrossEncoder {
   /** image sides computed here (an index without stored ones), by id: 34 KiB each with two 256-d heads, so bounded in bytes (256 MiB, some 7,500 images) */
@@ -38,7 +47,7 @@ export class StarterCrossEncoder implements CrossEncoder {
   private constructor(
     readonly id: string,
     readonly heads: CrossHead[],
-    readonly fusionAlpha: number | undefined,
+    readonly fusionAlpha: Readonly<Record<RerankDirection, number>> | undefined,
     private readonly std: Standardiser,
     private readonly vocab: Vocabulary,
     /** the backbone pass it shares with the starter encoder of the same weights, through the decoded image */
@@ -63,7 +72,11 @@ export class StarterCrossEncoder implements CrossEncoder {
       return { config: { vocabSize: h.vocabSize, dim: h.dim, lambda: h.lambda }, params };
     });
     const backbone = await BackboneRunner.load(join(source.location, 'backbone.onnx'));
-    return new StarterCrossEncoder(`${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`, heads, m.fusion?.alpha, std, vocab, backbone);
+    // the id is the weights' content, not manifest.json's: the fusion α (there) is not part of the
+    // model's id, on purpose, so re-choosing it (duo tune-fusion) keeps the indexes that recorded
+    // this cross-encoder valid
+    const id = `${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`;
+    return new StarterCrossEncoder(id, heads, fusionAlphaOf(m.fusion), std, vocab, backbone);
   }
 
   async regionsOf(images: DecodedImage[], options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {

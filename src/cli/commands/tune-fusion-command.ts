@@ -1,0 +1,87 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { openDataset } from '../../data/readers/open-dataset.js';
+import { createError } from '../../errors.js';
+import { crossManifestFile, DEFAULT_ALPHAS, DIRECTIONS, TIE_RULE, tuneFusion, type TuneFusionResult } from '../../eval/tune-fusion.js';
+import { loadEncoder } from '../../models/load-encoder.js';
+import { StarterCrossEncoder } from '../../models/starter/starter-cross-encoder.js';
+import { flagOf, parseSearchOptions } from '../../search/options.js';
+import { formatTable, positiveInt, progressBar } from '../output.js';
+
+interface TuneFusionFlags {
+  pack: string;
+  data: string;
+  split: string;
+  k1: string;
+  alphas: string;
+  maxQueries?: number;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+const LABEL = { textToImage: 'text→image', imageToText: 'image→text' } as const;
+
+function printTable(r: TuneFusionResult): void {
+  const cells = (m: { 'R@1': number; 'R@5': number; 'R@10': number; rsum: number }) => [m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.rsum.toFixed(2)];
+  const rows: string[][] = [];
+  for (const d of DIRECTIONS) {
+    rows.push([LABEL[d], 'stage 1', ...cells(r.stage1[d]), '']);
+    for (const row of r.rows.filter((x) => x.direction === d)) {
+      const delta = row.rsum - r.stage1[d].rsum;
+      rows.push([LABEL[d], `α ${row.alpha}`, ...cells(row), `${delta >= 0 ? '+' : ''}${delta.toFixed(2)}${row.alpha === r.chosen[d] ? '  ← chosen' : ''}`]);
+    }
+  }
+  console.log(`${r.dataset} ${r.split}: k1 ${r.k1}, weighted fusion; ${r.queries.textToImage} text→image and ${r.queries.imageToText} image→text queries`);
+  console.log(formatTable(['direction', 'ranking', 'R@1', 'R@5', 'R@10', 'rsum', 'rsum − stage 1'], rows));
+  const was = r.previous ? ` (was ${r.previous.textToImage} and ${r.previous.imageToText})` : '';
+  console.log(`chosen: α ${r.chosen.textToImage} text→image, ${r.chosen.imageToText} image→text${was}`);
+  console.log(r.written ? `written to ${r.manifest} (crossEncoder.fusion)` : `--dry-run: ${r.manifest} not changed`);
+}
+
+export function registerTuneFusion(program: Command): void {
+  program
+    .command('tune-fusion')
+    .description(
+      "re-choose a starter pack's weighted-fusion α per direction (after its bi-encoder changed): hybrid evaluation of both directions through the engine for every α of a grid, " +
+        `then per direction the α with the best R@1 + R@5 + R@10 (${TIE_RULE}), written into the pack's manifest.json as crossEncoder.fusion.alpha (text→image) and alphaImageToText (image→text), with how they were chosen`,
+    )
+    .requiredOption('--pack <dir>', "starter pack with a cross-encoder: its bi-encoder and cross-encoder are evaluated, its manifest.json is rewritten")
+    .requiredOption('--data <path>', 'dataset (e.g. the Flickr8k folder)')
+    .option('--split <name>', 'split to choose on', 'dev')
+    .option('--k1 <n>', 'candidates stage 2 reranks', '100')
+    .option('--alphas <list>', 'the grid of α (stage 2\'s share) to try, comma-separated', DEFAULT_ALPHAS.join(','))
+    .option('--max-queries <n>', 'evaluate only the first N queries per direction', positiveInt('--max-queries'))
+    .option('--dry-run', 'print the sweep and the choice; write nothing')
+    .option('--json', 'print one JSON object')
+    .action(async (flags: TuneFusionFlags) => {
+      const k1 = parseSearchOptions({ k1: Number(flags.k1) }, flagOf).k1;
+      const alphas = flags.alphas.split(',').map((a) => {
+        if (a.trim() === '') throw createError('BAD_ARGUMENT', '--alphas', `"${flags.alphas}" has an empty entry`);
+        return parseSearchOptions({ alpha: Number(a.trim()) }, () => '--alphas').alpha!;
+      });
+      const pack = resolve(flags.pack);
+      crossManifestFile(pack); // refuse a pack without a cross-encoder before loading anything
+      const ds = await openDataset(flags.data, { split: flags.split });
+      const encoder = await loadEncoder(pack);
+      const reranker = await StarterCrossEncoder.load(pack);
+      const bar = progressBar('tune-fusion');
+      try {
+        const r = await tuneFusion(ds, encoder, reranker, {
+          pack,
+          k1,
+          alphas,
+          dryRun: Boolean(flags.dryRun),
+          maxQueries: flags.maxQueries,
+          command: `duo ${process.argv.slice(2).join(' ')}`,
+          onProgress: (_s, d, n) => bar.update(d, n),
+        });
+        bar.stop();
+        if (flags.json) console.log(JSON.stringify(r));
+        else printTable(r);
+      } finally {
+        bar.stop();
+        await reranker.dispose();
+        await encoder.dispose();
+      }
+    });
+}

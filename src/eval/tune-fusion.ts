@@ -1,0 +1,132 @@
+/**
+ * `duo tune-fusion`: re-chooses a starter pack's weighted-fusion α per direction for the
+ * bi-encoder the pack now holds. One hybrid evaluation through the engine (hybrid-eval.ts, both
+ * directions, every α of the grid from the same stage-2 scores), then per direction the α with
+ * the best R@1 + R@5 + R@10, written into the pack's cross-encoder manifest
+ * (`crossEncoder.fusion.alpha` for text→image, `alphaImageToText` for image→text) with a record
+ * of how it was chosen. The cross-encoder's id leaves manifest.json out (starter-cross-encoder.ts),
+ * so indexes that recorded it stay valid.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RetrievalDataset } from '../data/dataset.js';
+import { createError } from '../errors.js';
+import type { Encoder } from '../models/encoder.js';
+import type { CrossEncoder } from '../models/reranker.js';
+import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { evaluateHybrid, type Direction } from './hybrid-eval.js';
+import type { RankMetrics } from './metrics.js';
+
+export const DIRECTIONS: Direction[] = ['textToImage', 'imageToText'];
+export const DEFAULT_ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+export const TIE_RULE = 'ties go to the higher R@1, then to the smaller α';
+
+export interface Recalls {
+  'R@1': number;
+  'R@5': number;
+  'R@10': number;
+  /** R@1 + R@5 + R@10 */
+  rsum: number;
+}
+
+export interface TuneRow extends Recalls {
+  alpha: number;
+  direction: Direction;
+}
+
+export interface TuneFusionResult {
+  manifest: string;
+  dataset: string;
+  split: string;
+  k1: number;
+  grid: number[];
+  /** queries per direction */
+  queries: Record<Direction, number>;
+  stage1: Record<Direction, Recalls>;
+  rows: TuneRow[];
+  chosen: Record<Direction, number>;
+  /** the α the manifest held before (per direction, as the engine read it), if any */
+  previous?: Record<Direction, number>;
+  written: boolean;
+}
+
+const recalls = (m: RankMetrics): Recalls => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], rsum: m['R@1'] + m['R@5'] + m['R@10'] });
+
+/** The α of the rows with the best R@1 + R@5 + R@10; ties go to the higher R@1, then to the smaller α. */
+export function chooseAlpha(rows: Pick<TuneRow, 'alpha' | 'R@1' | 'rsum'>[]): number {
+  if (rows.length === 0) throw new Error('chooseAlpha: no rows');
+  const eps = 1e-9; // recalls are sums of shares of the same query count: equal counts give equal floats, this only absorbs rounding
+  const better = (a: (typeof rows)[number], b: (typeof rows)[number]) =>
+    a.rsum > b.rsum + eps || (Math.abs(a.rsum - b.rsum) <= eps && (a['R@1'] > b['R@1'] + eps || (Math.abs(a['R@1'] - b['R@1']) <= eps && a.alpha < b.alpha)));
+  return rows.reduce((best, r) => (better(r, best) ? r : best)).alpha;
+}
+
+interface PackManifest {
+  crossEncoder?: CrossManifest;
+  [key: string]: unknown;
+}
+
+/** The pack's manifest file, refusing (naming --pack and the file) a folder without a cross-encoder. */
+export function crossManifestFile(pack: string): string {
+  const file = join(pack, 'manifest.json');
+  if (!existsSync(file)) throw createError('FILE_NOT_FOUND', file);
+  const manifest = JSON.parse(readFileSync(file, 'utf8')) as PackManifest;
+  if (!manifest.crossEncoder?.heads?.length) throw createError('BAD_ARGUMENT', '--pack', `${pack} has no cross-encoder (${file} has no crossEncoder section); add one with duo export-cross`);
+  const weights = join(pack, manifest.crossEncoder.file ?? 'cross_encoder.bin');
+  if (!existsSync(weights)) throw createError('BAD_ARGUMENT', '--pack', `${pack} has no cross-encoder: ${weights} is missing`);
+  return file;
+}
+
+export interface TuneFusionOptions {
+  pack: string;
+  k1: number;
+  alphas: number[];
+  dryRun: boolean;
+  /** the command line, recorded in the manifest */
+  command: string;
+  maxQueries?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+/** Sweeps α with the pack's models over `ds` and, unless a dry run, writes the best per direction into the pack's manifest. */
+export async function tuneFusion(ds: RetrievalDataset, encoder: Encoder, reranker: CrossEncoder, o: TuneFusionOptions): Promise<TuneFusionResult> {
+  const file = crossManifestFile(o.pack);
+  const grid = [...new Set(o.alphas)];
+  const r = await evaluateHybrid(ds, encoder, reranker, { k1: o.k1, fusion: 'weighted', alpha: grid, directions: DIRECTIONS, maxQueries: o.maxQueries, onProgress: o.onProgress });
+  const rows: TuneRow[] = [];
+  for (const c of r.configs) for (const direction of DIRECTIONS) rows.push({ alpha: c.alpha![direction], direction, ...recalls(c[direction]!) });
+  const pick = (d: Direction) => chooseAlpha(rows.filter((row) => row.direction === d));
+  const chosen = { textToImage: pick('textToImage'), imageToText: pick('imageToText') };
+  const stage1 = { textToImage: recalls(r.stage1.textToImage!), imageToText: recalls(r.stage1.imageToText!) };
+  const queries = { textToImage: r.stage1.textToImage!.queries, imageToText: r.stage1.imageToText!.queries };
+  const result: TuneFusionResult = { manifest: file, dataset: ds.name, split: ds.split, k1: o.k1, grid, queries, stage1, rows, chosen, previous: reranker.fusionAlpha, written: false };
+  if (o.dryRun) return result;
+
+  // read again just before writing: the evaluation took minutes, and only the fusion entry is ours
+  const manifest = JSON.parse(readFileSync(file, 'utf8')) as PackManifest;
+  if (!manifest.crossEncoder) throw createError('BAD_ARGUMENT', '--pack', `${file} lost its crossEncoder section during the sweep`);
+  const best = (d: Direction) => rows.find((row) => row.direction === d && row.alpha === chosen[d])!;
+  const strip = ({ alpha: _a, direction: _d, ...m }: TuneRow) => m;
+  manifest.crossEncoder.fusion = {
+    mode: 'weighted',
+    alpha: chosen.textToImage,
+    alphaImageToText: chosen.imageToText,
+    chosen: {
+      by: `duo tune-fusion: per direction, the α of the grid with the best R@1 + R@5 + R@10 (${TIE_RULE})`,
+      command: o.command,
+      date: new Date().toISOString(),
+      dataset: ds.name,
+      split: ds.split,
+      k1: o.k1,
+      grid,
+      biEncoder: encoder.id,
+      crossEncoder: reranker.id,
+      queries,
+      stage1,
+      hybrid: { textToImage: strip(best('textToImage')), imageToText: strip(best('imageToText')) },
+    },
+  };
+  await writeFileAtomic(file, `${JSON.stringify(manifest, null, 2)}\n`);
+  return { ...result, written: true };
+}
