@@ -5,7 +5,7 @@
  * head → L2 norm), the vocabulary, and a manifest saying where every number came from.
  * The backbone ONNX sits beside them.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -39,6 +39,14 @@ export function imageHeadOnnx(params: Params, config: DualEncoderConfig, norm: P
   });
 }
 
+function readPreviousManifest(path: string): { crossEncoder?: unknown; openVocabulary?: unknown } {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as { crossEncoder?: unknown; openVocabulary?: unknown };
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', path, `the pack folder's manifest is not JSON (${(error as Error).message}); move it away to export here`);
+  }
+}
+
 export async function exportStarterPack(runDir: string, outDir: string): Promise<void> {
   const run = readRun(runDir);
   if (!run.summary) throw createError('BAD_ARGUMENT', runDir, 'run has not finished (no summary.json)');
@@ -49,6 +57,8 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
   const backbone = resolve(String(run.params.backbone));
   if (!existsSync(backbone)) throw createError('FILE_NOT_FOUND', backbone);
   mkdirSync(outDir, { recursive: true }); // a new pack folder: the copy below does not create it
+  const manifestPath = join(outDir, 'manifest.json');
+  const previous = existsSync(manifestPath) ? readPreviousManifest(manifestPath) : undefined;
   if (resolve(join(outDir, 'backbone.onnx')) !== backbone) copyFileSync(backbone, join(outDir, 'backbone.onnx'));
   await writeFileAtomic(join(outDir, 'text_model.onnx'), textModelOnnx(params, config));
   await writeFileAtomic(join(outDir, 'image_head.onnx'), imageHeadOnnx(params, config, norm));
@@ -82,6 +92,10 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
       trainSeconds: run.summary.trainSeconds,
     },
     devMetrics: run.summary.bestDev,
+    // the pack's cross-encoder is a model of its own (duo export-cross): a new bi-encoder keeps it
+    ...(previous?.crossEncoder ? { crossEncoder: previous.crossEncoder } : {}),
   };
   await writeFileAtomic(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  // an open vocabulary maps GloVe into the old text model's word space: stale now (duo open-vocab rebuilds it)
+  if (previous?.openVocabulary) for (const f of ['open_vocab.bin', 'open_vocab.json']) rmSync(join(outDir, f), { force: true });
 }

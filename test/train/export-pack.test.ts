@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DuoError } from '../../src/errors.js';
@@ -19,6 +19,29 @@ import { trainTinyStarter, TINY_CONFIG } from '../fixtures/tiny-starter.js';
 import { tempDir } from '../helpers.js';
 
 describe('starter pack export', () => {
+  it('into an existing pack: keeps its cross-encoder section, drops its now stale open vocabulary', async () => {
+    const runDir = join(tempDir(), 'run');
+    await trainTinyStarter(runDir);
+    const pack = join(tempDir(), 'pack');
+    mkdirSync(pack);
+    const crossEncoder = { file: 'cross_encoder.bin', fusion: { mode: 'weighted', alpha: 0.6 } };
+    writeFileSync(join(pack, 'manifest.json'), JSON.stringify({ format: 'duo-starter-pack', crossEncoder, openVocabulary: { words: 'open_vocab.json' } }));
+    writeFileSync(join(pack, 'open_vocab.json'), '[]');
+    writeFileSync(join(pack, 'open_vocab.bin'), 'x');
+    writeFileSync(join(pack, 'cross_encoder.bin'), 'weights');
+    await exportStarterPack(runDir, pack);
+    const m = JSON.parse(readFileSync(join(pack, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(m.crossEncoder, crossEncoder);
+    assert.equal(m.openVocabulary, undefined);
+    assert.equal(existsSync(join(pack, 'open_vocab.json')), false);
+    assert.equal(existsSync(join(pack, 'open_vocab.bin')), false);
+    assert.equal(readFileSync(join(pack, 'cross_encoder.bin'), 'utf8'), 'weights');
+    assert.ok(await loadEncoder(pack), 'the pack loads');
+
+    writeFileSync(join(pack, 'manifest.json'), '{ not json');
+    await assert.rejects(exportStarterPack(runDir, pack), (e: DuoError) => e.code === 'MODEL_UNSUPPORTED' && e.message.includes(join(pack, 'manifest.json')));
+  });
+
   it('the exported ONNX pack computes what the training code computes', async () => {
     const runDir = join(tempDir(), 'run');
     const { vocab, split } = await trainTinyStarter(runDir);
