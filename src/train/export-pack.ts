@@ -9,7 +9,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:
 import { join, resolve } from 'node:path';
 import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { BACKBONE_PACKAGE, sha256File } from '../models/starter/backbone.js';
+import { BACKBONE_PACKAGE, MOBILENET_DIM, MOBILENET_PACKAGE, sha256File } from '../models/starter/backbone.js';
+import { needsMobilenet, type FeatureKind } from '../models/starter/backbone-runner.js';
 import { loadTensors, type Params } from '../models/tensor-file.js';
 import { encodeModel } from '../onnx/writer.js';
 import { headGraph, textModelOnnx } from '../models/starter/text-graph.js';
@@ -63,6 +64,8 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
   await writeFileAtomic(join(outDir, 'text_model.onnx'), textModelOnnx(params, config));
   await writeFileAtomic(join(outDir, 'image_head.onnx'), imageHeadOnnx(params, config, norm));
   await writeFileAtomic(join(outDir, 'vocab.json'), `${JSON.stringify(vocab)}\n`);
+  const features = (run.params.hyper as { features?: FeatureKind }).features ?? 'pooled';
+  const withMobilenet = needsMobilenet(features);
   const manifest = {
     format: PACK_FORMAT,
     version: 1,
@@ -71,13 +74,16 @@ export async function exportStarterPack(runDir: string, outDir: string): Promise
     similarity: 'cosine',
     backbone: {
       file: 'backbone.onnx',
-      source: `${BACKBONE_PACKAGE} models/centernet.json (COCO CenterNet, MobileNetV3), converted to ONNX by src/models/starter/backbone.ts`,
-      outputs: 'backbone_mean[480] + class_max[80]; grid[480x4x4] for stage 2',
+      source:
+        `${BACKBONE_PACKAGE} models/centernet.json (COCO CenterNet, MobileNetV3)` +
+        (withMobilenet ? ` and ${MOBILENET_PACKAGE} mobilenet_v2_mid (MobileNetV2 1.4, ImageNet)` : '') +
+        ', converted to ONNX by src/models/starter/backbone.ts',
+      outputs: `backbone_mean[480] + class_max[80]; grid[480x4x4] for stage 2${withMobilenet ? `; mobilenet_mean[${MOBILENET_DIM}]` : ''}`,
       sha256: sha256File(join(outDir, 'backbone.onnx')),
     },
     text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped', encoder: config.textEncoder ?? { kind: 'pooled' } },
     imageHead: { file: 'image_head.onnx', inputDim: config.imageDim },
-    features: (run.params.hyper as { features?: string }).features ?? 'pooled',
+    features,
     head: config.head,
     hidden: config.head === 'mlp' ? config.hidden : undefined,
     training: {
