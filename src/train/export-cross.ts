@@ -1,14 +1,15 @@
 /**
  * Puts trained cross-encoder runs into a starter pack as one cross-encoder: each run becomes a
- * head (tensors `h<i>.*` in cross_encoder.bin), the vocabulary is the longest of theirs (the
- * others must be its prefix: the same words, fewer or no word pairs), and the weighted-fusion α
- * is chosen on dev for the heads together. The manifest records every head's run, command and
- * epoch, and the dev metrics of what was exported.
+ * head (tensors `h<i>.*` in cross_encoder.bin), after the pack's own heads when they are kept
+ * (`keepHeads`: the runs are added to the cross-encoder the pack has), the vocabulary is the
+ * longest of theirs (the others must be its prefix: the same words, fewer or no word pairs),
+ * and the weighted-fusion α is chosen on dev for the heads together, per direction
+ * (text→image: `fusion.alpha`; image→text: `fusion.alphaImageToText`). The manifest records
+ * every head's run, command and epoch, and the dev metrics of what was exported.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
-import type { RankMetrics } from '../eval/metrics.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
 import type { CrossHead, Standardiser } from '../models/starter/cross-scoring.js';
 import { Vocabulary } from '../models/starter/vocab.js';
@@ -16,7 +17,7 @@ import { asStored, loadTensors, saveTensors, type Params, type Storage } from '.
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { readRun } from './runs.js';
 import { prepareDev } from './cross-data.js';
-import { evaluateCross } from './train-cross.js';
+import { evaluateCross, type CrossDev } from './train-cross.js';
 
 export interface ExportCrossOptions {
   runDirs: string[];
@@ -24,11 +25,24 @@ export interface ExportCrossOptions {
   data: string;
   cacheDir: string;
   evalK1: number;
+  /** keep the heads the pack's cross-encoder has and add the runs after them (else the runs replace them) */
+  keepHeads?: boolean;
   /** the command line that asked for this export, recorded in the manifest */
   command?: string;
 }
 
-async function readHead(runDir: string) {
+/** What a head is exported from: a run folder, or a head the pack already has. */
+export interface HeadSource {
+  /** a run folder, or `<pack>#h<i>` */
+  dir: string;
+  head: CrossHead;
+  tokens: string[];
+  std: Params;
+  /** its manifest entry, less the shape (written again from `head.config`) */
+  entry: Record<string, unknown>;
+}
+
+async function readHead(runDir: string): Promise<HeadSource> {
   const run = readRun(runDir);
   const state = run.summary ?? (existsSync(join(runDir, 'checkpoint.json')) ? (JSON.parse(readFileSync(join(runDir, 'checkpoint.json'), 'utf8')) as Record<string, unknown>) : undefined);
   if (!state || !existsSync(join(runDir, 'best.bin'))) throw createError('BAD_ARGUMENT', runDir, 'has no finished epoch (best.bin)');
@@ -37,20 +51,52 @@ async function readHead(runDir: string) {
   params.delete('logScale'); // a training-only temperature
   const tokens = JSON.parse(readFileSync(join(runDir, 'vocab.json'), 'utf8')) as string[];
   const head: CrossHead = { config: { vocabSize: tokens.length, dim: hyper.dim, lambda: hyper.lambda }, params };
-  return { run, head, tokens, std: await loadTensors(join(runDir, 'standardiser.bin')), bestEpoch: state.bestEpoch as number };
+  const std = await loadTensors(join(runDir, 'standardiser.bin'));
+  const { biEncoderId } = run.params as { biEncoderId?: string };
+  return { dir: run.dir, head, tokens, std, entry: { run: run.id, hyper: run.params.hyper, command: run.params.command, bestEpoch: state.bestEpoch as number, ...(biEncoderId ? { biEncoder: biEncoderId } : {}) } };
 }
 
-export async function exportCross(opts: ExportCrossOptions): Promise<{ alpha: number; dev: { stage1: RankMetrics; replace: RankMetrics; weighted: RankMetrics; rrf: RankMetrics } }> {
+/** The heads a pack's cross-encoder has now (as stored: int8 token tables, fp16 weights, read back as float32). */
+async function packHeads(pack: string): Promise<HeadSource[]> {
+  const manifest = JSON.parse(readFileSync(join(pack, 'manifest.json'), 'utf8')) as { crossEncoder?: CrossManifest & { heads: Record<string, unknown>[] } };
+  const m = manifest.crossEncoder;
+  if (!m?.heads?.length) throw createError('BAD_ARGUMENT', pack, 'has no cross-encoder heads to keep');
+  const tokens = JSON.parse(readFileSync(join(pack, m.vocabulary), 'utf8')) as string[];
+  const t = await loadTensors(join(pack, m.file));
+  const std: Params = new Map([...t].filter(([k]) => k.startsWith('std.')).map(([k, v]) => [k.slice('std.'.length), v]));
+  return m.heads.map((h, i) => {
+    const { dim, lambda, vocabSize, ...entry } = h as { dim: number; lambda: number; vocabSize: number };
+    const params: Params = new Map([...t].filter(([k]) => k.startsWith(`h${i}.`)).map(([k, v]) => [k.slice(`h${i}.`.length), v]));
+    return { dir: `${pack}#h${i}`, head: { config: { vocabSize, dim, lambda }, params }, tokens: tokens.slice(0, vocabSize), std, entry };
+  });
+}
+
+/** The heads to export, the pack's first when kept, checked to share one vocabulary (`longest`'s) and one standardiser. */
+export async function collectHeads(opts: Pick<ExportCrossOptions, 'runDirs' | 'pack' | 'keepHeads'>): Promise<{ heads: HeadSource[]; longest: HeadSource }> {
   if (opts.runDirs.length === 0) throw createError('BAD_ARGUMENT', 'runs', 'name at least one cross-encoder run');
-  const heads = await Promise.all(opts.runDirs.map(readHead));
+  const heads = [...(opts.keepHeads ? await packHeads(opts.pack) : []), ...(await Promise.all(opts.runDirs.map(readHead)))];
   const longest = heads.reduce((a, b) => (b.tokens.length > a.tokens.length ? b : a));
   for (const h of heads) {
-    if (h.tokens.some((t, i) => longest.tokens[i] !== t)) throw createError('BAD_ARGUMENT', h.run.dir, `its vocabulary is not a prefix of ${longest.run.dir}'s: the heads cannot share one`);
+    if (h.tokens.some((t, i) => longest.tokens[i] !== t)) throw createError('BAD_ARGUMENT', h.dir, `its vocabulary is not a prefix of ${longest.dir}'s: the heads cannot share one`);
     for (const [k, v] of h.std) {
       const ref = heads[0]!.std.get(k);
-      if (!ref || ref.some((x, i) => Math.abs(x - v[i]!) > 1e-5)) throw createError('BAD_ARGUMENT', h.run.dir, `standardiser ${k} differs from ${heads[0]!.run.dir}'s: the runs saw other features`);
+      if (!ref || ref.some((x, i) => Math.abs(x - v[i]!) > 1e-5)) throw createError('BAD_ARGUMENT', h.dir, `standardiser ${k} differs from ${heads[0]!.dir}'s: the runs saw other features`);
     }
   }
+  return { heads, longest };
+}
+
+export interface ExportCrossResult {
+  alpha: number;
+  alphaImageToText: number;
+  /** text→image */
+  dev: CrossDev;
+  devImageToText: CrossDev;
+  heads: string[];
+}
+
+export async function exportCross(opts: ExportCrossOptions): Promise<ExportCrossResult> {
+  const { heads, longest } = await collectHeads(opts);
   const std = Object.fromEntries(heads[0]!.std) as unknown as Standardiser;
   // the pack stores token tables as int8 rows (they are normalised before use) and weights as
   // float16; dev measures the model as stored, not as trained
@@ -70,6 +116,7 @@ export async function exportCross(opts: ExportCrossOptions): Promise<{ alpha: nu
   await writeFileAtomic(join(opts.pack, 'cross_vocab.json'), `${JSON.stringify(longest.tokens)}\n`);
   const manifestPath = join(opts.pack, 'manifest.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+  const only = ({ stage1, replace, weighted, rrf }: CrossDev): CrossDev => ({ stage1, replace, weighted, rrf });
   const section: CrossManifest & Record<string, unknown> = {
     file: 'cross_encoder.bin',
     vocabulary: 'cross_vocab.json',
@@ -77,16 +124,22 @@ export async function exportCross(opts: ExportCrossOptions): Promise<{ alpha: nu
     regions: '4x4 grid cells + pooled vector, projected to each head\'s dim, unit length; stored fp16 beside an index by duo index --reranker',
     ...(opts.command ? { exportedBy: opts.command } : {}),
     score: heads.length > 1 ? 'mean of the heads\' attention scores' : 'attention score',
-    heads: heads.map((h) => ({ ...h.head.config, run: h.run.id, hyper: h.run.params.hyper, command: h.run.params.command, bestEpoch: h.bestEpoch })),
-    // weighted fusion with stage 1 at the α that scored best on dev: the engine's default for this model
-    fusion: { mode: 'weighted', alpha: result.alpha },
+    heads: heads.map((h) => ({ ...h.head.config, ...h.entry })),
+    // weighted fusion with stage 1 at the α per direction that scored best on dev: the engine's default for this model
+    fusion: {
+      mode: 'weighted',
+      alpha: result.textToImage.alpha,
+      alphaImageToText: result.imageToText.alpha,
+      chosen: { by: 'duo export-cross: per direction, the α of 0.3–0.8 with the best weighted R@1 + R@5 + R@10 on dev (ties: the smaller α)', k1: opts.evalK1, date: new Date().toISOString() },
+    },
     training: {
       data: 'Flickr8k train; in-batch negatives, batches built around hard negatives mined by this pack\'s bi-encoder',
-      chosenOn: `dev (every caption, reranking the bi-encoder top ${opts.evalK1}, fused with stage 1)`,
+      chosenOn: `dev (every caption and every image, reranking the bi-encoder top ${opts.evalK1}, fused with stage 1)`,
     },
-    devMetrics: { stage1: result.stage1, replace: result.replace, weighted: result.weighted, rrf: result.rrf },
+    // text→image as before, image→text beside it
+    devMetrics: { ...only(result.textToImage), imageToText: only(result.imageToText) },
   };
   manifest.crossEncoder = section;
   await writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-  return { alpha: result.alpha, dev: section.devMetrics as never };
+  return { alpha: result.textToImage.alpha, alphaImageToText: result.imageToText.alpha, dev: only(result.textToImage), devImageToText: only(result.imageToText), heads: heads.map((h) => h.dir) };
 }

@@ -2,8 +2,11 @@
  * Trains the starter cross-encoder on Flickr8k train: every caption of a batch is scored by
  * attention against every image of it (symmetric InfoNCE), and batches are built around hard
  * negatives mined by the starter bi-encoder (the images it ranks highest for a caption that
- * are not the caption's own). Chosen on dev by reranking the bi-encoder's top k1 of every dev
- * caption and fusing the two scores, as the engine does.
+ * are not the caption's own; with `hardDirections` imageToText also the captions it ranks
+ * highest for an image that are not the image's own). Evaluated on dev in both directions by
+ * reranking the bi-encoder's top k1 of every dev caption (text→image) and every dev image
+ * (image→text) and fusing the two scores, as the engine does; the epoch is chosen by the
+ * directions in `chooseOn`.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +27,7 @@ import { contrastive, normalizeRowsBackward } from './layers.js';
 import { writeJson } from './runs.js';
 import { dropFeatures, dropWords } from './dropout.js';
 import { warmupCosine } from './schedule.js';
-import { hardBatches, prepare, type Prepared } from './cross-data.js';
+import { hardBatches, prepare, type HardDirection, type Prepared } from './cross-data.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { appendFile } from 'node:fs/promises';
 import type { TrainingTracker } from './mlflow.js';
@@ -42,8 +45,12 @@ export interface TrainCrossOptions {
   batchSize: number;
   /** share of a batch that is a bi-encoder hard negative of another image in it */
   hard: number;
-  /** hard negatives are drawn from the bi-encoder's top N wrong images for a caption */
+  /** hard negatives are drawn from the bi-encoder's top N wrong images for a caption (and top N wrong captions for an image) */
   hardPool: number;
+  /** which rankings hard negatives are mined for (default textToImage: a caption's wrong images) */
+  hardDirections?: readonly HardDirection[];
+  /** the directions whose dev weighted-fusion R@1+R@5+R@10 are summed to choose the epoch (default textToImage) */
+  chooseOn?: readonly HardDirection[];
   epochs: number;
   lr: number;
   weightDecay: number;
@@ -59,47 +66,87 @@ export interface TrainCrossOptions {
   tracker?: TrainingTracker;
 }
 
+/** One direction's dev metrics: stage 1, stage 2 alone, fused at the best α, rrf. */
+export interface CrossDev {
+  stage1: RankMetrics;
+  replace: RankMetrics;
+  weighted: RankMetrics;
+  rrf: RankMetrics;
+}
+
 export interface CrossEpoch {
   epoch: number;
   loss: number;
   trainAccuracy: number;
-  dev: { stage1: RankMetrics; replace: RankMetrics; weighted: RankMetrics; rrf: RankMetrics };
-  /** the weighted-fusion α that scored best on dev this epoch */
+  /** text→image */
+  dev: CrossDev;
+  /** the weighted-fusion α that scored best on dev this epoch (text→image) */
   alpha: number;
+  devImageToText?: CrossDev;
+  alphaImageToText?: number;
+  /** what chooses the epoch: the sum of the chosen directions' weighted R@1+R@5+R@10 */
   score: number;
+  chooseOn?: HardDirection[];
   seconds: number;
 }
 
-/** Weighted-fusion weights tried on dev; the pack records the best one for the engine. */
+/** Weighted-fusion weights tried on dev; the pack records the best one per direction for the engine. */
 const ALPHAS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
-/** Reranks each dev caption's stage-1 top k1 with the cross-encoder, alone and fused (weighted: at the best α). */
-export async function evaluateCross(heads: CrossHead[], s: Standardiser, dev: Prepared['dev']): Promise<CrossEpoch['dev'] & { score: number; alpha: number }> {
-  const modes = ['stage1', 'replace', 'rrf', ...ALPHAS.map((a) => `weighted ${a}`)];
-  const ranks = new Map(modes.map((m) => [m, [] as number[]]));
+export const rsum = (r: RankMetrics): number => r['R@1'] + r['R@5'] + r['R@10'];
+
+/** One direction's evaluation: its queries' ranks under every mode, then the best α by R@1+R@5+R@10. */
+class DirectionRanks {
+  private readonly ranks = new Map(['stage1', 'replace', 'rrf', ...ALPHAS.map((a) => `weighted ${a}`)].map((m) => [m, [] as number[]]));
+
+  /** a query whose relevant candidates sit at `gtAt` (empty: outside k1, no reranking brings them back) */
+  async add(gtAt: number[], stage1: number[], stage2: () => Promise<number[]>): Promise<void> {
+    if (gtAt.length === 0) {
+      for (const r of this.ranks.values()) r.push(Infinity);
+      return;
+    }
+    const s2 = await stage2();
+    // ordered as the engine orders them: by fused score, ties in stage-1 order; the first relevant one counts
+    const rankOf = (fused: number[]) => Math.min(...gtAt.map((at) => 1 + fused.filter((v, i) => v > fused[at]! || (v === fused[at]! && i < at)).length));
+    this.ranks.get('stage1')!.push(rankOf(stage1));
+    this.ranks.get('replace')!.push(rankOf(s2));
+    this.ranks.get('rrf')!.push(rankOf(fuse(stage1, s2, 'rrf')));
+    for (const alpha of ALPHAS) this.ranks.get(`weighted ${alpha}`)!.push(rankOf(fuse(stage1, s2, 'weighted', { alpha })));
+  }
+
+  result(): CrossDev & { alpha: number; rsum: number } {
+    const m = new Map([...this.ranks].map(([k, r]) => [k, rankMetrics(r)]));
+    // chosen for what the engine returns by default: stage 1 fused with stage 2
+    const alpha = ALPHAS.reduce((best, a) => (rsum(m.get(`weighted ${a}`)!) > rsum(m.get(`weighted ${best}`)!) ? a : best));
+    const weighted = m.get(`weighted ${alpha}`)!;
+    return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, rsum: rsum(weighted) };
+  }
+}
+
+export type CrossDevResult = Record<HardDirection, CrossDev & { alpha: number; rsum: number }>;
+
+/**
+ * Reranks each dev caption's stage-1 top k1 images (text→image) and each dev image's top k1
+ * captions (image→text) with the cross-encoder, alone and fused (weighted: at each direction's
+ * best α).
+ */
+export async function evaluateCross(heads: CrossHead[], s: Standardiser, dev: Prepared['dev']): Promise<CrossDevResult> {
   const regions = await headRegions(heads, regionInputs(dev.feats, s));
+  const t2i = new DirectionRanks();
   for (const q of dev.queries) {
     const at = q.candidates.indexOf(q.gt);
-    if (at < 0) {
-      // outside k1: no reranking can bring it back
-      for (const r of ranks.values()) r.push(Infinity);
-      continue;
-    }
-    const s2 = Array.from((await crossScores(heads, [q.ids], q.candidates.map((c) => regions[c]!))).data);
-    // ordered as the engine orders them: by fused score, ties in stage-1 order
-    const rankOf = (fused: number[]) => 1 + fused.filter((v, i) => v > fused[at]! || (v === fused[at]! && i < at)).length;
-    ranks.get('stage1')!.push(rankOf(q.stage1));
-    ranks.get('replace')!.push(rankOf(s2));
-    ranks.get('rrf')!.push(rankOf(fuse(q.stage1, s2, 'rrf')));
-    for (const alpha of ALPHAS) ranks.get(`weighted ${alpha}`)!.push(rankOf(fuse(q.stage1, s2, 'weighted', { alpha })));
+    await t2i.add(at < 0 ? [] : [at], q.stage1, async () => Array.from((await crossScores(heads, [q.ids], q.candidates.map((c) => regions[c]!))).data));
   }
-  const m = new Map([...ranks].map(([k, r]) => [k, rankMetrics(r)]));
-  const rsum = (r: RankMetrics) => r['R@1'] + r['R@5'] + r['R@10'];
-  // chosen for what the engine returns by default: stage 1 fused with stage 2
-  const alpha = ALPHAS.reduce((best, a) => (rsum(m.get(`weighted ${a}`)!) > rsum(m.get(`weighted ${best}`)!) ? a : best));
-  const weighted = m.get(`weighted ${alpha}`)!;
-  return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, score: rsum(weighted) };
+  const i2t = new DirectionRanks();
+  for (const q of dev.imageQueries) {
+    const gtAt = q.candidates.flatMap((c, i) => (q.gt.includes(c) ? [i] : []));
+    await i2t.add(gtAt, q.stage1, async () => Array.from((await crossScores(heads, q.candidates.map((c) => dev.captionIds[c]!), [regions[q.image]!])).data));
+  }
+  return { textToImage: t2i.result(), imageToText: i2t.result() };
 }
+
+/** The sum of the directions' weighted-fusion R@1+R@5+R@10: what chooses an epoch. */
+export const devScore = (r: CrossDevResult, chooseOn: readonly HardDirection[]): number => chooseOn.reduce((n, d) => n + r[d].rsum, 0);
 
 const colSums = (m: Mat) => {
   const s = new Float32Array(m.cols);
@@ -148,15 +195,19 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const log = opts.onLog ?? (() => {});
   mkdirSync(opts.runDir, { recursive: true });
   if (!opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) throw createError('BAD_ARGUMENT', opts.runDir, 'already holds a run: pass --resume, or another --run name');
-  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
+  const hardDirections = opts.hardDirections ?? ['textToImage'];
+  const chooseOn = opts.chooseOn ?? ['textToImage'];
+  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, hardDirections: hardDirections.join(','), chooseOn: chooseOn.join(','), epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
   if (opts.resume && existsSync(join(opts.runDir, 'params.json'))) {
     // a resumed run must be the same run: another vocabulary or width would not even fit the checkpoint
     const saved = (JSON.parse(readFileSync(join(opts.runDir, 'params.json'), 'utf8')) as { hyper: Record<string, unknown> }).hyper;
     for (const [k, v] of Object.entries(hyper)) {
-      if (k in saved && saved[k] !== v) throw createError('BAD_ARGUMENT', `--${k}`, `is ${v} but the run being resumed used ${saved[k]}`);
+      // a run from before a key existed ran with that key's default
+      const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage' }[k];
+      if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', `--${k}`, `is ${v} but the run being resumed used ${String(was)}`);
     }
   }
-  const data = await prepare(opts);
+  const data = await prepare({ ...opts, hardDirections });
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda };
   const std = computeStandardiser(data.train.feats);
   let params = initCross(config, opts.seed);
@@ -166,6 +217,8 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     state = JSON.parse(readFileSync(join(opts.runDir, 'checkpoint.json'), 'utf8')) as typeof state;
     ({ params, adam } = await loadCheckpoint(join(opts.runDir, 'checkpoint.bin'), state.adamStep));
     log(`resumed after epoch ${state.epoch}`);
+    const saved = JSON.parse(readFileSync(join(opts.runDir, 'params.json'), 'utf8')) as { biEncoderId?: string };
+    if (saved.biEncoderId && saved.biEncoderId !== data.biEncoderId) log(`warning: the run mined its hard negatives with ${saved.biEncoderId}, now ${data.biEncoderId}: the pack's bi-encoder changed`);
   } else {
     await writeJson(join(opts.runDir, 'params.json'), {
       kind: 'cross-encoder',
@@ -173,6 +226,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
       config,
       data: { path: opts.data, train: 'train', dev: 'dev (every caption, reranking the bi-encoder top k1)' },
       biEncoder: opts.pack,
+      biEncoderId: data.biEncoderId,
       command: opts.command,
       startedAt: new Date().toISOString(),
     });
@@ -195,12 +249,12 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     let accSum = 0;
     let steps = 0;
     for (let pass = 0; pass < 5; pass++) {
-      for (const batch of hardBatches(train, captionsOf, opts.batchSize, opts.hard, rand)) {
-        const captions = batch.map((img) => {
-          const caps = captionsOf[img]!;
-          return dropWords(train.ids[caps[Math.floor(rand() * caps.length)]!]!, opts.wordDropout, rand);
+      for (const batch of hardBatches(train, captionsOf, opts.batchSize, opts.hard, rand, hardDirections)) {
+        const captions = batch.map(({ image, caption }) => {
+          const caps = captionsOf[image]!;
+          return dropWords(train.ids[caption ?? caps[Math.floor(rand() * caps.length)]!]!, opts.wordDropout, rand);
         });
-        const inputs = regionInputs(batch.map((i) => train.feats[i]!), std);
+        const inputs = regionInputs(batch.map((b) => train.feats[b.image]!), std);
         dropFeatures(inputs.cells, opts.featureDropout, rand);
         dropFeatures(inputs.pooled, opts.featureDropout, rand);
         const { loss, accuracy, grads } = await batchStep(params, config, inputs, captions);
@@ -213,12 +267,25 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
       }
     }
     const dev = await evaluateCross([{ config, params }], std, data.dev);
-    const m: CrossEpoch = { epoch, loss: lossSum / steps, trainAccuracy: accSum / steps, dev: { stage1: dev.stage1, replace: dev.replace, weighted: dev.weighted, rrf: dev.rrf }, alpha: dev.alpha, score: dev.score, seconds: (performance.now() - started) / 1000 };
+    const score = devScore(dev, chooseOn);
+    const only = ({ stage1, replace, weighted, rrf }: CrossDev): CrossDev => ({ stage1, replace, weighted, rrf });
+    const m: CrossEpoch = {
+      epoch,
+      loss: lossSum / steps,
+      trainAccuracy: accSum / steps,
+      dev: only(dev.textToImage),
+      alpha: dev.textToImage.alpha,
+      devImageToText: only(dev.imageToText),
+      alphaImageToText: dev.imageToText.alpha,
+      score,
+      chooseOn: [...chooseOn],
+      seconds: (performance.now() - started) / 1000,
+    };
     await appendFile(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(m)}\n`);
     await opts.tracker?.epoch(m);
-    const improved = dev.score > state.best;
+    const improved = score > state.best;
     if (improved) {
-      state.best = dev.score;
+      state.best = score;
       state.bestEpoch = epoch;
       state.bad = 0;
       await saveTensors(join(opts.runDir, 'best.bin'), params);
@@ -228,7 +295,8 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     await saveCheckpoint(join(opts.runDir, 'checkpoint.bin'), params, adam);
     await writeJson(join(opts.runDir, 'checkpoint.json'), state);
     const f = (r: RankMetrics) => `${r['R@1'].toFixed(1)}/${r['R@5'].toFixed(1)}/${r['R@10'].toFixed(1)}`;
-    log(`epoch ${epoch}: loss ${m.loss.toFixed(3)} acc ${(100 * m.trainAccuracy).toFixed(1)}% | dev t→i R@1/5/10 stage1 ${f(dev.stage1)} replace ${f(dev.replace)} weighted (α ${dev.alpha}) ${f(dev.weighted)} rrf ${f(dev.rrf)}${improved ? ' *' : ''} | ${m.seconds.toFixed(1)} s`);
+    const line = (d: CrossDev & { alpha: number }) => `stage1 ${f(d.stage1)} replace ${f(d.replace)} weighted (α ${d.alpha}) ${f(d.weighted)} rrf ${f(d.rrf)}`;
+    log(`epoch ${epoch}: loss ${m.loss.toFixed(3)} acc ${(100 * m.trainAccuracy).toFixed(1)}% | dev R@1/5/10 t→i ${line(dev.textToImage)} | i→t ${line(dev.imageToText)} | score (${chooseOn.join('+')}) ${score.toFixed(2)}${improved ? ' *' : ''} | ${m.seconds.toFixed(1)} s`);
     if (state.bad >= opts.patience) {
       log(`early stop: no dev improvement for ${opts.patience} epochs`);
       break;
@@ -236,6 +304,6 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   }
   const lines = readFileSync(join(opts.runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CrossEpoch);
   const best = lines.find((l) => l.epoch === state.bestEpoch);
-  await writeJson(join(opts.runDir, 'summary.json'), { bestEpoch: state.bestEpoch, bestDev: best?.dev, alpha: best?.alpha, epochsRun: state.epoch, finishedAt: new Date().toISOString() });
+  await writeJson(join(opts.runDir, 'summary.json'), { bestEpoch: state.bestEpoch, bestDev: best?.dev, alpha: best?.alpha, bestDevImageToText: best?.devImageToText, alphaImageToText: best?.alphaImageToText, chooseOn: chooseOn.join(','), epochsRun: state.epoch, finishedAt: new Date().toISOString() });
   return { best };
 }

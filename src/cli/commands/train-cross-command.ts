@@ -1,11 +1,22 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createError } from '../../errors.js';
+import { HARD_DIRECTIONS, type HardDirection } from '../../train/cross-data.js';
 import { exportCross } from '../../train/export-cross.js';
 import { trainCross } from '../../train/train-cross.js';
 import { packageRoot } from '../../util/package-root.js';
 import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
 import { fraction, nonNegativeInt, positiveInt, positiveNumber } from '../output.js';
+
+/** A comma list of directions, in canonical order (textToImage first), each once. */
+function directionList(flag: string) {
+  return (value: string): HardDirection[] => {
+    const parts = value.split(',').map((p) => p.trim());
+    for (const p of parts) if (!HARD_DIRECTIONS.includes(p as HardDirection)) throw createError('BAD_ARGUMENT', flag, `unknown direction "${p}" (${HARD_DIRECTIONS.join(', ')})`);
+    return HARD_DIRECTIONS.filter((d) => parts.includes(d));
+  };
+}
 
 export function registerTrainCross(program: Command): void {
   const command = program
@@ -22,6 +33,8 @@ export function registerTrainCross(program: Command): void {
     .option('--batch-size <n>', 'images per batch (each with one caption; all others are its negatives)', positiveInt('--batch-size'), 256)
     .option('--hard <x>', 'share of a batch that is a bi-encoder hard negative of another image in it (0–1)', fraction('--hard'), 0.5)
     .option('--hard-pool <n>', "hard negatives come from the bi-encoder's top N wrong images for a caption", positiveInt('--hard-pool'), 20)
+    .option('--hard-directions <list>', 'rankings hard negatives are mined for: textToImage (a caption\'s top wrong images), imageToText (an image\'s top wrong captions, trained with that caption), or both (comma-separated; each hard draw picks one at even odds)', 'textToImage')
+    .option('--choose-on <list>', 'dev directions whose weighted-fusion R@1+R@5+R@10 are summed to choose the epoch (both are logged)', 'textToImage')
     .option('--epochs <n>', 'maximum epochs (five passes over the images each)', positiveInt('--epochs'), 20)
     .option('--lr <x>', 'peak learning rate', positiveNumber('--lr'), 1e-3)
     .option('--weight-decay <x>', 'AdamW weight decay', positiveNumber('--weight-decay'), 1e-4)
@@ -46,6 +59,8 @@ export function registerTrainCross(program: Command): void {
         batchSize: Number(o.batchSize),
         hard: Number(o.hard),
         hardPool: Number(o.hardPool),
+        hardDirections: directionList('--hard-directions')(String(o.hardDirections)),
+        chooseOn: directionList('--choose-on')(String(o.chooseOn)),
         epochs: Number(o.epochs),
         lr: Number(o.lr),
         weightDecay: Number(o.weightDecay),
@@ -61,8 +76,8 @@ export function registerTrainCross(program: Command): void {
       }));
       console.log(`run: ${runDir}; best epoch ${best?.epoch}`);
       if (o.export) {
-        const { alpha, dev } = await exportCross({ runDirs: [runDir], pack: resolve(String(o.pack)), data: String(o.data), cacheDir: String(o.cache), evalK1: Number(o.evalK1), command: `duo ${process.argv.slice(2).join(' ')}` });
-        console.log(`cross-encoder added to ${o.pack}: dev t→i R@1 ${dev.stage1['R@1'].toFixed(2)} stage 1, ${dev.weighted['R@1'].toFixed(2)} hybrid (weighted, α ${alpha})`);
+        const r = await exportCross({ runDirs: [runDir], pack: resolve(String(o.pack)), data: String(o.data), cacheDir: String(o.cache), evalK1: Number(o.evalK1), command: `duo ${process.argv.slice(2).join(' ')}` });
+        console.log(`cross-encoder added to ${String(o.pack)}: dev R@1 t→i ${r.dev.stage1['R@1'].toFixed(2)} stage 1, ${r.dev.weighted['R@1'].toFixed(2)} hybrid (weighted, α ${r.alpha}); i→t ${r.devImageToText.stage1['R@1'].toFixed(2)} stage 1, ${r.devImageToText.weighted['R@1'].toFixed(2)} hybrid (α ${r.alphaImageToText})`);
       }
     });
 }
@@ -77,11 +92,13 @@ export function registerExportCross(program: Command): void {
     .option('--data <dir>', 'Flickr8k folder (dev split chooses α)', '../shared/datasets/flickr8k')
     .option('--cache <dir>', 'feature cache', '.cache')
     .option('--eval-k1 <n>', 'candidates reranked in dev evaluation', positiveInt('--eval-k1'), 100)
-    .action(async (runs: string[], o: { runs: string; pack: string; data: string; cache: string; evalK1: number }) => {
+    .option('--keep-heads', "keep the heads of --pack's cross-encoder and add the runs after them (default: the runs replace them)")
+    .action(async (runs: string[], o: { runs: string; pack: string; data: string; cache: string; evalK1: number; keepHeads?: boolean }) => {
       const runDirs = runs.map((r) => (existsSync(r) ? r : join(o.runs, r)));
-      const { alpha, dev } = await exportCross({ runDirs, pack: resolve(o.pack), data: o.data, cacheDir: o.cache, evalK1: o.evalK1, command: `duo ${process.argv.slice(2).join(' ')}` });
+      const r = await exportCross({ runDirs, pack: resolve(o.pack), data: o.data, cacheDir: o.cache, evalK1: o.evalK1, keepHeads: Boolean(o.keepHeads), command: `duo ${process.argv.slice(2).join(' ')}` });
       const f = (m: { 'R@1': number; 'R@5': number; 'R@10': number }) => `${m['R@1'].toFixed(2)}/${m['R@5'].toFixed(2)}/${m['R@10'].toFixed(2)}`;
-      console.log(`cross-encoder from ${runDirs.join(', ')} → ${o.pack}`);
-      console.log(`dev t→i R@1/5/10: stage 1 ${f(dev.stage1)}, stage 2 alone ${f(dev.replace)}, weighted (α ${alpha}) ${f(dev.weighted)}, rrf ${f(dev.rrf)}`);
+      console.log(`cross-encoder of ${r.heads.length} head(s) from ${r.heads.join(', ')} → ${o.pack}`);
+      console.log(`dev t→i R@1/5/10: stage 1 ${f(r.dev.stage1)}, stage 2 alone ${f(r.dev.replace)}, weighted (α ${r.alpha}) ${f(r.dev.weighted)}, rrf ${f(r.dev.rrf)}`);
+      console.log(`dev i→t R@1/5/10: stage 1 ${f(r.devImageToText.stage1)}, stage 2 alone ${f(r.devImageToText.replace)}, weighted (α ${r.alphaImageToText}) ${f(r.devImageToText.weighted)}, rrf ${f(r.devImageToText.rrf)}`);
     });
 }
