@@ -5,7 +5,7 @@
  * stored precision (uint8 codes, float16 bits) give the same outputs as float32 kernels.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -154,6 +154,23 @@ describe('tfjs graph → ONNX (nsfwjs modules, source-precision kernels)', () =>
     writeNsfwjsStyleModel(bad, seeded(1));
     writeFileSync(join(bad, 'group1-shard2of2.min.js'), 'module.exports = 42;\n');
     await assert.rejects(readNsfwjsGraph(join(bad, 'model.min.js')), (e: Error & { args?: string[] }) => /group1-shard2of2\.min\.js/.test(String(e.args?.[0])) && /base64/.test(e.message));
+  });
+
+  it('reads the modules as CommonJS under a package.json of "type": "module" (a cache inside this project)', async () => {
+    const esm = tempDir();
+    writeFileSync(join(esm, 'package.json'), '{ "type": "module" }\n');
+    writeNsfwjsStyleModel(esm, seeded(7));
+    const graph = await readNsfwjsGraph(join(esm, 'model.min.js'));
+    assert.equal(graph.nodes.size, 11);
+    assert.deepEqual(graph.weights.get('conv/b')!.data, w.convB);
+    assert.equal((globalThis as { model?: unknown }).model, undefined, 'the UMD wrapper found module.exports, not a global');
+  });
+
+  it('a missing shard is FILE_NOT_FOUND naming it', async () => {
+    const bad = tempDir();
+    writeNsfwjsStyleModel(bad, seeded(1));
+    rmSync(join(bad, 'group1-shard2of2.min.js'));
+    await assert.rejects(readNsfwjsGraph(join(bad, 'model.min.js')), (e: Error & { code?: string }) => e.code === 'FILE_NOT_FOUND' && /group1-shard2of2\.min\.js/.test(e.message));
   });
 
   it('weights that run past the shards are refused', async () => {

@@ -3,8 +3,8 @@
  * dequantising float16 weights. Only what the tfjs→ONNX converter needs.
  */
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
+import { runInNewContext } from 'node:vm';
 import { createError } from '../../errors.js';
 import { halfToFloat } from '../../util/float16.js';
 
@@ -63,25 +63,40 @@ export async function readTfjsGraph(modelJsonPath: string): Promise<TfGraph> {
 
 /**
  * Reads a graph model as nsfwjs ships it: model.json and each weight shard wrapped in a
- * browserify UMD module (`model.min.js` exports the JSON, `group1-shardNofM.min.js` a base64
- * string), so the package works in bundlers without fetching files. The modules only build
- * those constants; loading them with require is how nsfwjs itself reads them.
+ * browserify UMD module (`model.min.js` exports the model as a JS object literal, not JSON;
+ * `group1-shardNofM.min.js` a base64 string), so the package works in bundlers without fetching
+ * files. The modules only build those constants, so each runs once in a fresh context with a
+ * CommonJS `module`. Not require(): it takes a .js file for an ES module when the nearest
+ * package.json says "type": "module" (this project's, for a cache inside it), and Node then
+ * returns an empty namespace while the UMD wrapper sets a global instead.
  */
 export async function readNsfwjsGraph(path: string): Promise<TfGraph> {
-  const modelJsPath = resolve(path); // require resolves a relative path against this file, not the working folder
-  const require = createRequire(import.meta.url);
-  let json: TfjsModelJson;
-  try {
-    json = require(modelJsPath) as TfjsModelJson;
-  } catch (error) {
-    throw createError('MODEL_UNSUPPORTED', modelJsPath, `not an nsfwjs model module (${(error as Error).message.split('\n')[0]})`);
-  }
+  const modelJsPath = resolve(path);
+  const json = (await umdExports(modelJsPath, 'an nsfwjs model module')) as TfjsModelJson;
   return parseTfjsGraph(json, modelJsPath, async (p) => {
     const shard = join(dirname(modelJsPath), `${p}.min.js`);
-    const b64 = require(shard) as unknown;
+    const b64 = await umdExports(shard, 'a weight shard module');
     if (typeof b64 !== 'string') throw createError('MODEL_UNSUPPORTED', shard, 'a weight shard module should export a base64 string');
     return Buffer.from(b64, 'base64');
   });
+}
+
+/** What a UMD module file assigns to module.exports, run as CommonJS whatever package.json is above it. */
+async function umdExports(file: string, what: string): Promise<unknown> {
+  let code: string;
+  try {
+    code = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw createError('FILE_NOT_FOUND', file);
+    throw error;
+  }
+  const module = { exports: {} as unknown };
+  try {
+    runInNewContext(code, { module, exports: module.exports }, { filename: file });
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', file, `not ${what} (${(error as Error).message.split('\n')[0]})`);
+  }
+  return module.exports;
 }
 
 async function parseTfjsGraph(json: TfjsModelJson, source: string, readShard: (path: string) => Promise<Buffer>): Promise<TfGraph> {
