@@ -67,11 +67,20 @@ interface PackManifest {
   [key: string]: unknown;
 }
 
+/** The pack's manifest.json; a damaged one is MODEL_UNSUPPORTED naming it, not a bare SyntaxError. */
+function readManifest(file: string): PackManifest {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as PackManifest;
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', file, `manifest.json is not JSON (${(error as Error).message})`);
+  }
+}
+
 /** The pack's manifest file, refusing (naming --pack and the file) a folder without a cross-encoder. */
 export function crossManifestFile(pack: string): string {
   const file = join(pack, 'manifest.json');
   if (!existsSync(file)) throw createError('FILE_NOT_FOUND', file);
-  const manifest = JSON.parse(readFileSync(file, 'utf8')) as PackManifest;
+  const manifest = readManifest(file);
   if (!manifest.crossEncoder?.heads?.length) throw createError('BAD_ARGUMENT', '--pack', `${pack} has no cross-encoder (${file} has no crossEncoder section); add one with duo export-cross`);
   const weights = join(pack, manifest.crossEncoder.file ?? 'cross_encoder.bin');
   if (!existsSync(weights)) throw createError('BAD_ARGUMENT', '--pack', `${pack} has no cross-encoder: ${weights} is missing`);
@@ -104,7 +113,7 @@ export async function tuneFusion(ds: RetrievalDataset, encoder: Encoder, reranke
   if (o.dryRun) return result;
 
   // read again just before writing: the evaluation took minutes, and only the fusion entry is ours
-  const manifest = JSON.parse(readFileSync(file, 'utf8')) as PackManifest;
+  const manifest = readManifest(file);
   if (!manifest.crossEncoder) throw createError('BAD_ARGUMENT', '--pack', `${file} lost its crossEncoder section during the sweep`);
   const best = (d: Direction) => rows.find((row) => row.direction === d && row.alpha === chosen[d])!;
   const strip = ({ alpha: _a, direction: _d, ...m }: TuneRow) => m;

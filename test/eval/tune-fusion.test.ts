@@ -95,6 +95,14 @@ describe('duo tune-fusion', () => {
     assert.match(none.stderr, /missing[/\\]manifest\.json/);
   });
 
+  it('refuses a manifest.json that is not JSON, naming the file', async () => {
+    const pack = tempDir();
+    writeFileSync(join(pack, 'manifest.json'), '{ "crossEncoder": ');
+    const r = await duo(['tune-fusion', '--pack', pack, '--data', pack, '--dry-run']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /manifest\.json.*not JSON/);
+  });
+
   it('chooses by R@1 + R@5 + R@10; ties go to the higher R@1, then to the smaller α', () => {
     const row = (alpha: number, r1: number, rsum: number) => ({ alpha, 'R@1': r1, rsum });
     assert.equal(chooseAlpha([row(0.3, 10, 100), row(0.5, 12, 101), row(0.7, 20, 99)]), 0.5);
