@@ -79,6 +79,19 @@ export function parseSearchOptions(raw: unknown, name: (field: string) => string
   throw issueError(result.error, name);
 }
 
+/**
+ * A comma list of fusion weights from the command line (`--alpha 0.3,0.5`), each checked by the
+ * schema under `flag`; an empty entry is refused rather than read as 0 (Number('') is 0).
+ * Repeats are dropped, the order kept.
+ */
+export function parseAlphaList(flag: string, text: string): number[] {
+  const values = text.split(',').map((a) => {
+    if (a.trim() === '') throw createError('BAD_ARGUMENT', flag, `"${text}" has an empty entry`);
+    return parseSearchOptions({ alpha: Number(a.trim()) }, () => flag).alpha!;
+  });
+  return [...new Set(values)];
+}
+
 /** A zod error as one BAD_ARGUMENT naming its first issue's field, spelt by `name` (its first path part) and dots after. */
 export function issueError(error: z.ZodError, name: (field: string) => string): DuoError {
   const issue = error.issues[0]!;

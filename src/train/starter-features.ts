@@ -28,10 +28,9 @@ export async function splitFeatures(
 ): Promise<BackboneFeatures[]> {
   const runner = await BackboneRunner.load(await readFile(backboneOnnx));
   try {
-    // the cache is keyed by image content only, so each backbone layout keeps its own folder
-    const cache = runner.hasMobilenet
-      ? new FeatureCache(join(cacheDir, 'features', 'centernet-mobilenet-v1'), { mobilenet: true })
-      : new FeatureCache(join(cacheDir, 'features', 'centernet-v1'));
+    // the cache is keyed by image content only, so each backbone (its weights' hash) keeps its own folder
+    const folder = `${runner.hasMobilenet ? 'centernet-mobilenet' : 'centernet'}-${runner.weightsHash.slice(0, 16)}`;
+    const cache = new FeatureCache(join(cacheDir, 'features', folder), { mobilenet: runner.hasMobilenet });
     const { features, errors } = await extractFeatures(ds.images.map((i) => i.source), runner, cache, { onProgress });
     if (errors.size > 0) {
       const [i, why] = [...errors][0]!;

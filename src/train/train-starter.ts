@@ -177,10 +177,11 @@ export async function trainOnSplits(opts: TrainLoopOptions, train: FeatureSplit,
   const hyper = Object.fromEntries(HYPER_KEYS.map((k) => [k, opts[k]]));
   if (opts.resume) {
     if (!existsSync(paramsPath)) throw createError('FILE_NOT_FOUND', paramsPath);
-    const saved = JSON.parse(readFileSync(paramsPath, 'utf8')) as { hyper: Record<string, unknown> };
+    const saved = JSON.parse(readFileSync(paramsPath, 'utf8')) as { hyper: Record<string, unknown>; backbone?: string };
     for (const k of HYPER_KEYS) {
       if (saved.hyper[k] !== hyper[k]) throw createError('BAD_ARGUMENT', `--${k}`, `is ${hyper[k]} but the run being resumed used ${saved.hyper[k]}`);
     }
+    if (saved.backbone !== undefined && saved.backbone !== opts.backbone) throw createError('BAD_ARGUMENT', '--backbone', `is ${opts.backbone} but the run being resumed used ${saved.backbone}`);
   } else if (existsSync(join(opts.runDir, 'checkpoint.json'))) {
     throw createError('BAD_ARGUMENT', opts.runDir, 'already holds a run: pass --resume to continue it, or another --run name');
   }

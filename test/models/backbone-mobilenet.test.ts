@@ -9,48 +9,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadImage } from '../../src/data/image-loader.js';
 import { BackboneRunner, featureDim, featureVector, POOLED_DIM, GRID_SIZE } from '../../src/models/starter/backbone-runner.js';
-import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, GRID, MOBILENET_DIM, MOBILENET_INPUT } from '../../src/models/starter/backbone.js';
+import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, MOBILENET_DIM, MOBILENET_INPUT } from '../../src/models/starter/backbone.js';
 import { extractFeatures, FeatureCache } from '../../src/models/starter/feature-cache.js';
-import { encodeModel, int64s, type NodeInit, type TensorInit } from '../../src/onnx/writer.js';
+import { tinyBackbone } from '../fixtures/tiny-backbone.js';
 import { tempDir, writeColourImage } from '../helpers.js';
-
-/** Each output = (mean RGB of its input, 0..255) · a fixed matrix; rows of the matrix are 1, 2, 3 scaled per column. */
-function tinyBackbone(withMobilenet: boolean): Uint8Array {
-  const proj = (name: string, cols: number): TensorInit => ({
-    name,
-    dims: [3, cols],
-    type: 'float',
-    data: Float32Array.from({ length: 3 * cols }, (_, k) => (Math.floor(k / cols) + 1) * (1 + (k % cols) / cols) / 255),
-  });
-  const nodes: NodeInit[] = [
-    { op: 'ReduceMean', inputs: ['input_nhwc'], outputs: ['rgb'], attrs: { axes: { ints: [1, 2] }, keepdims: { i: 0 } } },
-    { op: 'MatMul', inputs: ['rgb', 'Wm'], outputs: ['backbone_mean'] },
-    { op: 'MatMul', inputs: ['rgb', 'Wc'], outputs: ['class_max'] },
-    { op: 'MatMul', inputs: ['rgb', 'Wg'], outputs: ['grid_flat'] },
-    { op: 'Reshape', inputs: ['grid_flat', 'grid_shape'], outputs: ['grid'] },
-  ];
-  const initializers = [proj('Wm', BACKBONE_DIM), proj('Wc', CLASS_DIM), proj('Wg', BACKBONE_DIM * GRID * GRID), { name: 'grid_shape', dims: [4], type: 'int64' as const, data: int64s([-1, BACKBONE_DIM, GRID, GRID]) }];
-  if (withMobilenet) {
-    nodes.push({ op: 'ReduceMean', inputs: ['mobilenet_nhwc'], outputs: ['rgb_small'], attrs: { axes: { ints: [1, 2] }, keepdims: { i: 0 } } });
-    nodes.push({ op: 'MatMul', inputs: ['rgb_small', 'Wn'], outputs: ['mobilenet_mean'] });
-    initializers.push(proj('Wn', MOBILENET_DIM));
-  }
-  return encodeModel({
-    name: 'tiny-backbone',
-    nodes,
-    initializers,
-    inputs: [
-      { name: 'input_nhwc', type: 'float', shape: ['batch', BACKBONE_INPUT, BACKBONE_INPUT, 3] },
-      ...(withMobilenet ? [{ name: 'mobilenet_nhwc', type: 'float' as const, shape: ['batch', MOBILENET_INPUT, MOBILENET_INPUT, 3] }] : []),
-    ],
-    outputs: [
-      { name: 'backbone_mean', type: 'float', shape: ['batch', BACKBONE_DIM] },
-      { name: 'class_max', type: 'float', shape: ['batch', CLASS_DIM] },
-      { name: 'grid', type: 'float', shape: ['batch', BACKBONE_DIM, GRID, GRID] },
-      ...(withMobilenet ? [{ name: 'mobilenet_mean', type: 'float' as const, shape: ['batch', MOBILENET_DIM] }] : []),
-    ],
-  });
-}
 
 async function images() {
   const dir = tempDir();

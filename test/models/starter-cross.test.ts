@@ -63,6 +63,8 @@ describe('fusion α in the manifest', () => {
     assert.deepEqual(fusionAlphaOf({ mode: 'weighted', alpha: 0.7 }), { textToImage: 0.7, imageToText: 0.7 });
     assert.deepEqual(fusionAlphaOf({ mode: 'weighted', alpha: 0.7, alphaImageToText: 0.4 }), { textToImage: 0.7, imageToText: 0.4 });
     assert.equal(fusionAlphaOf(undefined), undefined);
+    assert.throws(() => fusionAlphaOf({ mode: 'weighted', alpha: 0.7, alphaImageToText: 1.5 }, '/p/manifest.json'), /\/p\/manifest\.json.*crossEncoder\.fusion\.alphaImageToText must be a number from 0 to 1, got 1\.5/);
+    assert.throws(() => fusionAlphaOf({ mode: 'weighted', alpha: '0.7' as unknown as number }), /crossEncoder\.fusion\.alpha must be/);
   });
 });
 

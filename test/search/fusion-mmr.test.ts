@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fuse, normalise, ranksOf } from '../../src/search/fusion.js';
 import { mmr } from '../../src/search/mmr.js';
+import { parseAlphaList } from '../../src/search/options.js';
 
 describe('fusion', () => {
   const s1 = [0.9, 0.8, 0.7, 0.6];
@@ -43,5 +44,14 @@ describe('MMR', () => {
   });
   it('returns at most k items', () => {
     assert.equal(mmr([0.9, 0.8, 0.7], vectors, 0.5, 2).length, 2);
+  });
+});
+
+describe('α lists from the command line', () => {
+  it('parses, keeps order, drops repeats, and refuses empty or out-of-range entries naming the flag', () => {
+    assert.deepEqual(parseAlphaList('--alpha', '0.3, 0.5,0.3,1'), [0.3, 0.5, 1]);
+    assert.throws(() => parseAlphaList('--alpha', '0.3,'), /--alpha.*"0\.3," has an empty entry/);
+    assert.throws(() => parseAlphaList('--alphas', '0.2,1.5'), /--alphas/);
+    assert.throws(() => parseAlphaList('--alpha', 'x'), /--alpha/);
   });
 });

@@ -5,7 +5,7 @@ import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
 import { loadReranker } from '../../models/load-reranker.js';
 import { evaluateHybrid } from '../../eval/hybrid-eval.js';
-import { expandWeights, flagOf, parseSearchOptions } from '../../search/options.js';
+import { expandWeights, flagOf, parseAlphaList, parseSearchOptions } from '../../search/options.js';
 import { expansionTableFile, loadExpansionTable } from '../../search/expansion-table.js';
 import { embedExpanded } from '../../search/query-expansion.js';
 import { compareReports, runReport } from '../../eval/report.js';
@@ -135,7 +135,7 @@ export function registerEval(program: Command): void {
       // every value of a sweep is checked by the engine's own option schema, under the flag's name
       const fusions = opts.fusion.split(',').map((f) => parseSearchOptions({ fusion: f.trim() }, flagOf).fusion);
       const k1s = opts.k1.split(',').map((k) => parseSearchOptions({ k1: Number(k.trim()) }, flagOf).k1);
-      const alphas = opts.alpha === undefined ? undefined : [...new Set(opts.alpha.split(',').map((a) => parseSearchOptions({ alpha: Number(a.trim()) }, flagOf).alpha!))];
+      const alphas = opts.alpha === undefined ? undefined : parseAlphaList('--alpha', opts.alpha);
       const alphaFlag = alphas?.length === 1 ? alphas[0] : undefined;
       if (alphas && alphas.length > 1 && (opts.mode !== 'hybrid' || opts.report)) throw createError('BAD_ARGUMENT', '--alpha', 'a list sweeps α in --mode hybrid only (not with --report)');
       if (opts.ensembleWeights) return evalEnsembleWeights(ds, { model: opts.model, ensembleWeights: opts.ensembleWeights, json: opts.json, save: opts.save });

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createError } from '../../errors.js';
 import { exportStarterPack } from '../../train/export-pack.js';
 import { DEFAULT_TEXT_HIDDEN, trainStarter } from '../../train/train-starter.js';
 import { TEXT_ENCODERS, type TextEncoderKind } from '../../models/starter/head-spec.js';
-import { FEATURE_KINDS, needsMobilenet, type FeatureKind } from '../../models/starter/backbone-runner.js';
+import { BackboneRunner, FEATURE_KINDS, needsMobilenet, type FeatureKind } from '../../models/starter/backbone-runner.js';
 import { ensureBackbone } from '../../train/starter-features.js';
 import { packageRoot } from '../../util/package-root.js';
 import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
@@ -20,10 +21,20 @@ const featureKind = (v: unknown): FeatureKind => {
  * backbone built with MobileNetV2, so without --backbone they use one built into the cache.
  */
 async function trainingBackbone(o: Record<string, unknown>): Promise<string> {
-  if (o.backbone !== undefined) return resolve(String(o.backbone));
-  if (!needsMobilenet(featureKind(o.features))) return join(packageRoot(), 'models', 'starter', 'backbone.onnx');
-  const path = resolve(String(o.cache), 'backbones', 'centernet-mobilenet.onnx');
-  await ensureBackbone(path, String(o.cache), { mobilenet: true });
+  const mobilenet = needsMobilenet(featureKind(o.features));
+  if (o.backbone === undefined) {
+    if (!mobilenet) return join(packageRoot(), 'models', 'starter', 'backbone.onnx');
+    const path = resolve(String(o.cache), 'backbones', 'centernet-mobilenet.onnx');
+    await ensureBackbone(path, String(o.cache), { mobilenet: true });
+    return path;
+  }
+  // a given backbone is used as it is: checked now, before a split's features are extracted with it
+  const path = resolve(String(o.backbone));
+  if (!existsSync(path)) throw createError('BAD_ARGUMENT', '--backbone', `file not found: ${path}`);
+  const runner = await BackboneRunner.load(path);
+  const has = runner.hasMobilenet;
+  await runner.dispose();
+  if (mobilenet && !has) throw createError('BAD_ARGUMENT', '--backbone', `${path} has no MobileNetV2 branch, which --features ${String(o.features)} reads`);
   return path;
 }
 

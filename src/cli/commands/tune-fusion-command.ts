@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { openDataset } from '../../data/readers/open-dataset.js';
-import { createError } from '../../errors.js';
 import { crossManifestFile, DEFAULT_ALPHAS, DIRECTIONS, TIE_RULE, tuneFusion, type TuneFusionResult } from '../../eval/tune-fusion.js';
 import { loadEncoder } from '../../models/load-encoder.js';
 import { StarterCrossEncoder } from '../../models/starter/starter-cross-encoder.js';
-import { flagOf, parseSearchOptions } from '../../search/options.js';
+import { flagOf, parseAlphaList, parseSearchOptions } from '../../search/options.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
 
 interface TuneFusionFlags {
@@ -55,17 +54,16 @@ export function registerTuneFusion(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (flags: TuneFusionFlags) => {
       const k1 = parseSearchOptions({ k1: Number(flags.k1) }, flagOf).k1;
-      const alphas = flags.alphas.split(',').map((a) => {
-        if (a.trim() === '') throw createError('BAD_ARGUMENT', '--alphas', `"${flags.alphas}" has an empty entry`);
-        return parseSearchOptions({ alpha: Number(a.trim()) }, () => '--alphas').alpha!;
-      });
+      const alphas = parseAlphaList('--alphas', flags.alphas);
       const pack = resolve(flags.pack);
       crossManifestFile(pack); // refuse a pack without a cross-encoder before loading anything
       const ds = await openDataset(flags.data, { split: flags.split });
       const encoder = await loadEncoder(pack);
-      const reranker = await StarterCrossEncoder.load(pack);
+      // loaded inside the try: if the cross-encoder fails to load, the encoder's sessions are still released
+      let reranker: StarterCrossEncoder | undefined;
       const bar = progressBar('tune-fusion');
       try {
+        reranker = await StarterCrossEncoder.load(pack);
         const r = await tuneFusion(ds, encoder, reranker, {
           pack,
           k1,
@@ -80,7 +78,7 @@ export function registerTuneFusion(program: Command): void {
         else printTable(r);
       } finally {
         bar.stop();
-        await reranker.dispose();
+        await reranker?.dispose();
         await encoder.dispose();
       }
     });

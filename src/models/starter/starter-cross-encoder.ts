@@ -35,8 +35,20 @@ export interface CrossManifest {
 }
 
 /** The manifest's fusion α per direction; an older manifest's one α serves both. */
-export const fusionAlphaOf = (fusion: CrossManifest['fusion']): Record<RerankDirection, number> | undefined =>
-  fusion ? { textToImage: fusion.alpha, imageToText: fusion.alphaImageToText ?? fusion.alpha } : undefined;
+/**
+ * The manifest's α per direction. A hand-edited value outside [0, 1] would weigh stage 1
+ * negatively (or give NaN scores) without a word, so it is refused naming the field; `file`
+ * names the manifest in that error.
+ */
+export function fusionAlphaOf(fusion: CrossManifest['fusion'], file = 'manifest.json'): Record<RerankDirection, number> | undefined {
+  if (!fusion) return undefined;
+  const check = (field: string, v: unknown): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) throw createError('MODEL_UNSUPPORTED', file, `crossEncoder.fusion.${field} must be a number from 0 to 1, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const alpha = check('alpha', fusion.alpha);
+  return { textToImage: alpha, imageToText: fusion.alphaImageToText === undefined ? alpha : check('alphaImageToText', fusion.alphaImageToText) };
+}
 
 export class StarterCrossEncoder implements CrossEncoder {
   /** image sides computed here (an index without stored ones), by id: 34 KiB each with two 256-d heads, so bounded in bytes (256 MiB, some 7,500 images) */
@@ -76,7 +88,7 @@ export class StarterCrossEncoder implements CrossEncoder {
     // model's id, on purpose, so re-choosing it (duo tune-fusion) keeps the indexes that recorded
     // this cross-encoder valid
     const id = `${await contentId(source, CROSS_FILES.filter((f) => f !== 'manifest.json'))}:cross`;
-    return new StarterCrossEncoder(id, heads, fusionAlphaOf(m.fusion), std, vocab, backbone);
+    return new StarterCrossEncoder(id, heads, fusionAlphaOf(m.fusion, join(source.location, 'manifest.json')), std, vocab, backbone);
   }
 
   async regionsOf(images: DecodedImage[], options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {
