@@ -257,7 +257,9 @@ describe('SearchEngine', () => {
     const split = reverse({ textToImage: 1, imageToText: 0 });
     assert.deepEqual(await ranks(split, indexPath, text), reversed);
     assert.deepEqual(await ranks(split, captionIndex, image), kept);
-    assert.equal((await open(split, captionIndex)).resolveOptions({}).alpha, 0, 'what --explain reports is the α used');
+    const captions = await open(split, captionIndex);
+    assert.equal(captions.resolveOptions({}).alpha, 0, 'what --explain reports is the α used');
+    await captions.close();
     // the caller's α overrides both
     assert.deepEqual(await ranks(split, indexPath, text, 0), kept);
     assert.deepEqual(await ranks(split, captionIndex, image, 1), reversed);
@@ -265,7 +267,9 @@ describe('SearchEngine', () => {
     const one = reverse({ textToImage: 1, imageToText: 1 });
     assert.deepEqual(await ranks(one, indexPath, text), reversed);
     assert.deepEqual(await ranks(one, captionIndex, image), reversed);
-    assert.equal((await open(reverse(), indexPath)).resolveOptions({}).alpha, 0.5);
+    const none = await open(reverse(), indexPath);
+    assert.equal(none.resolveOptions({}).alpha, 0.5);
+    await none.close();
   });
 
   it('rejects bad options by name', async () => {
