@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.dist-*/', 'models/', 'runs/', 'results/', 'docs/'] },
+  { ignores: ['node_modules/', 'dist/', '.dist-*/', 'models/', 'runs/', 'results/', 'docs/', '.cache/', 'mlruns/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
