@@ -117,3 +117,16 @@ export function fullMetrics(queries: number[][]): FullMetrics {
     'P@10': 100 * mean((r) => precisionAt(r, 10)),
   };
 }
+
+/**
+ * The fusion α of the rows with the best R@1 + R@5 + R@10; ties go to the higher R@1, then to
+ * the smaller α. One rule for every place that chooses α on dev (duo tune-fusion, train-cross's
+ * epochs and export-cross), so the same numbers give a pack the same α whichever wrote it.
+ */
+export function chooseAlpha(rows: { alpha: number; 'R@1': number; rsum: number }[]): number {
+  if (rows.length === 0) throw new Error('chooseAlpha: no rows');
+  const eps = 1e-9; // recalls are sums of shares of the same query count: equal counts give equal floats, this only absorbs rounding
+  const better = (a: (typeof rows)[number], b: (typeof rows)[number]) =>
+    a.rsum > b.rsum + eps || (Math.abs(a.rsum - b.rsum) <= eps && (a['R@1'] > b['R@1'] + eps || (Math.abs(a['R@1'] - b['R@1']) <= eps && a.alpha < b.alpha)));
+  return rows.reduce((best, r) => (better(r, best) ? r : best)).alpha;
+}

@@ -16,7 +16,7 @@ import type { CrossEncoder } from '../models/reranker.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { evaluateHybrid, type Direction } from './hybrid-eval.js';
-import type { RankMetrics } from './metrics.js';
+import { chooseAlpha, type RankMetrics } from './metrics.js';
 
 export const DIRECTIONS: Direction[] = ['textToImage', 'imageToText'];
 export const DEFAULT_ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
@@ -53,14 +53,6 @@ export interface TuneFusionResult {
 
 const recalls = (m: RankMetrics): Recalls => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], rsum: m['R@1'] + m['R@5'] + m['R@10'] });
 
-/** The α of the rows with the best R@1 + R@5 + R@10; ties go to the higher R@1, then to the smaller α. */
-export function chooseAlpha(rows: Pick<TuneRow, 'alpha' | 'R@1' | 'rsum'>[]): number {
-  if (rows.length === 0) throw new Error('chooseAlpha: no rows');
-  const eps = 1e-9; // recalls are sums of shares of the same query count: equal counts give equal floats, this only absorbs rounding
-  const better = (a: (typeof rows)[number], b: (typeof rows)[number]) =>
-    a.rsum > b.rsum + eps || (Math.abs(a.rsum - b.rsum) <= eps && (a['R@1'] > b['R@1'] + eps || (Math.abs(a['R@1'] - b['R@1']) <= eps && a.alpha < b.alpha)));
-  return rows.reduce((best, r) => (better(r, best) ? r : best)).alpha;
-}
 
 interface PackManifest {
   crossEncoder?: CrossManifest;

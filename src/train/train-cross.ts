@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
-import { rankMetrics, type RankMetrics } from '../eval/metrics.js';
+import { chooseAlpha, rankMetrics, type RankMetrics } from '../eval/metrics.js';
 import { mat, matmul, normalizeRows, type Mat } from '../models/mat.js';
 import { attentionScores, type TokenRows } from '../models/starter/attention.js';
 import { BACKBONE_DIM } from '../models/starter/backbone.js';
@@ -117,7 +117,7 @@ class DirectionRanks {
   result(): CrossDev & { alpha: number; rsum: number } {
     const m = new Map([...this.ranks].map(([k, r]) => [k, rankMetrics(r)]));
     // chosen for what the engine returns by default: stage 1 fused with stage 2
-    const alpha = ALPHAS.reduce((best, a) => (rsum(m.get(`weighted ${a}`)!) > rsum(m.get(`weighted ${best}`)!) ? a : best));
+    const alpha = chooseAlpha(ALPHAS.map((a) => ({ alpha: a, 'R@1': m.get(`weighted ${a}`)!['R@1'], rsum: rsum(m.get(`weighted ${a}`)!) })));
     const weighted = m.get(`weighted ${alpha}`)!;
     return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, rsum: rsum(weighted) };
   }
