@@ -83,7 +83,7 @@ const termSchema = (limits: ServeLimits) =>
       if ((t.text === undefined) === (t.item === undefined)) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give one of text or item' });
     });
 
-/** POST /v1/search: `text`, or weighted `terms` (one of the two) */
+/** POST /v1/search: `text`, weighted `terms`, or an `expression` the server parses (one of the three) */
 export const textSearchSchema = (limits: ServeLimits) =>
   optionsSchema(limits)
     .extend({
@@ -94,10 +94,16 @@ export const textSearchSchema = (limits: ServeLimits) =>
         .max(MAX_TERMS)
         .optional()
         .describe('weighted terms instead of text: the query embedding is Σ weight·embedding over the terms, normalised (`"a dog" - "grass"` is [{text: "a dog"}, {text: "grass", weight: -1}])'),
+      expression: queryText(limits)
+        .optional()
+        .describe(
+          'the query written as `duo search` reads it, parsed by the server: plain text, or weighted terms (`"a dog" - "grass"`, `2:beach + item:<id>`); a phrase that looks like a file name is text here, no file is read',
+        ),
     })
     .superRefine((b, ctx) => {
-      if (b.text === undefined && b.terms === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text or terms' });
-      else if (b.text !== undefined && b.terms !== undefined) ctx.addIssue({ code: 'custom', path: ['terms'], message: 'give text or terms, not both' });
+      const given = (['text', 'terms', 'expression'] as const).filter((k) => b[k] !== undefined);
+      if (given.length === 0) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, terms or expression' });
+      else if (given.length > 1) ctx.addIssue({ code: 'custom', path: [given[1]!], message: `give one of text, terms or expression, not ${given.join(' and ')}` });
     });
 
 /** POST /v1/search/image and /v1/captions/search: multipart/form-data, documented here; the handler reads the parts and validates the fields with optionsSchema */

@@ -105,6 +105,32 @@ describe('web page in headless Chromium', { skip, timeout: 180_000 }, () => {
     await page.close();
   });
 
+  it('weighted terms typed in the box, and query expansion as a switch kept in the link', async () => {
+    const page = await open();
+    const requests: unknown[] = [];
+    page.on('request', (r) => r.url().endsWith('/v1/search') && requests.push(r.postDataJSON()));
+    await page.fill('#q', '"yellow" - "red"');
+    await page.press('#q', 'Enter');
+    await page.waitForSelector('.result');
+    const away = await ids(page);
+    assert.equal(away[0], 'cold/green.jpg', 'away from red: as the API gives for the same terms');
+    assert.deepEqual(away.slice(-2).sort(), ['warm/red.jpg', 'warm/red2.jpg']);
+    await page.check('#expand');
+    await page.waitForURL(/expand=1/);
+    await page.waitForSelector('main:not([aria-busy])');
+    assert.deepEqual(
+      requests.map((b) => { const { expression, expand } = b as { expression: string; expand?: boolean }; return { expression, expand: expand ?? false }; }),
+      [{ expression: '"yellow" - "red"', expand: false }, { expression: '"yellow" - "red"', expand: true }],
+    );
+    const restored = await open(`/?q=${encodeURIComponent('red')}&expand=1`);
+    await restored.waitForSelector('.result');
+    assert.equal(await restored.isChecked('#expand'), true, 'the link restores the switch');
+    noErrors(page);
+    noErrors(restored);
+    await restored.close();
+    await page.close();
+  });
+
   it('drop an image and see similar ones', async () => {
     const page = await open();
     const bytes = readFileSync(join(c.root, 'cold', 'blue.jpg')).toString('base64');

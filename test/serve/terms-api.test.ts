@@ -61,6 +61,30 @@ describe('API v1: weighted terms', () => {
     assert.match(cancel.json<{ error: { message: string } }>().error.message, /zero/);
   });
 
+  it('expression: the same query written out, parsed by the server as duo search parses it', async () => {
+    const listed = (await post({ terms: [{ text: 'yellow' }, { text: 'red', weight: -1 }], k: 7 })).json<SearchResponse>();
+    const written = await post({ expression: '"yellow" - "red"', k: 7 });
+    assert.equal(written.statusCode, 200, written.body);
+    assert.deepEqual(ids(written.json<SearchResponse>()), ids(listed));
+    assert.equal(written.json<SearchResponse>().query, listed.query);
+    const plain = (await post({ text: 'a yellow thing', k: 4 })).json<SearchResponse>();
+    assert.deepEqual(ids((await post({ expression: 'a yellow thing', k: 4 })).json<SearchResponse>()), ids(plain), 'plain text is a plain query');
+    // a phrase like a file name is text on the server: nothing is read
+    const file = await post({ expression: '"red" + /etc/passwd.jpg', k: 3 });
+    assert.equal(file.statusCode, 200, file.body);
+    assert.equal(file.json<SearchResponse>().query, '"red" + "/etc/passwd.jpg"', 'a text term, not an image');
+    const cases: [object, string][] = [
+      [{ text: 'red', expression: 'blue' }, 'expression'],
+      [{ expression: Array.from({ length: 17 }, (_, i) => `"w${i}"`).join(' + ') }, 'expression'],
+      [{ expression: '"yellow" - "red' }, 'expression'],
+    ];
+    for (const [payload, field] of cases) {
+      const r = await post(payload);
+      assert.equal(r.statusCode, 400, JSON.stringify(payload));
+      assert.equal(r.json<{ error: { field: string } }>().error.field, field, `${JSON.stringify(payload)}: ${r.body}`);
+    }
+  });
+
   it('expand: the engine option through the API (the package table), validated under its name', async () => {
     const plain = await post({ text: 'red', k: 3 });
     const expanded = await post({ text: 'red', k: 3, expand: true, expandSynonym: 1 });

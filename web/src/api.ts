@@ -63,6 +63,8 @@ export interface Options {
   k: number;
   offset: number;
   where?: Filter;
+  /** text queries only */
+  expand?: boolean;
 }
 
 export class ApiError extends Error {
@@ -101,7 +103,8 @@ function form(image: Blob, o: Options, signal?: AbortSignal): RequestInit {
 
 export const api = {
   collection: () => call<Collection>('/v1/collection'),
-  byText: (text: string, o: Options, signal?: AbortSignal) => call<SearchResponse>('/v1/search', json({ text, ...o, explain: true }, signal)),
+  // sent as an expression: the server parses it as duo search does, so `"a dog" - "grass"` and `2:beach + item:<id>` work here too, and plain text stays plain text
+  byText: (text: string, o: Options, signal?: AbortSignal) => call<SearchResponse>('/v1/search', json({ expression: text, ...o, explain: true }, signal)),
   byImage: (image: Blob, o: Options, signal?: AbortSignal) => call<SearchResponse>('/v1/search/image', form(image, o, signal)),
   captions: (image: Blob, o: Options, signal?: AbortSignal) => call<SearchResponse>('/v1/captions/search', form(image, o, signal)),
   similar: (id: string, o: Options, signal?: AbortSignal) => {

@@ -1,6 +1,7 @@
 /**
- * The search page: text, image (drop or pick a file) or "more like this" queries; stage 1,
- * hybrid, or both side by side; filter chips; paging; state in the URL. Talks to API v1 only.
+ * The search page: text (plain, or weighted terms written out: `"a dog" - "grass"`), image (drop
+ * or pick a file) or "more like this" queries; stage 1, hybrid, or both side by side; query
+ * expansion; filter chips; paging; state in the URL. Talks to API v1 only.
  */
 import { api, ApiError, type Collection, type Options, type SearchResponse } from './api.js';
 import { chipBar, whereOf } from './chips.js';
@@ -47,6 +48,7 @@ function queryByImage(file: File): void {
 
 function syncControls(): void {
   input.value = state.q;
+  $<HTMLInputElement>('#expand').checked = state.expand;
   for (const radio of document.querySelectorAll<HTMLInputElement>('input[name=view]')) radio.checked = radio.value === state.view;
   const hybrid = Boolean(collection?.reranker);
   for (const radio of document.querySelectorAll<HTMLInputElement>('input[name=view]')) if (radio.value !== 'stage1') radio.disabled = !hybrid;
@@ -80,7 +82,8 @@ async function run(): Promise<void> {
   }
   const options: Options = { mode: 'stage1', k: state.k, offset: state.page * state.k, where: collection ? whereOf(collection.facets, state.chips) : undefined };
   const modes: ('stage1' | 'hybrid')[] = state.view === 'compare' ? ['stage1', 'hybrid'] : [state.view];
-  const ask = (o: Options) => (image ? api.byImage(image, o, controller.signal) : state.like ? api.similar(state.like, o, controller.signal) : api.byText(state.q, o, controller.signal));
+  const ask = (o: Options) =>
+    image ? api.byImage(image, o, controller.signal) : state.like ? api.similar(state.like, o, controller.signal) : api.byText(state.q, state.expand ? { ...o, expand: true } : o, controller.signal);
   main.setAttribute('aria-busy', 'true');
   status.textContent = 'Searching…';
   try {
@@ -156,6 +159,8 @@ async function start(): Promise<void> {
   for (const radio of document.querySelectorAll<HTMLInputElement>('input[name=view]')) {
     radio.addEventListener('change', () => navigate({ view: radio.value as View }, true));
   }
+  const expand = $<HTMLInputElement>('#expand');
+  expand.addEventListener('change', () => navigate({ expand: expand.checked, page: 0 }, true));
   $('#prev').addEventListener('click', () => state.page > 0 && navigate({ page: state.page - 1 }, true));
   $('#next').addEventListener('click', () => last.some((r) => r.next) && navigate({ page: state.page + 1 }, true));
   window.addEventListener('popstate', () => {

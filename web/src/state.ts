@@ -1,7 +1,7 @@
 /**
  * The page's state lives in the URL, so a search is a link: the text (q) or the item whose
  * neighbours are shown (like), the mode (stage1, hybrid, or compare: both side by side), the page,
- * the page size and the filter chips. An uploaded image cannot travel in a link; it lives in memory.
+ * the page size, the filter chips and query expansion. An uploaded image cannot travel in a link; it lives in memory.
  */
 export type View = 'stage1' | 'hybrid' | 'compare';
 
@@ -13,6 +13,8 @@ export interface State {
   k: number;
   /** chip keys, `facet:label` */
   chips: string[];
+  /** query expansion (WordNet synonyms, hypernyms, caption rewrites) on text queries */
+  expand: boolean;
 }
 
 const VIEWS: View[] = ['stage1', 'hybrid', 'compare'];
@@ -32,6 +34,7 @@ export function readState(search: string): State {
     page: int('page', 0, 10_000),
     k: Math.max(1, int('k', DEFAULT_K, 100)),
     chips: p.getAll('f'),
+    expand: p.get('expand') === '1',
   };
 }
 
@@ -43,6 +46,7 @@ export function writeState(s: State): string {
   if (s.page > 0) p.set('page', String(s.page));
   if (s.k !== DEFAULT_K) p.set('k', String(s.k));
   for (const c of s.chips) p.append('f', c);
+  if (s.expand) p.set('expand', '1');
   const query = p.toString();
   return query ? `?${query}` : location.pathname;
 }
