@@ -70,7 +70,7 @@ export function sha256File(path: string): string {
  * `mobilenet` (nsfwjs's model module, see fetchMobilenet) MobileNetV2 joins it as a second
  * branch on its own input, so one session computes every feature an image needs. Its kernels
  * then stay at their source precision (CenterNet float16, MobileNet uint8; see convertTfjsToOnnx's
- * sourcePrecision): 8.6 MB instead of 25.
+ * sourcePrecision): 8.6 MB instead of 12.6 with float32 kernels, the same outputs.
  */
 export async function buildBackboneOnnx(centernetJson: string, options: { mobilenet?: string } = {}): Promise<Uint8Array> {
   const graph = await readTfjsGraph(centernetJson);
