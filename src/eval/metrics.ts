@@ -118,9 +118,15 @@ export function fullMetrics(queries: number[][]): FullMetrics {
   };
 }
 
+/** R@1 + R@5 + R@10 of one direction: what a fusion α and a cross-encoder epoch are chosen by. */
+export const recallSum = (m: Pick<RankMetrics, 'R@1' | 'R@5' | 'R@10'>): number => m['R@1'] + m['R@5'] + m['R@10'];
+
+/** How chooseAlpha breaks ties, as manifests and help texts state it. */
+export const ALPHA_TIE_RULE = 'ties go to the higher R@1, then to the smaller α';
+
 /**
- * The fusion α of the rows with the best R@1 + R@5 + R@10; ties go to the higher R@1, then to
- * the smaller α. One rule for every place that chooses α on dev (duo tune-fusion, train-cross's
+ * The fusion α of the rows with the best R@1 + R@5 + R@10 (recallSum); ties go to the higher
+ * R@1, then to the smaller α. One rule for every place that chooses α on dev (duo tune-fusion, train-cross's
  * epochs and export-cross), so the same numbers give a pack the same α whichever wrote it.
  */
 export function chooseAlpha(rows: { alpha: number; 'R@1': number; rsum: number }[]): number {

@@ -6,7 +6,7 @@
 import type { RetrievalDataset } from '../data/dataset.js';
 import { dot } from '../index/exact-index.js';
 import type { EncodeOptions, Encoder } from '../models/encoder.js';
-import { firstRelevantRank, rankMetrics, type RankMetrics } from './metrics.js';
+import { firstRelevantRank, rankMetrics, recallSum, type RankMetrics } from './metrics.js';
 
 export interface RetrievalEvalResult {
   dataset: string;
@@ -96,5 +96,5 @@ export function evaluateEmbeddings(
 
 /** R@1+R@5+R@10 of both directions: the usual model-selection score. */
 export function rsum(m: { textToImage: RankMetrics; imageToText: RankMetrics }): number {
-  return m.textToImage['R@1'] + m.textToImage['R@5'] + m.textToImage['R@10'] + m.imageToText['R@1'] + m.imageToText['R@5'] + m.imageToText['R@10'];
+  return recallSum(m.textToImage) + recallSum(m.imageToText);
 }

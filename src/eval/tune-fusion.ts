@@ -16,11 +16,10 @@ import type { CrossEncoder } from '../models/reranker.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { evaluateHybrid, type Direction } from './hybrid-eval.js';
-import { chooseAlpha, type RankMetrics } from './metrics.js';
+import { ALPHA_TIE_RULE, chooseAlpha, recallSum, type RankMetrics } from './metrics.js';
 
 export const DIRECTIONS: Direction[] = ['textToImage', 'imageToText'];
 export const DEFAULT_ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
-export const TIE_RULE = 'ties go to the higher R@1, then to the smaller α';
 
 export interface Recalls {
   'R@1': number;
@@ -51,8 +50,7 @@ export interface TuneFusionResult {
   written: boolean;
 }
 
-const recalls = (m: RankMetrics): Recalls => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], rsum: m['R@1'] + m['R@5'] + m['R@10'] });
-
+const recalls = (m: RankMetrics): Recalls => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], rsum: recallSum(m) });
 
 interface PackManifest {
   crossEncoder?: CrossManifest;
@@ -114,7 +112,7 @@ export async function tuneFusion(ds: RetrievalDataset, encoder: Encoder, reranke
     alpha: chosen.textToImage,
     alphaImageToText: chosen.imageToText,
     chosen: {
-      by: `duo tune-fusion: per direction, the α of the grid with the best R@1 + R@5 + R@10 (${TIE_RULE})`,
+      by: `duo tune-fusion: per direction, the α of the grid with the best R@1 + R@5 + R@10 (${ALPHA_TIE_RULE})`,
       command: o.command,
       date: new Date().toISOString(),
       dataset: ds.name,

@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
+import { ALPHA_TIE_RULE } from '../eval/metrics.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
 import type { CrossHead, Standardiser } from '../models/starter/cross-scoring.js';
 import { Vocabulary } from '../models/starter/vocab.js';
@@ -130,7 +131,7 @@ export async function exportCross(opts: ExportCrossOptions): Promise<ExportCross
       mode: 'weighted',
       alpha: result.textToImage.alpha,
       alphaImageToText: result.imageToText.alpha,
-      chosen: { by: 'duo export-cross: per direction, the α of 0.3–0.8 with the best weighted R@1 + R@5 + R@10 on dev (ties: the smaller α)', k1: opts.evalK1, date: new Date().toISOString() },
+      chosen: { by: `duo export-cross: per direction, the α of 0.3–0.8 with the best weighted R@1 + R@5 + R@10 on dev (${ALPHA_TIE_RULE})`, k1: opts.evalK1, date: new Date().toISOString() },
     },
     training: {
       data: 'Flickr8k train; in-batch negatives, batches built around hard negatives mined by this pack\'s bi-encoder',

@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
-import { chooseAlpha, rankMetrics, type RankMetrics } from '../eval/metrics.js';
+import { chooseAlpha, rankMetrics, recallSum, type RankMetrics } from '../eval/metrics.js';
 import { mat, matmul, normalizeRows, type Mat } from '../models/mat.js';
 import { attentionScores, type TokenRows } from '../models/starter/attention.js';
 import { BACKBONE_DIM } from '../models/starter/backbone.js';
@@ -93,8 +93,6 @@ export interface CrossEpoch {
 /** Weighted-fusion weights tried on dev; the pack records the best one per direction for the engine. */
 const ALPHAS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
-export const rsum = (r: RankMetrics): number => r['R@1'] + r['R@5'] + r['R@10'];
-
 /** One direction's evaluation: its queries' ranks under every mode, then the best α by R@1+R@5+R@10. */
 class DirectionRanks {
   private readonly ranks = new Map(['stage1', 'replace', 'rrf', ...ALPHAS.map((a) => `weighted ${a}`)].map((m) => [m, [] as number[]]));
@@ -117,9 +115,9 @@ class DirectionRanks {
   result(): CrossDev & { alpha: number; rsum: number } {
     const m = new Map([...this.ranks].map(([k, r]) => [k, rankMetrics(r)]));
     // chosen for what the engine returns by default: stage 1 fused with stage 2
-    const alpha = chooseAlpha(ALPHAS.map((a) => ({ alpha: a, 'R@1': m.get(`weighted ${a}`)!['R@1'], rsum: rsum(m.get(`weighted ${a}`)!) })));
+    const alpha = chooseAlpha(ALPHAS.map((a) => ({ alpha: a, 'R@1': m.get(`weighted ${a}`)!['R@1'], rsum: recallSum(m.get(`weighted ${a}`)!) })));
     const weighted = m.get(`weighted ${alpha}`)!;
-    return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, rsum: rsum(weighted) };
+    return { stage1: m.get('stage1')!, replace: m.get('replace')!, weighted, rrf: m.get('rrf')!, alpha, rsum: recallSum(weighted) };
   }
 }
 

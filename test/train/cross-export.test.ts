@@ -9,7 +9,8 @@ import type { Prepared } from '../../src/train/cross-data.js';
 import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
 import { seeded } from '../../src/train/dual-encoder.js';
 import { collectHeads } from '../../src/train/export-cross.js';
-import { devScore, evaluateCross, rsum } from '../../src/train/train-cross.js';
+import { recallSum as rsum } from '../../src/eval/metrics.js';
+import { devScore, evaluateCross } from '../../src/train/train-cross.js';
 import { tempDir } from '../helpers.js';
 import { packWithCross } from '../models/cross-pack.js';
 

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { openDataset } from '../../data/readers/open-dataset.js';
-import { crossManifestFile, DEFAULT_ALPHAS, DIRECTIONS, TIE_RULE, tuneFusion, type TuneFusionResult } from '../../eval/tune-fusion.js';
+import { ALPHA_TIE_RULE } from '../../eval/metrics.js';
+import { crossManifestFile, DEFAULT_ALPHAS, DIRECTIONS, tuneFusion, type TuneFusionResult } from '../../eval/tune-fusion.js';
 import { loadEncoder } from '../../models/load-encoder.js';
 import { StarterCrossEncoder } from '../../models/starter/starter-cross-encoder.js';
 import { flagOf, parseAlphaList, parseSearchOptions } from '../../search/options.js';
@@ -42,7 +43,7 @@ export function registerTuneFusion(program: Command): void {
     .command('tune-fusion')
     .description(
       "re-choose a starter pack's weighted-fusion α per direction (after its bi-encoder changed): hybrid evaluation of both directions through the engine for every α of a grid, " +
-        `then per direction the α with the best R@1 + R@5 + R@10 (${TIE_RULE}), written into the pack's manifest.json as crossEncoder.fusion.alpha (text→image) and alphaImageToText (image→text), with how they were chosen`,
+        `then per direction the α with the best R@1 + R@5 + R@10 (${ALPHA_TIE_RULE}), written into the pack's manifest.json as crossEncoder.fusion.alpha (text→image) and alphaImageToText (image→text), with how they were chosen`,
     )
     .requiredOption('--pack <dir>', "starter pack with a cross-encoder: its bi-encoder and cross-encoder are evaluated, its manifest.json is rewritten")
     .requiredOption('--data <path>', 'dataset (e.g. the Flickr8k folder)')
