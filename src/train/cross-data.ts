@@ -13,11 +13,12 @@ import { featureVector, type BackboneFeatures } from '../models/starter/backbone
 import { StarterEncoder } from '../models/starter/starter-encoder.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { resolveModelSource } from '../models/model-source.js';
+import type { RerankDirection } from '../models/reranker.js';
 import { shuffle } from './schedule.js';
 import { ensureBackbone, splitFeatures } from './starter-features.js';
 
-/** Which ranking a hard negative is mined for: a caption's images (text→image) or an image's captions (image→text). */
-export type HardDirection = 'textToImage' | 'imageToText';
+/** Which ranking a hard negative is mined for: a caption's images (text→image) or an image's captions (image→text): stage 2's two directions. */
+export type HardDirection = RerankDirection;
 export const HARD_DIRECTIONS: readonly HardDirection[] = ['textToImage', 'imageToText'];
 
 export interface PrepareOptions {

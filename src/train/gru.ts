@@ -24,6 +24,7 @@
  */
 import { mat, matmul, type Mat } from '../models/mat.js';
 import type { Params } from '../models/tensor-file.js';
+import { addGrad } from './layers.js';
 
 /** Which caption each sorted row is, how many captions run at each step, where each step's rows start. */
 interface Packing {
@@ -181,11 +182,7 @@ export async function gruBackward(params: Params, grads: Params, prefix: string,
       for (let q = 0; q < a * H; q++) carry[q]! += dhp.data[q]!;
     }
   }
-  const acc = (name: string, g: Float32Array) => {
-    const have = grads.get(name);
-    if (have) for (let q = 0; q < g.length; q++) have[q]! += g[q]!;
-    else grads.set(name, g);
-  };
+  const acc = (name: string, g: Float32Array) => addGrad(grads, name, g);
   const dGxM = mat(p.rows, H3, dGx);
   acc(`${prefix}.W`, (await matmul(dGxM, cache.x, true)).data);
   acc(`${prefix}.R`, (await matmul(mat(p.rows, H3, dGh), mat(p.rows, H, cache.hPrev), true)).data);

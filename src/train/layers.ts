@@ -55,13 +55,16 @@ export async function headForward(params: Params, prefix: string, spec: HeadSpec
   return { out: spec.residual ? addResidual(out, x) : out, cache: { x, h } };
 }
 
+/** Adds `g` to the gradient `name` in `grads` (a parameter used twice sums both), or puts it there. */
+export function addGrad(grads: Params, name: string, g: Float32Array): void {
+  const t = grads.get(name);
+  if (t) for (let i = 0; i < g.length; i++) t[i]! += g[i]!;
+  else grads.set(name, g);
+}
+
 /** Accumulates parameter gradients into `grads`; returns dL/dx. */
 export async function headBackward(params: Params, grads: Params, prefix: string, spec: HeadSpec, dOut: Mat, cache: HeadCache): Promise<Mat> {
-  const acc = (name: string, g: Float32Array) => {
-    const t = grads.get(name);
-    if (t) for (let i = 0; i < g.length; i++) t[i]! += g[i]!;
-    else grads.set(name, g);
-  };
+  const acc = (name: string, g: Float32Array) => addGrad(grads, name, g);
   if (spec.kind === 'linear') {
     acc(`${prefix}.l1.W`, (await matmul(cache.x, dOut, true)).data);
     acc(`${prefix}.l1.b`, colSums(dOut));
