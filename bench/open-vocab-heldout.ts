@@ -16,7 +16,6 @@ import { parseArgs } from 'node:util';
 import { readFlickr8k } from '../src/data/readers/flickr8k.js';
 import { evaluateEmbeddings, rsum } from '../src/eval/retrieval-eval.js';
 import { loadEncoder } from '../src/models/load-encoder.js';
-import { featureVector } from '../src/models/starter/backbone-runner.js';
 import { StarterEncoder } from '../src/models/starter/starter-encoder.js';
 import { words } from '../src/models/starter/vocab.js';
 import { exportStarterPack } from '../src/train/export-pack.js';
@@ -46,7 +45,7 @@ const refVocab = new Set(JSON.parse(readFileSync(join(a.reference!, 'vocab.json'
 const dev = await readFlickr8k(a.data!, 'dev');
 const imageRow = new Map(dev.images.map((img, i) => [img.id, i]));
 const captionImage = dev.captions.map((c) => imageRow.get(c.imageId)!);
-const pooled = (await splitFeatures(dev, join(a.reference!, 'backbone.onnx'), a.cache!)).map((f) => featureVector(f, 'pooled'));
+const features = await splitFeatures(dev, join(a.reference!, 'backbone.onnx'), a.cache!);
 const texts = dev.captions.map((c) => c.text);
 const withHeldOut = texts.flatMap((t, i) => (words(t).some((w) => heldOut.has(w)) ? [i] : []));
 const allKnown = texts.flatMap((t, i) => (words(t).every((w) => refVocab.has(w)) ? [i] : []));
@@ -59,7 +58,7 @@ const fmt = (x: number) => x.toFixed(2);
 async function evaluate(label: string, dir: string): Promise<Float32Array[]> {
   const encoder = await loadEncoder(dir);
   if (!(encoder instanceof StarterEncoder)) throw new Error(`${dir} is not a starter pack`);
-  const img = await encoder.embedFeatures(pooled);
+  const img = await encoder.embedFeatures(features);
   const txt = await encoder.encodeTexts(texts);
   await encoder.dispose();
   const all = evaluateEmbeddings(img, txt, captionImage);

@@ -20,6 +20,7 @@ import { registerTrainHead } from './commands/train-head-command.js';
 import { registerOpenVocab } from './commands/open-vocab-command.js';
 import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
 import { registerTuneFusion } from './commands/tune-fusion-command.js';
+import { registerPackMembers } from './commands/pack-members-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('duo')
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerTrainCross(program);
   registerExportCross(program);
   registerTuneFusion(program);
+  registerPackMembers(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -2,8 +2,8 @@
  * Reads the float initializers (weights) back out of ONNX ModelProto bytes: the inverse of
  * writer.ts for the one thing the runtime needs, so a graph the project wrote can be rebuilt
  * around its own weights (the starter text model with an open vocabulary) without shipping
- * them twice. Field numbers follow onnx/onnx.proto; only raw_data and packed float_data
- * tensors are read, as writer.ts and the ONNX exporters write them.
+ * them twice. Field numbers follow onnx/onnx.proto; only float and float16 raw_data and packed
+ * float_data tensors are read, as writer.ts and the ONNX exporters write them.
  *
  * The bytes are untrusted (a pack's file, possibly truncated or damaged): every read is checked
  * against the end of its message and a damaged file throws rather than reading `undefined` bytes,
@@ -11,6 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createError } from '../errors.js';
+import { halfToFloat } from '../util/float16.js';
 
 export interface Initializer {
   dims: number[];
@@ -73,6 +74,7 @@ class Reader {
 }
 
 const FLOAT = 1;
+const FLOAT16 = 10;
 
 export function readInitializers(model: Uint8Array): Map<string, Initializer> {
   const out = new Map<string, Initializer>();
@@ -99,9 +101,18 @@ export function readInitializers(model: Uint8Array): Map<string, Initializer> {
         else if (f === 4 && w === 2) floats = t.bytes(t.span());
       });
       const bytes = raw ?? floats;
-      if (type !== FLOAT || !bytes) return;
+      if ((type !== FLOAT && type !== FLOAT16) || !bytes) return;
       const count = dims.reduce((a, b) => a * b, 1);
-      if (bytes.length !== 4 * count) throw new Error(`initializer ${name || '(unnamed)'} has ${bytes.length} bytes, not ${count} floats of [${dims.join(', ')}]`);
+      const width = type === FLOAT ? 4 : 2;
+      if (bytes.length !== width * count) throw new Error(`initializer ${name || '(unnamed)'} has ${bytes.length} bytes, not ${count} ${type === FLOAT ? 'floats' : 'halves'} of [${dims.join(', ')}]`);
+      if (type === FLOAT16) {
+        // a pack stored at half precision (export-pack's --half): read back as the float32 values the runtime computes with
+        const halves = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        const data = new Float32Array(count);
+        for (let i = 0; i < count; i++) data[i] = halfToFloat(halves.getUint16(2 * i, true));
+        out.set(name, { dims, data });
+        return;
+      }
       // a copy (Buffer.slice would be a view): aligned, and independent of the model bytes
       const copy = new Uint8Array(bytes.length);
       copy.set(bytes);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readFlickr8k } from '../data/readers/flickr8k.js';
 import { TopK } from '../index/top-k.js';
 import { mat, matmul } from '../models/mat.js';
-import { featureVector, type BackboneFeatures } from '../models/starter/backbone-runner.js';
+import type { BackboneFeatures } from '../models/starter/backbone-runner.js';
 import { StarterEncoder } from '../models/starter/starter-encoder.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { resolveModelSource } from '../models/model-source.js';
@@ -82,7 +82,7 @@ async function stage1Split(opts: PrepareOptions, bi: StarterEncoder, vocab: Voca
   const feats = await splitFeatures(ds, backbone, opts.cacheDir);
   const index = new Map(ds.images.map((img, i) => [img.id, i]));
   const captionImage = ds.captions.map((c) => index.get(c.imageId)!);
-  const imageEmb = await bi.embedFeatures(feats.map((f) => featureVector(f, bi.manifest.features ?? 'pooled')));
+  const imageEmb = await bi.embedFeatures(feats);
   const textEmb = await bi.encodeTexts(ds.captions.map((c) => c.text));
   return { ds, feats, captionImage, imageEmb, textEmb, ids: ds.captions.map((c) => vocab.encode(c.text)) };
 }

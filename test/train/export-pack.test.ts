@@ -64,7 +64,7 @@ describe('starter pack export', () => {
     const raw = split.x.slice(0, 2 * POOLED_DIM);
     const standardised = raw.map((x, i) => (x - norm.get('mean')![i % POOLED_DIM]!) / norm.get('std')![i % POOLED_DIM]!);
     const imgTraining = await encodeImageFeatures(model, mat(2, POOLED_DIM, standardised));
-    const imgPack = await (encoder as StarterEncoder).embedFeatures([raw.subarray(0, POOLED_DIM), raw.subarray(POOLED_DIM)]);
+    const imgPack = await (encoder as StarterEncoder).embedFeatures([{ pooled: raw.subarray(0, POOLED_DIM), grid: new Float32Array(0) }, { pooled: raw.subarray(POOLED_DIM), grid: new Float32Array(0) }]);
     imgPack.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(x - imgTraining.data[i * 6 + j]!) < 1e-4)));
     await encoder.dispose();
   });

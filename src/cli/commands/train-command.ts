@@ -66,7 +66,8 @@ export function registerTrain(program: Command): void {
     .option('--text <kind>', 'text encoder over the word vectors: pooled (their mean) or gru (the mean state of a GRU over them)', 'pooled')
     .option('--text-hidden <n>', `GRU hidden size with --text gru (default ${DEFAULT_TEXT_HIDDEN})`, positiveInt('--text-hidden'))
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
-    .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)');
+    .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)')
+    .option('--half', "store the pack's text and head weights as float16 (half the bytes; computed in float32)");
   addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
       const head = o.head;
@@ -113,7 +114,7 @@ export function registerTrain(program: Command): void {
       console.log(`run: ${runDir}; best dev rsum ${best?.dev.rsum.toFixed(1)} at epoch ${best?.epoch}`);
       if (o.pack) {
         const out = resolve(String(o.pack));
-        await exportStarterPack(runDir, out);
+        await exportStarterPack(runDir, out, { half: Boolean(o.half) });
         console.log(`model pack written to ${out}`);
       }
     });

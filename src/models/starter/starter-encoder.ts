@@ -10,7 +10,7 @@ import { loadImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
 import { inBatches, type EncodeOptions, type Encoder, type ImageInput, type TextCoverage } from '../encoder.js';
 import { contentId, requireFiles, type ModelSource } from '../model-source.js';
-import { BackboneRunner, featureVector, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
+import { BackboneRunner, featureVector, needsMobilenet, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
 import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
 import { readInitializersFile } from '../../onnx/reader.js';
@@ -19,8 +19,19 @@ import type { DualEncoderConfig, TextEncoderSpec } from './head-spec.js';
 import { sessionOptions } from '../../util/ort-session.js';
 
 export const STARTER_FILES = ['manifest.json', 'vocab.json', 'backbone.onnx', 'text_model.onnx', 'image_head.onnx'];
+/** what a member folder holds: a pack without the backbone, which it shares with the pack */
+const MEMBER_FILES = ['manifest.json', 'vocab.json', 'text_model.onnx', 'image_head.onnx'];
 /** what the id hashes: the weights and vocabulary, not the manifest (adding a cross-encoder to a pack keeps its indexes valid) */
 const WEIGHT_FILES = STARTER_FILES.filter((f) => f !== 'manifest.json');
+const MEMBER_WEIGHT_FILES = MEMBER_FILES.filter((f) => f !== 'manifest.json');
+
+/** More models in one pack (`duo pack-members`): each a folder beside the first, sharing its backbone. */
+export interface PackEnsemble {
+  /** the pack's own model's weight; the members' and this one are normalised to sum 1 */
+  weight: number;
+  members: { folder: string; weight: number }[];
+  [key: string]: unknown;
+}
 
 export interface StarterManifest {
   format: string;
@@ -32,60 +43,90 @@ export interface StarterManifest {
   head?: 'linear' | 'mlp';
   hidden?: number;
   openVocabulary?: OpenVocabManifest;
+  ensemble?: PackEnsemble;
   [key: string]: unknown;
 }
 
+/** One model of a pack: its vocabulary, text graph and image head over the shared backbone's features. */
+interface Member {
+  folder: string;
+  manifest: StarterManifest;
+  vocab: Vocabulary;
+  text: ort.InferenceSession;
+  head: ort.InferenceSession;
+  kind: FeatureKind;
+  dim: number;
+  /** √weight: a member's unit vector is scaled by it, so the pack's cosine is Σ weightᵢ·cosᵢ (as EnsembleEncoder does across packs) */
+  scale: number;
+}
+
+/**
+ * A starter pack: one model, or several sharing one backbone run (manifest.ensemble). With
+ * several, an item's vector is the members' unit vectors scaled by √weight side by side, as
+ * `--model a,b` does for separate packs (../ensemble-encoder.ts), but each image goes through
+ * the backbone once and the pack is one model with one id.
+ */
 export class StarterEncoder implements Encoder {
   readonly normalized = true;
   readonly similarity = { kind: 'cosine' } as const;
+  readonly dim: number;
 
   private constructor(
     readonly id: string,
-    readonly dim: number,
     readonly manifest: StarterManifest,
-    private readonly vocab: Vocabulary,
-    private readonly text: ort.InferenceSession,
-    private readonly head: ort.InferenceSession,
+    private readonly members: Member[],
     readonly backbone: BackboneRunner,
-  ) {}
+  ) {
+    this.dim = members.reduce((a, m) => a + m.dim, 0);
+  }
 
   static async load(source: ModelSource): Promise<StarterEncoder> {
     requireFiles(source, STARTER_FILES);
     const dir = source.location;
-    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as StarterManifest;
-    if (manifest.version !== 1) throw createError('MODEL_UNSUPPORTED', dir, `starter pack version ${manifest.version}`);
-    const tokens = JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[];
-    const { vocab, textModel } = await textSide(dir, manifest, tokens);
-    const opts = sessionOptions();
-    const [text, head, backbone] = await Promise.all([
-      typeof textModel === 'string' ? ort.InferenceSession.create(textModel, opts) : ort.InferenceSession.create(textModel, opts),
-      ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
-      BackboneRunner.load(join(dir, 'backbone.onnx')),
-    ]);
-    return new StarterEncoder(await contentId(source, WEIGHT_FILES), manifest.embedDim, manifest, vocab, text, head, backbone);
+    const manifest = await readManifest(dir);
+    const parts = packParts(dir, manifest);
+    for (const part of parts.slice(1)) requireFiles({ ...source, location: join(dir, part.folder) }, MEMBER_FILES);
+    const manifests = [manifest, ...(await Promise.all(parts.slice(1).map((p) => readManifest(join(dir, p.folder)))))];
+    const backbone = await BackboneRunner.load(join(dir, 'backbone.onnx'));
+    const members: Member[] = [];
+    try {
+      for (const [i, part] of parts.entries()) {
+        const kind = manifests[i]!.features ?? 'pooled';
+        if (needsMobilenet(kind) && !backbone.hasMobilenet) {
+          throw createError('MODEL_UNSUPPORTED', join(dir, part.folder, 'manifest.json'), `features ${kind} need a backbone with MobileNetV2, and ${join(dir, 'backbone.onnx')} has none`);
+        }
+        members.push(await loadMember(join(dir, part.folder), part.folder, manifests[i]!, kind, part.scale));
+      }
+    } catch (error) {
+      await Promise.all([backbone.dispose(), ...members.map((m) => releaseMember(m))]);
+      throw error;
+    }
+    const files = [...WEIGHT_FILES, ...parts.slice(1).flatMap((p) => MEMBER_WEIGHT_FILES.map((f) => `${p.folder}/${f}`))];
+    let id = await contentId(source, files);
+    // the weights are in the manifest, which the hash leaves out: they change every vector, so they are part of the id
+    if (parts.length > 1) id += `[${parts.map((p) => Number((p.scale ** 2).toPrecision(4))).join(',')}]`;
+    return new StarterEncoder(id, manifest, members, backbone);
+  }
+
+  /** The pack's members (one for a single model): folder, feature kind and weight. */
+  get parts(): { folder: string; features: FeatureKind; weight: number }[] {
+    return this.members.map((m) => ({ folder: m.folder, features: m.kind, weight: m.scale ** 2 }));
   }
 
   async encodeTexts(texts: string[], options: EncodeOptions = {}): Promise<Float32Array[]> {
     return inBatches(texts, options.batchSize ?? 256, async (batch) => {
-      const ids = batch.map((t) => this.vocab.encode(t));
-      const len = Math.max(...ids.map((i) => i.length));
-      const input = new BigInt64Array(batch.length * len);
-      const mask = new BigInt64Array(batch.length * len);
-      ids.forEach((row, i) => row.forEach((id, j) => {
-        input[i * len + j] = BigInt(id);
-        mask[i * len + j] = 1n;
-      }));
-      const out = await this.text.run({
-        input_ids: new ort.Tensor('int64', input, [batch.length, len]),
-        attention_mask: new ort.Tensor('int64', mask, [batch.length, len]),
-      });
-      return rows(out.text_embeds!.data as Float32Array, batch.length, this.dim);
+      const parts = await Promise.all(this.members.map((m) => runText(m, batch)));
+      return this.combine(parts, batch.length);
     }, options);
   }
 
-  /** The words of `text` the pack's vocabulary knows and those encodeTexts drops. */
+  /** The words of `text` the pack's vocabulary knows and those encodeTexts drops (a word is known when any member reads it). */
   textCoverage(text: string): TextCoverage {
-    return this.vocab.coverage(text);
+    const [first, ...rest] = this.members.map((m) => m.vocab.coverage(text));
+    if (rest.length === 0) return first!;
+    const known = new Set([first!, ...rest].flatMap((c) => c.known));
+    const words = [...new Set([first!, ...rest].flatMap((c) => [...c.known, ...c.unknown]))];
+    return { known: words.filter((w) => known.has(w)), unknown: words.filter((w) => !known.has(w)) };
   }
 
   /** Backbone features (pooled and grid) of images: what stage 2 and head training reuse. */
@@ -94,27 +135,109 @@ export class StarterEncoder implements Encoder {
     return this.backbone.run(decoded, options);
   }
 
-  async embedFeatures(pooled: Float32Array[]): Promise<Float32Array[]> {
-    if (pooled.length === 0) return [];
-    const d = pooled[0]!.length;
-    const flat = new Float32Array(pooled.length * d);
-    pooled.forEach((p, i) => flat.set(p, i * d));
-    const out = await this.head.run({ features: new ort.Tensor('float32', flat, [pooled.length, d]) });
-    return rows(out.image_embeds!.data as Float32Array, pooled.length, this.dim);
+  /** Image embeddings from backbone features: each member's head on the features it reads. */
+  async embedFeatures(features: BackboneFeatures[]): Promise<Float32Array[]> {
+    if (features.length === 0) return [];
+    const parts = await Promise.all(this.members.map((m) => runHead(m, features.map((f) => featureVector(f, m.kind)))));
+    return this.combine(parts, features.length);
   }
 
   async encodeImages(images: ImageInput[], options: EncodeOptions = {}): Promise<Float32Array[]> {
-    const kind = this.manifest.features ?? 'pooled';
     return inBatches(images, options.batchSize ?? 8, async (batch) => {
       const features = await this.features(batch, options);
       options.signal?.throwIfAborted();
-      return this.embedFeatures(features.map((f) => featureVector(f, kind)));
+      return this.embedFeatures(features);
     }, options);
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.text.release(), this.head.release(), this.backbone.dispose()]);
+    await Promise.all([...this.members.map((m) => releaseMember(m)), this.backbone.dispose()]);
   }
+
+  /** Members' rows side by side, each scaled by its √weight; a single model's rows as they are. */
+  private combine(parts: Float32Array[], n: number): Float32Array[] {
+    if (this.members.length === 1) return rows(parts[0]!, n, this.dim);
+    return Array.from({ length: n }, (_, i) => {
+      const out = new Float32Array(this.dim);
+      let at = 0;
+      this.members.forEach((m, j) => {
+        const src = parts[j]!.subarray(i * m.dim, (i + 1) * m.dim);
+        for (let k = 0; k < m.dim; k++) out[at + k] = src[k]! * m.scale;
+        at += m.dim;
+      });
+      return out;
+    });
+  }
+}
+
+async function readManifest(dir: string): Promise<StarterManifest> {
+  const path = join(dir, 'manifest.json');
+  let manifest: StarterManifest;
+  try {
+    manifest = JSON.parse(await readFile(path, 'utf8')) as StarterManifest;
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', path, `not JSON (${(error as Error).message})`);
+  }
+  if (manifest.version !== 1) throw createError('MODEL_UNSUPPORTED', dir, `starter pack version ${manifest.version}`);
+  return manifest;
+}
+
+/** The pack's own model ('.') and its members' folders, each with √(normalised weight). */
+function packParts(dir: string, manifest: StarterManifest): { folder: string; scale: number }[] {
+  const e = manifest.ensemble;
+  if (!e) return [{ folder: '.', scale: 1 }];
+  const where = join(dir, 'manifest.json');
+  const members = Array.isArray(e.members) ? e.members : [];
+  if (members.length === 0) throw createError('MODEL_UNSUPPORTED', where, 'ensemble.members is empty');
+  const weights = [e.weight, ...members.map((m) => m.weight)];
+  weights.forEach((w, i) => {
+    if (!(typeof w === 'number' && Number.isFinite(w) && w > 0)) throw createError('MODEL_UNSUPPORTED', where, `${i === 0 ? 'ensemble.weight' : `ensemble.members.${i - 1}.weight`} is ${JSON.stringify(w)}, not a positive number`);
+  });
+  members.forEach((m, i) => {
+    // a member is a folder inside the pack: nothing outside it is read
+    if (typeof m.folder !== 'string' || !/^[A-Za-z0-9_-]+$/.test(m.folder)) throw createError('MODEL_UNSUPPORTED', where, `ensemble.members.${i}.folder must be a folder name inside the pack, not ${JSON.stringify(m.folder)}`);
+  });
+  const total = weights.reduce((a, w) => a + w, 0);
+  return [{ folder: '.', scale: Math.sqrt(e.weight / total) }, ...members.map((m) => ({ folder: m.folder, scale: Math.sqrt(m.weight / total) }))];
+}
+
+async function loadMember(dir: string, folder: string, manifest: StarterManifest, kind: FeatureKind, scale: number): Promise<Member> {
+  const tokens = JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[];
+  const { vocab, textModel } = await textSide(dir, manifest, tokens);
+  const opts = sessionOptions();
+  const [text, head] = await Promise.all([
+    typeof textModel === 'string' ? ort.InferenceSession.create(textModel, opts) : ort.InferenceSession.create(textModel, opts),
+    ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
+  ]);
+  return { folder, manifest, vocab, text, head, kind, dim: manifest.embedDim, scale };
+}
+
+async function releaseMember(m: Member): Promise<void> {
+  await Promise.all([m.text.release(), m.head.release()]);
+}
+
+async function runText(m: Member, batch: string[]): Promise<Float32Array> {
+  const ids = batch.map((t) => m.vocab.encode(t));
+  const len = Math.max(...ids.map((i) => i.length));
+  const input = new BigInt64Array(batch.length * len);
+  const mask = new BigInt64Array(batch.length * len);
+  ids.forEach((row, i) => row.forEach((id, j) => {
+    input[i * len + j] = BigInt(id);
+    mask[i * len + j] = 1n;
+  }));
+  const out = await m.text.run({
+    input_ids: new ort.Tensor('int64', input, [batch.length, len]),
+    attention_mask: new ort.Tensor('int64', mask, [batch.length, len]),
+  });
+  return out.text_embeds!.data as Float32Array;
+}
+
+async function runHead(m: Member, pooled: Float32Array[]): Promise<Float32Array> {
+  const d = pooled[0]!.length;
+  const flat = new Float32Array(pooled.length * d);
+  pooled.forEach((p, i) => flat.set(p, i * d));
+  const out = await m.head.run({ features: new ort.Tensor('float32', flat, [pooled.length, d]) });
+  return out.image_embeds!.data as Float32Array;
 }
 
 /**

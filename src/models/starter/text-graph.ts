@@ -8,28 +8,52 @@
 import type { Params } from '../tensor-file.js';
 import { maskedMean } from '../../onnx/graph-parts.js';
 import { encodeModel, int64s, type NodeInit, type TensorInit } from '../../onnx/writer.js';
+import { floatToHalf } from '../../util/float16.js';
 import { textHeadSpec, type DualEncoderConfig, type HeadSpec } from './head-spec.js';
 
-/**
- * The weight `name` of `dims` from `params`: when the graph is rebuilt at load time they come from
- * a pack's text_model.onnx, which may lack one or hold it in another shape (a damaged or foreign
- * file), so that is an error naming the weight rather than an undefined initializer.
- */
-function weight(params: Params, name: string, dims: number[]): TensorInit {
-  const data = params.get(name);
-  if (!data) throw new Error(`no weight ${name}`);
-  const count = dims.reduce((a, b) => a * b, 1);
-  if (data.length !== count) throw new Error(`weight ${name} holds ${data.length} values, not [${dims.join(', ')}]`);
-  return { name, dims, type: 'float', data };
+/** How a graph stores its weights: float32, or float16 read through a Cast (half the bytes; onnxruntime folds the Cast when it loads the graph, so it computes in float32 on the rounded values). */
+export interface WeightStorage {
+  half?: boolean;
 }
 
-export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
-  const initializers: TensorInit[] = [];
+/** The weights a graph takes from `params`, as initializers (and the Casts that read float16 ones). */
+class Weights {
+  readonly initializers: TensorInit[] = [];
+  readonly nodes: NodeInit[] = [];
+  constructor(
+    private readonly params: Params,
+    private readonly storage: WeightStorage = {},
+  ) {}
+
+  /**
+   * Adds the weight `name` of `dims`; returns the name nodes read it by. When the graph is rebuilt
+   * at load time the weights come from a pack's text_model.onnx, which may lack one or hold it in
+   * another shape (a damaged or foreign file), so that is an error naming the weight rather than
+   * an undefined initializer.
+   */
+  use(name: string, dims: number[]): string {
+    const data = this.params.get(name);
+    if (!data) throw new Error(`no weight ${name}`);
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== count) throw new Error(`weight ${name} holds ${data.length} values, not [${dims.join(', ')}]`);
+    if (!this.storage.half) {
+      this.initializers.push({ name, dims, type: 'float', data });
+      return name;
+    }
+    this.initializers.push({ name, dims, type: 'float16', data: Uint16Array.from(data, floatToHalf) });
+    this.nodes.push({ op: 'Cast', inputs: [name], outputs: [`${name}_f32`], attrs: { to: { i: 1 } } });
+    return `${name}_f32`;
+  }
+}
+
+export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string, storage: WeightStorage = {}): { nodes: NodeInit[]; initializers: TensorInit[] } {
+  const w = new Weights(params, storage);
   const nodes: NodeInit[] = [];
   const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
-    initializers.push(weight(params, `${prefix}.${name}.W`, [inDim, outDim]), weight(params, `${prefix}.${name}.b`, [outDim]));
-    nodes.push({ op: 'MatMul', inputs: [x, `${prefix}.${name}.W`], outputs: [`${out}_mm`] });
-    nodes.push({ op: 'Add', inputs: [`${out}_mm`, `${prefix}.${name}.b`], outputs: [out] });
+    const W = w.use(`${prefix}.${name}.W`, [inDim, outDim]);
+    const b = w.use(`${prefix}.${name}.b`, [outDim]);
+    nodes.push({ op: 'MatMul', inputs: [x, W], outputs: [`${out}_mm`] });
+    nodes.push({ op: 'Add', inputs: [`${out}_mm`, b], outputs: [out] });
   };
   const last = spec.residual ? `${prefix}_delta` : `${prefix}_raw`;
   if (spec.kind === 'linear') layer('l1', input, spec.inDim, spec.outDim, last);
@@ -40,7 +64,7 @@ export function headGraph(params: Params, prefix: string, spec: HeadSpec, input:
   }
   if (spec.residual) nodes.push({ op: 'Add', inputs: [input, last], outputs: [`${prefix}_raw`] });
   nodes.push({ op: 'LpNormalization', inputs: [`${prefix}_raw`], outputs: [output], attrs: { axis: { i: -1 }, p: { i: 2 } } });
-  return { nodes, initializers };
+  return { nodes: [...w.nodes, ...nodes], initializers: w.initializers };
 }
 
 /**
@@ -66,20 +90,21 @@ export interface OpenVocabTable {
  * onnxruntime's CPU kernel, hence the transposes; linear_before_reset = 1 is the form trained.
  * Padding positions come out as zeros and are masked out of the mean anyway.
  */
-function gruGraph(params: Params, wordDim: number, hidden: number, tokens: string, states: string): { nodes: NodeInit[]; initializers: TensorInit[] } {
+function gruGraph(params: Params, wordDim: number, hidden: number, tokens: string, states: string, storage: WeightStorage): { nodes: NodeInit[]; initializers: TensorInit[] } {
+  const w = new Weights(params, storage);
+  const [W, R, B] = [w.use('text.gru.W', [1, 3 * hidden, wordDim]), w.use('text.gru.R', [1, 3 * hidden, hidden]), w.use('text.gru.B', [1, 6 * hidden])];
   return {
     nodes: [
+      ...w.nodes,
       { op: 'Transpose', inputs: [tokens], outputs: ['gru_x'], attrs: { perm: { ints: [1, 0, 2] } } },
       { op: 'ReduceSum', inputs: ['attention_mask', 'gru.axis1'], outputs: ['gru_len64'], attrs: { keepdims: { i: 0 } } },
       { op: 'Cast', inputs: ['gru_len64'], outputs: ['gru_len'], attrs: { to: { i: 6 } } }, // int32, as the op requires
-      { op: 'GRU', inputs: ['gru_x', 'text.gru.W', 'text.gru.R', 'text.gru.B', 'gru_len'], outputs: ['gru_y'], attrs: { hidden_size: { i: hidden }, linear_before_reset: { i: 1 } } },
+      { op: 'GRU', inputs: ['gru_x', W, R, B, 'gru_len'], outputs: ['gru_y'], attrs: { hidden_size: { i: hidden }, linear_before_reset: { i: 1 } } },
       { op: 'Squeeze', inputs: ['gru_y', 'gru.axis1'], outputs: ['gru_y3'] }, // [sequence, 1 direction, batch, hidden]
       { op: 'Transpose', inputs: ['gru_y3'], outputs: [states], attrs: { perm: { ints: [1, 0, 2] } } },
     ],
     initializers: [
-      weight(params, 'text.gru.W', [1, 3 * hidden, wordDim]),
-      weight(params, 'text.gru.R', [1, 3 * hidden, hidden]),
-      weight(params, 'text.gru.B', [1, 6 * hidden]),
+      ...w.initializers,
       { name: 'gru.axis1', dims: [1], type: 'int64', data: int64s([1]) },
     ],
   };
@@ -92,16 +117,17 @@ function gruGraph(params: Params, wordDim: number, hidden: number, tokens: strin
  * the trained table (a Where per token); ids below it take exactly the nodes and weights of the
  * graph without one, so known words embed bit for bit as before.
  */
-export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: OpenVocabTable): Uint8Array {
-  const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds');
-  const gru = config.textEncoder?.kind === 'gru' ? gruGraph(params, config.wordDim, config.textEncoder.hidden, 'tokens', 'gru_states') : undefined;
+export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: OpenVocabTable, storage: WeightStorage = {}): Uint8Array {
+  const head = headGraph(params, 'text.head', textHeadSpec(config), 'pooled', 'text_embeds', storage);
+  const gru = config.textEncoder?.kind === 'gru' ? gruGraph(params, config.wordDim, config.textEncoder.hidden, 'tokens', 'gru_states', storage) : undefined;
   const pooling = maskedMean(gru ? 'gru_states' : 'tokens', 'pooled', { guardEmpty: true });
-  const embed = weight(params, 'text.embed', [config.vocabSize, config.wordDim]);
+  const w = new Weights(params, storage);
+  const embed = w.use('text.embed', [config.vocabSize, config.wordDim]);
   const lookup: { nodes: NodeInit[]; initializers: TensorInit[] } = open
     ? {
         nodes: [
           { op: 'Min', inputs: ['input_ids', 'open.last_known'], outputs: ['known_ids'] },
-          { op: 'Gather', inputs: ['text.embed', 'known_ids'], outputs: ['known_tokens'] },
+          { op: 'Gather', inputs: [embed, 'known_ids'], outputs: ['known_tokens'] },
           { op: 'Sub', inputs: ['input_ids', 'open.vocab_size'], outputs: ['open_offset'] },
           { op: 'Max', inputs: ['open_offset', 'open.zero'], outputs: ['open_ids'] },
           { op: 'Gather', inputs: ['open.glove', 'open_ids'], outputs: ['open_glove'] },
@@ -112,7 +138,6 @@ export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: 
           { op: 'Where', inputs: ['is_open3', 'open_tokens', 'known_tokens'], outputs: ['tokens'] },
         ],
         initializers: [
-          embed,
           { name: 'open.last_known', dims: [], type: 'int64', data: int64s([config.vocabSize - 1]) },
           { name: 'open.vocab_size', dims: [], type: 'int64', data: int64s([config.vocabSize]) },
           { name: 'open.zero', dims: [], type: 'int64', data: int64s([0]) },
@@ -122,11 +147,11 @@ export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: 
           { name: 'open.b', dims: [config.wordDim], type: 'float', data: open.b },
         ],
       }
-    : { nodes: [{ op: 'Gather', inputs: ['text.embed', 'input_ids'], outputs: ['tokens'] }], initializers: [embed] };
+    : { nodes: [{ op: 'Gather', inputs: [embed, 'input_ids'], outputs: ['tokens'] }], initializers: [] };
   return encodeModel({
     name: 'starter-text',
-    nodes: [...lookup.nodes, ...(gru?.nodes ?? []), ...pooling.nodes, ...head.nodes],
-    initializers: [...lookup.initializers, ...(gru?.initializers ?? []), ...pooling.initializers, ...head.initializers],
+    nodes: [...w.nodes, ...lookup.nodes, ...(gru?.nodes ?? []), ...pooling.nodes, ...head.nodes],
+    initializers: [...w.initializers, ...lookup.initializers, ...(gru?.initializers ?? []), ...pooling.initializers, ...head.initializers],
     inputs: [
       { name: 'input_ids', type: 'int64', shape: ['batch', 'sequence'] },
       { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] },

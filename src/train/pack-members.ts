@@ -1,0 +1,149 @@
+/**
+ * Puts more starter models into one pack (`duo pack-members`): each member pack's text graph,
+ * image head and vocabulary go into a folder of the pack (`member-1`, …) and the manifest's
+ * `ensemble` names them with their weights; the pack's backbone serves all of them, so an image
+ * goes through it once (starter-encoder.ts). A member that reads MobileNetV2 features brings
+ * its two-branch backbone, which replaces the pack's when its CenterNet outputs are the pack's
+ * own: checked by running both on probe images, since the point is that the pack's first model
+ * and its cross-encoder see exactly the features they were trained on.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { loadImage, type DecodedImage } from '../data/image-loader.js';
+import { createError } from '../errors.js';
+import { BackboneRunner, needsMobilenet, type FeatureKind } from '../models/starter/backbone-runner.js';
+import { BACKBONE_PACKAGE, MOBILENET_DIM, MOBILENET_PACKAGE, sha256File } from '../models/starter/backbone.js';
+import type { PackEnsemble, StarterManifest } from '../models/starter/starter-encoder.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { seeded } from '../util/random.js';
+import { PACK_FORMAT } from './export-pack.js';
+
+export interface PackMembersOptions {
+  /** the pack that receives the members (its own model stays the first) */
+  pack: string;
+  /** the pack's own model's weight */
+  weight: number;
+  members: { spec: string; weight: number }[];
+}
+
+export interface PackMembersResult {
+  pack: string;
+  members: { folder: string; from: string; features: FeatureKind; weight: number }[];
+  weight: number;
+  /** the backbone was replaced by a member's two-branch one */
+  backboneFrom?: string;
+}
+
+/** Probe images for the backbone check: seeded noise over a gradient, two sizes (both resize paths). */
+async function probeImages(): Promise<DecodedImage[]> {
+  const rand = seeded(7);
+  const out: DecodedImage[] = [];
+  for (const [w, h] of [[300, 200], [160, 240]] as const) {
+    const px = Buffer.alloc(w * h * 3);
+    for (let i = 0; i < px.length; i++) px[i] = Math.floor((((i / 3) % w) / w) * 200 + rand() * 55);
+    out.push(await loadImage(await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer()));
+  }
+  return out;
+}
+
+/** Whether `candidate` gives the CenterNet outputs (pooled and grid) of `current`, on probe images. */
+async function sameCenternet(current: string, candidate: string): Promise<boolean> {
+  const [a, b] = await Promise.all([BackboneRunner.load(current), BackboneRunner.load(candidate)]);
+  try {
+    const images = await probeImages();
+    const [fa, fb] = [await a.run(images), await b.run(images)];
+    const close = (x: Float32Array, y: Float32Array) => x.length === y.length && x.every((v, i) => Math.abs(v - y[i]!) <= 1e-5 * (1 + Math.abs(v)));
+    return fa.every((f, i) => close(f.pooled, fb[i]!.pooled) && close(f.grid, fb[i]!.grid));
+  } finally {
+    await Promise.all([a.dispose(), b.dispose()]);
+  }
+}
+
+function readPackManifest(dir: string, flag: string): StarterManifest {
+  const path = join(dir, 'manifest.json');
+  if (!existsSync(path)) throw createError('FILE_NOT_FOUND', path);
+  let m: StarterManifest;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf8')) as StarterManifest;
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', path, `not JSON (${(error as Error).message})`);
+  }
+  if (m.format !== PACK_FORMAT) throw createError('BAD_ARGUMENT', flag, `${dir} is not a starter pack (manifest format ${JSON.stringify(m.format)})`);
+  return m;
+}
+
+/** The files of a member pack that its folder in the pack holds (no backbone, no cross-encoder). */
+function memberFiles(m: StarterManifest): string[] {
+  const files = ['vocab.json', 'text_model.onnx', 'image_head.onnx'];
+  if (m.openVocabulary) files.push(m.openVocabulary.words, m.openVocabulary.table);
+  return files;
+}
+
+export async function packMembers(opts: PackMembersOptions): Promise<PackMembersResult> {
+  const pack = resolve(opts.pack);
+  const manifest = readPackManifest(pack, '--pack');
+  if (opts.members.length === 0) throw createError('BAD_ARGUMENT', '--add', 'name at least one member pack');
+  for (const [i, w] of [opts.weight, ...opts.members.map((m) => m.weight)].entries()) {
+    if (!(Number.isFinite(w) && w > 0)) throw createError('BAD_ARGUMENT', i === 0 ? '--weight' : '--add', `weight ${w} is not a positive number`);
+  }
+  const backbone = join(pack, 'backbone.onnx');
+  let backboneFrom: string | undefined;
+  const runner = await BackboneRunner.load(backbone);
+  let hasMobilenet = runner.hasMobilenet;
+  await runner.dispose();
+  const members = opts.members.map((m, i) => {
+    const dir = resolve(m.spec);
+    if (dir === pack) throw createError('BAD_ARGUMENT', '--add', `${m.spec} is the pack itself`);
+    const mm = readPackManifest(dir, '--add');
+    if (mm.ensemble) throw createError('BAD_ARGUMENT', '--add', `${m.spec} holds members of its own: add its packs one by one`);
+    for (const f of [...memberFiles(mm), 'backbone.onnx']) if (!existsSync(join(dir, f))) throw createError('FILE_NOT_FOUND', join(dir, f));
+    return { folder: `member-${i + 1}`, dir, manifest: mm, weight: m.weight, features: mm.features ?? 'pooled' };
+  });
+  // each member must see the features it was trained on: the same backbone, or the pack's CenterNet plus MobileNetV2
+  for (const m of members) {
+    const theirs = join(m.dir, 'backbone.onnx');
+    if (sha256File(theirs) === sha256File(backbone)) continue;
+    const wantsMobilenet = needsMobilenet(m.features);
+    if (!(await sameCenternet(backbone, theirs))) {
+      throw createError('BAD_ARGUMENT', '--add', `${m.dir}'s backbone.onnx gives other CenterNet features than ${backbone}: its model was trained on another backbone`);
+    }
+    if (wantsMobilenet && !hasMobilenet) {
+      backboneFrom = theirs;
+      hasMobilenet = true;
+    }
+  }
+  if (backboneFrom) {
+    await writeFileAtomic(backbone, readFileSync(backboneFrom));
+  }
+  // each member folder is written beside and renamed into place; folders of an earlier member list go
+  const previous = manifest.ensemble?.members.map((m) => m.folder) ?? [];
+  for (const folder of previous) if (/^[A-Za-z0-9_-]+$/.test(folder)) rmSync(join(pack, folder), { recursive: true, force: true });
+  for (const m of members) {
+    const tmp = join(pack, `.${m.folder}.tmp`);
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    for (const f of memberFiles(m.manifest)) copyFileSync(join(m.dir, f), join(tmp, f));
+    const { crossEncoder: _cross, backbone: _backbone, ...own } = m.manifest;
+    await writeFileAtomic(join(tmp, 'manifest.json'), `${JSON.stringify({ ...own, backbone: { shared: "the backbone.onnx of the pack this folder is in" } }, null, 2)}\n`);
+    rmSync(join(pack, m.folder), { recursive: true, force: true });
+    renameSync(tmp, join(pack, m.folder));
+  }
+  const ensemble: PackEnsemble = {
+    note: "the pack's own model and each member's are unit vectors scaled by √(weight / total) side by side: a cosine of two pack vectors is the weighted sum of the models' cosines. Weights are shares of standardised similarity as `duo eval --model a,b --ensemble-weights …` reports them (chosen on dev).",
+    weight: opts.weight,
+    members: members.map((m) => ({ folder: m.folder, weight: m.weight, from: m.dir, features: m.features, run: (m.manifest.training as { run?: string } | undefined)?.run })),
+  };
+  const next: StarterManifest = { ...manifest, ensemble };
+  if (backboneFrom) {
+    next.backbone = {
+      file: 'backbone.onnx',
+      source: `${BACKBONE_PACKAGE} models/centernet.json (COCO CenterNet, MobileNetV3) and ${MOBILENET_PACKAGE} mobilenet_v2_mid (MobileNetV2 1.4, ImageNet), converted to ONNX by src/models/starter/backbone.ts`,
+      outputs: `backbone_mean[480] + class_max[80]; grid[480x4x4] for stage 2; mobilenet_mean[${MOBILENET_DIM}]`,
+      sha256: sha256File(backbone),
+      from: backboneFrom,
+    };
+  }
+  await writeFileAtomic(join(pack, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);
+  return { pack, weight: opts.weight, backboneFrom, members: members.map((m) => ({ folder: m.folder, from: m.dir, features: m.features, weight: m.weight })) };
+}
