@@ -2,8 +2,8 @@
  * Reads the float initializers (weights) back out of ONNX ModelProto bytes: the inverse of
  * writer.ts for the one thing the runtime needs, so a graph the project wrote can be rebuilt
  * around its own weights (the starter text model with an open vocabulary) without shipping
- * them twice. Field numbers follow onnx/onnx.proto; only float and float16 raw_data and packed
- * float_data tensors are read, as writer.ts and the ONNX exporters write them.
+ * them twice. Field numbers follow onnx/onnx.proto; only float, float16 and int8 raw_data and
+ * packed float_data tensors are read, as writer.ts and the ONNX exporters write them.
  *
  * The bytes are untrusted (a pack's file, possibly truncated or damaged): every read is checked
  * against the end of its message and a damaged file throws rather than reading `undefined` bytes,
@@ -74,6 +74,7 @@ class Reader {
 }
 
 const FLOAT = 1;
+const INT8 = 3;
 const FLOAT16 = 10;
 
 export function readInitializers(model: Uint8Array): Map<string, Initializer> {
@@ -101,10 +102,15 @@ export function readInitializers(model: Uint8Array): Map<string, Initializer> {
         else if (f === 4 && w === 2) floats = t.bytes(t.span());
       });
       const bytes = raw ?? floats;
-      if ((type !== FLOAT && type !== FLOAT16) || !bytes) return;
+      if ((type !== FLOAT && type !== FLOAT16 && type !== INT8) || !bytes) return;
       const count = dims.reduce((a, b) => a * b, 1);
-      const width = type === FLOAT ? 4 : 2;
-      if (bytes.length !== width * count) throw new Error(`initializer ${name || '(unnamed)'} has ${bytes.length} bytes, not ${count} ${type === FLOAT ? 'floats' : 'halves'} of [${dims.join(', ')}]`);
+      const width = type === FLOAT ? 4 : type === FLOAT16 ? 2 : 1;
+      if (bytes.length !== width * count) throw new Error(`initializer ${name || '(unnamed)'} has ${bytes.length} bytes, not ${count} values of ${width} bytes of [${dims.join(', ')}]`);
+      if (type === INT8) {
+        // int8 codes (a compact pack's word vectors; their scales are a float initializer beside them): the codes as numbers
+        out.set(name, { dims, data: Float32Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)) });
+        return;
+      }
       if (type === FLOAT16) {
         // a pack stored at half precision (export-pack's --half): read back as the float32 values the runtime computes with
         const halves = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

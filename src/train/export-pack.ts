@@ -54,9 +54,9 @@ function readPreviousManifest(path: string): PreviousManifest {
   }
 }
 
-/** `half`: store the graphs' weights as float16 (text-graph.ts WeightStorage): half the bytes, for a change in the fourth decimal of a cosine. */
-export async function exportStarterPack(runDir: string, outDir: string, options: { half?: boolean } = {}): Promise<void> {
-  const storage: WeightStorage = { half: options.half };
+/** `compact`: matrices as float16, word vectors as int8 rows (text-graph.ts WeightStorage): about half the bytes, for a change in the third or fourth decimal of a cosine. */
+export async function exportStarterPack(runDir: string, outDir: string, options: { compact?: boolean } = {}): Promise<void> {
+  const storage: WeightStorage = { compact: options.compact };
   const run = readRun(runDir);
   if (!run.summary) throw createError('BAD_ARGUMENT', runDir, 'run has not finished (no summary.json)');
   const params = await loadTensors(join(runDir, 'best.bin'));
@@ -92,7 +92,7 @@ export async function exportStarterPack(runDir: string, outDir: string, options:
     text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped', encoder: config.textEncoder ?? { kind: 'pooled' } },
     imageHead: { file: 'image_head.onnx', inputDim: config.imageDim },
     features,
-    ...(options.half ? { weights: 'float16 (read through a Cast: onnxruntime computes in float32)' } : {}),
+    ...(options.compact ? { weights: 'compact: matrices float16 (read through Cast), word vectors int8 rows with a float32 scale each (read through DequantizeLinear); onnxruntime computes in float32' } : {}),
     head: config.head,
     hidden: config.head === 'mlp' ? config.hidden : undefined,
     training: {

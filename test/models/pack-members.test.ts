@@ -3,8 +3,8 @@
  * a=wa,b=wb` does over the separate packs, with one backbone run; a member reading MobileNetV2
  * brings its two-branch backbone only when its CenterNet outputs are the pack's; the weights are
  * part of the id; bad manifests are refused naming the field; a retrained pack drops its members.
- * Also: packs stored at half precision (export-pack's `half`) compute what float32 packs do, to
- * fp16 rounding, and their weights read back for the open vocabulary's rebuild.
+ * Also: compact packs (export-pack's `compact`: float16 matrices, int8 word vectors) compute what
+ * float32 packs do, to rounding, and their weights read back for the open vocabulary's rebuild.
  */
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { DuoError } from '../../src/errors.js';
 import { loadEncoder } from '../../src/models/load-encoder.js';
 import { StarterEncoder } from '../../src/models/starter/starter-encoder.js';
 import { readInitializersFile } from '../../src/onnx/reader.js';
+import { weightsOf } from '../../src/models/starter/text-graph.js';
 import { exportStarterPack } from '../../src/train/export-pack.js';
 import { packMembers } from '../../src/train/pack-members.js';
 import { halfToFloat, floatToHalf } from '../../src/util/float16.js';
@@ -21,7 +22,7 @@ import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';
 import { tinyBackbone } from '../fixtures/tiny-backbone.js';
 import { trainTinyStarter } from '../fixtures/tiny-starter.js';
-import { tempDir, writeColourImage } from '../helpers.js';
+import { runDuo, tempDir, writeColourImage } from '../helpers.js';
 
 const dir = tempDir();
 const paths = {
@@ -172,12 +173,34 @@ describe('duo pack-members', () => {
   });
 });
 
-describe('a pack stored at half precision', () => {
+describe('the duo pack-members command (compiled)', () => {
   before(buildPacks);
 
-  it('is about half the bytes and embeds as the float32 pack does, to fp16 rounding; its weights read back as float32', async () => {
+  it('adds members with their weights; a member without a weight or a pack that is not one is refused naming the flag', async () => {
+    const pack = join(tempDir(), 'pack');
+    cpSync(paths.packA, pack, { recursive: true });
+    const ok = await runDuo(['pack-members', '--pack', pack, '--add', `${paths.packB}=0.45`, '--weight', '0.55', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const r = JSON.parse(ok.stdout);
+    assert.equal(r.weight, 0.55);
+    assert.deepEqual(r.members.map((m: { folder: string; weight: number }) => [m.folder, m.weight]), [['member-1', 0.45]]);
+    assert.equal(r.backboneFrom, join(paths.packB, 'backbone.onnx'));
+
+    const noWeight = await runDuo(['pack-members', '--pack', pack, '--add', paths.packB, '--weight', '0.5']);
+    assert.equal(noWeight.code, 2, noWeight.stderr);
+    assert.match(noWeight.stderr, /--add.*<pack>=<weight>/);
+    const notPack = await runDuo(['pack-members', '--pack', pack, '--add', `${tempDir()}=0.5`, '--weight', '0.5']);
+    assert.notEqual(notPack.code, 0);
+    assert.match(notPack.stderr, /manifest\.json/);
+  });
+});
+
+describe('a compact pack (float16 matrices, int8 word vectors)', () => {
+  before(buildPacks);
+
+  it('is about half the bytes and embeds as the float32 pack does, to rounding; its weights read back as float32', async () => {
     const half = join(tempDir(), 'half');
-    await exportStarterPack(paths.runA, half, { half: true });
+    await exportStarterPack(paths.runA, half, { compact: true });
     // the image head's weights (560 × 16 and more) are most of its file; the tiny text model's are not
     for (const f of ['image_head.onnx']) {
       // every float32 weight now takes two bytes instead of four, less a Cast node each (the feature standardiser stays float32)
@@ -185,7 +208,7 @@ describe('a pack stored at half precision', () => {
       const saved = statSync(join(paths.packA, f)).size - statSync(join(half, f)).size;
       assert.ok(saved > 0.4 * weightBytes && saved <= 0.5 * weightBytes, `${f}: ${saved} bytes saved of ${weightBytes} weight bytes`);
     }
-    assert.match(JSON.parse(readFileSync(join(half, 'manifest.json'), 'utf8')).weights, /float16/);
+    assert.match(JSON.parse(readFileSync(join(half, 'manifest.json'), 'utf8')).weights, /float16.*int8 rows/);
     const [h, f] = [await loadEncoder(half), await loadEncoder(paths.packA)];
     try {
       close(await h.encodeTexts(TEXTS), await f.encodeTexts(TEXTS), 2e-3, 'text');
@@ -194,12 +217,19 @@ describe('a pack stored at half precision', () => {
     } finally {
       await Promise.all([h.dispose(), f.dispose()]);
     }
-    // what the open vocabulary's rebuild reads: every float32 weight, at its fp16 value
-    const [wh, wf] = [await readInitializersFile(join(half, 'text_model.onnx')), await readInitializersFile(join(paths.packA, 'text_model.onnx'))];
+    // what the open vocabulary's rebuild reads: every float32 weight, at its float16 value, and the word vectors within half an int8 step of each row's scale
+    const [wh, wf] = [weightsOf(await readInitializersFile(join(half, 'text_model.onnx'))), weightsOf(await readInitializersFile(join(paths.packA, 'text_model.onnx')))];
     assert.deepEqual([...wh.keys()].sort(), [...wf.keys()].sort());
-    for (const [name, t] of wf) {
-      assert.deepEqual(wh.get(name)!.dims, t.dims, name);
-      t.data.forEach((x, i) => assert.equal(wh.get(name)!.data[i], halfToFloat(floatToHalf(x)), `${name}[${i}]`));
+    const wordDim = 8;
+    for (const [name, data] of wf) {
+      assert.equal(wh.get(name)!.length, data.length, name);
+      if (name === 'text.embed') {
+        for (let r = 0; r < data.length / wordDim; r++) {
+          const row = data.subarray(r * wordDim, (r + 1) * wordDim);
+          const step = Math.max(...row.map(Math.abs)) / 127;
+          row.forEach((x, c) => assert.ok(Math.abs(wh.get(name)![r * wordDim + c]! - x) <= step / 2 + 1e-7, `${name}[${r}, ${c}]`));
+        }
+      } else data.forEach((x, i) => assert.equal(wh.get(name)![i], halfToFloat(floatToHalf(x)), `${name}[${i}]`));
     }
   });
 });

@@ -67,7 +67,7 @@ export function registerTrain(program: Command): void {
     .option('--text-hidden <n>', `GRU hidden size with --text gru (default ${DEFAULT_TEXT_HIDDEN})`, positiveInt('--text-hidden'))
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
     .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)')
-    .option('--half', "store the pack's text and head weights as float16 (half the bytes; computed in float32)");
+    .option('--compact', "store the pack's weights compactly: matrices as float16, word vectors as int8 rows (about half the bytes; computed in float32)");
   addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
       const head = o.head;
@@ -114,7 +114,7 @@ export function registerTrain(program: Command): void {
       console.log(`run: ${runDir}; best dev rsum ${best?.dev.rsum.toFixed(1)} at epoch ${best?.epoch}`);
       if (o.pack) {
         const out = resolve(String(o.pack));
-        await exportStarterPack(runDir, out, { half: Boolean(o.half) });
+        await exportStarterPack(runDir, out, { compact: Boolean(o.compact) });
         console.log(`model pack written to ${out}`);
       }
     });

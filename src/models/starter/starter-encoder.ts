@@ -14,7 +14,7 @@ import { BackboneRunner, featureVector, needsMobilenet, type BackboneFeatures, t
 import { Vocabulary } from './vocab.js';
 import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
 import { readInitializersFile } from '../../onnx/reader.js';
-import { textModelOnnx } from './text-graph.js';
+import { textModelOnnx, weightsOf } from './text-graph.js';
 import type { DualEncoderConfig, TextEncoderSpec } from './head-spec.js';
 import { sessionOptions } from '../../util/ort-session.js';
 
@@ -264,7 +264,7 @@ async function textSide(dir: string, manifest: StarterManifest, tokens: string[]
   // a truncated or damaged file is MODEL_UNSUPPORTED naming it (readInitializersFile), and so is
   // one that lacks a weight the graph needs or holds it in another shape (textModelOnnx)
   const weights = await readInitializersFile(path);
-  const params = new Map([...weights].map(([name, t]) => [name, t.data]));
+  const params = weightsOf(weights);
   const config: DualEncoderConfig = {
     imageDim: 0,
     vocabSize,

@@ -11,10 +11,18 @@ import { encodeModel, int64s, type NodeInit, type TensorInit } from '../../onnx/
 import { floatToHalf } from '../../util/float16.js';
 import { textHeadSpec, type DualEncoderConfig, type HeadSpec } from './head-spec.js';
 
-/** How a graph stores its weights: float32, or float16 read through a Cast (half the bytes; onnxruntime folds the Cast when it loads the graph, so it computes in float32 on the rounded values). */
+/**
+ * How a graph stores its weights: float32; or compact, matrices as float16 read through a Cast
+ * and tables of word vectors as int8 rows with a float32 scale each read through
+ * DequantizeLinear (a quarter of the bytes). onnxruntime computes in float32 either way, on
+ * the rounded values.
+ */
 export interface WeightStorage {
-  half?: boolean;
+  compact?: boolean;
 }
+
+/** The suffix of an int8 table's per-row scales. */
+const ROW_SCALE = '.row_scale';
 
 /** The weights a graph takes from `params`, as initializers (and the Casts that read float16 ones). */
 class Weights {
@@ -31,19 +39,59 @@ class Weights {
    * another shape (a damaged or foreign file), so that is an error naming the weight rather than
    * an undefined initializer.
    */
-  use(name: string, dims: number[]): string {
+  use(name: string, dims: number[], kind: 'matrix' | 'rows' = 'matrix'): string {
     const data = this.params.get(name);
     if (!data) throw new Error(`no weight ${name}`);
     const count = dims.reduce((a, b) => a * b, 1);
     if (data.length !== count) throw new Error(`weight ${name} holds ${data.length} values, not [${dims.join(', ')}]`);
-    if (!this.storage.half) {
+    if (!this.storage.compact) {
       this.initializers.push({ name, dims, type: 'float', data });
       return name;
+    }
+    if (kind === 'rows') {
+      const { codes, scales } = int8Rows(data, dims[1]!);
+      this.initializers.push({ name, dims, type: 'int8', data: codes }, { name: `${name}${ROW_SCALE}`, dims: [dims[0]!], type: 'float', data: scales });
+      this.nodes.push({ op: 'DequantizeLinear', inputs: [name, `${name}${ROW_SCALE}`], outputs: [`${name}_f32`], attrs: { axis: { i: 0 } } });
+      return `${name}_f32`;
     }
     this.initializers.push({ name, dims, type: 'float16', data: Uint16Array.from(data, floatToHalf) });
     this.nodes.push({ op: 'Cast', inputs: [name], outputs: [`${name}_f32`], attrs: { to: { i: 1 } } });
     return `${name}_f32`;
   }
+}
+
+/** Symmetric int8 per row: scale = max |x| / 127 (1 for a row of zeros), code = round(x / scale). */
+function int8Rows(data: Float32Array, cols: number): { codes: Int8Array; scales: Float32Array } {
+  const rows = data.length / cols;
+  const codes = new Int8Array(data.length);
+  const scales = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let max = 0;
+    for (let c = 0; c < cols; c++) max = Math.max(max, Math.abs(data[r * cols + c]!));
+    scales[r] = max > 0 ? max / 127 : 1;
+    for (let c = 0; c < cols; c++) codes[r * cols + c] = Math.round(data[r * cols + c]! / scales[r]!);
+  }
+  return { codes, scales };
+}
+
+/**
+ * A graph's weights as float32 params from its initializers (onnx/reader.ts): int8 tables times
+ * their row scales, as DequantizeLinear computes them, and the scales themselves left out; so
+ * a compact pack's text graph can be rebuilt (with an open vocabulary) from its own weights.
+ */
+export function weightsOf(initializers: Map<string, { dims: number[]; data: Float32Array }>): Params {
+  const params: Params = new Map();
+  for (const [name, t] of initializers) {
+    if (name.endsWith(ROW_SCALE)) continue;
+    const scales = initializers.get(`${name}${ROW_SCALE}`)?.data;
+    if (!scales) {
+      params.set(name, t.data);
+      continue;
+    }
+    const cols = t.data.length / scales.length;
+    params.set(name, Float32Array.from(t.data, (code, i) => code * scales[Math.floor(i / cols)]!));
+  }
+  return params;
 }
 
 export function headGraph(params: Params, prefix: string, spec: HeadSpec, input: string, output: string, storage: WeightStorage = {}): { nodes: NodeInit[]; initializers: TensorInit[] } {
@@ -122,7 +170,7 @@ export function textModelOnnx(params: Params, config: DualEncoderConfig, open?: 
   const gru = config.textEncoder?.kind === 'gru' ? gruGraph(params, config.wordDim, config.textEncoder.hidden, 'tokens', 'gru_states', storage) : undefined;
   const pooling = maskedMean(gru ? 'gru_states' : 'tokens', 'pooled', { guardEmpty: true });
   const w = new Weights(params, storage);
-  const embed = w.use('text.embed', [config.vocabSize, config.wordDim]);
+  const embed = w.use('text.embed', [config.vocabSize, config.wordDim], 'rows');
   const lookup: { nodes: NodeInit[]; initializers: TensorInit[] } = open
     ? {
         nodes: [

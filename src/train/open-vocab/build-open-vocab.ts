@@ -9,6 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createError } from '../../errors.js';
 import { readInitializersFile } from '../../onnx/reader.js';
+import { weightsOf } from '../../models/starter/text-graph.js';
 import { OPEN_VOCAB_TABLE, OPEN_VOCAB_WORDS, type OpenVocabManifest } from '../../models/starter/open-vocab.js';
 import { saveTensors } from '../../models/tensor-file.js';
 import { UNK } from '../../models/starter/vocab.js';
@@ -129,9 +130,10 @@ export async function packWordVectors(pack: string): Promise<{ tokens: string[];
   const manifest = JSON.parse(readFileSync(join(pack, 'manifest.json'), 'utf8')) as { text?: { vocabSize: number; wordDim: number } } & Record<string, unknown>;
   if (!manifest.text) throw createError('MODEL_UNSUPPORTED', pack, 'not a starter pack (no manifest.text)');
   const tokens = JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[];
-  const embed = (await readInitializersFile(join(pack, 'text_model.onnx'))).get('text.embed');
-  if (!embed || embed.data.length !== tokens.length * manifest.text.wordDim) throw createError('MODEL_UNSUPPORTED', pack, 'text_model.onnx has no text.embed of vocab.json × wordDim');
-  return { tokens, embed: embed.data, wordDim: manifest.text.wordDim, manifest };
+  // weightsOf: a compact pack's word vectors are int8 rows and their scales
+  const embed = weightsOf(await readInitializersFile(join(pack, 'text_model.onnx'))).get('text.embed');
+  if (!embed || embed.length !== tokens.length * manifest.text.wordDim) throw createError('MODEL_UNSUPPORTED', pack, 'text_model.onnx has no text.embed of vocab.json × wordDim');
+  return { tokens, embed, wordDim: manifest.text.wordDim, manifest };
 }
 
 /** The initial word vectors of the run that trained `manifest`'s pack (initDualEncoder, its seed). */
