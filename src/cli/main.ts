@@ -15,7 +15,7 @@ import { registerImport } from './commands/import-command.js';
 import { registerRuns } from './commands/runs-command.js';
 import { registerSearch } from './commands/search-command.js';
 import { registerServe } from './commands/serve-command.js';
-import { registerTrain } from './commands/train-command.js';
+import { registerExportPack, registerTrain } from './commands/train-command.js';
 import { registerTrainHead } from './commands/train-head-command.js';
 import { registerOpenVocab } from './commands/open-vocab-command.js';
 import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
@@ -39,6 +39,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerDemo(program);
   registerTrain(program);
+  registerExportPack(program);
   registerRuns(program);
   registerTrainHead(program);
   registerOpenVocab(program);

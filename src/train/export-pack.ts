@@ -54,7 +54,7 @@ function readPreviousManifest(path: string): PreviousManifest {
   }
 }
 
-/** `compact`: matrices as float16, word vectors as int8 rows (text-graph.ts WeightStorage): about half the bytes, for a change in the third or fourth decimal of a cosine. */
+/** `compact`: int8 word vectors and head matrices, float16 for the rest (text-graph.ts WeightStorage): about a quarter of the bytes, for a change in the third decimal of a cosine. */
 export async function exportStarterPack(runDir: string, outDir: string, options: { compact?: boolean } = {}): Promise<void> {
   const storage: WeightStorage = { compact: options.compact };
   const run = readRun(runDir);
@@ -92,7 +92,7 @@ export async function exportStarterPack(runDir: string, outDir: string, options:
     text: { file: 'text_model.onnx', vocabulary: 'vocab.json', vocabSize: config.vocabSize, wordDim: config.wordDim, tokenizer: 'lower-case [a-z0-9]+ words, unknown words dropped', encoder: config.textEncoder ?? { kind: 'pooled' } },
     imageHead: { file: 'image_head.onnx', inputDim: config.imageDim },
     features,
-    ...(options.compact ? { weights: 'compact: matrices float16 (read through Cast), word vectors int8 rows with a float32 scale each (read through DequantizeLinear); onnxruntime computes in float32' } : {}),
+    ...(options.compact ? { weights: 'compact: word vectors int8 rows and head matrices int8 columns, each with float32 scales (read through DequantizeLinear), biases and GRU weights float16 (read through Cast); onnxruntime computes in float32' } : {}),
     head: config.head,
     hidden: config.head === 'mlp' ? config.hidden : undefined,
     training: {

@@ -130,9 +130,13 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
     renameSync(tmp, join(pack, m.folder));
   }
   const ensemble: PackEnsemble = {
-    note: "the pack's own model and each member's are unit vectors scaled by √(weight / total) side by side: a cosine of two pack vectors is the weighted sum of the models' cosines. Weights are shares of standardised similarity as `duo eval --model a,b --ensemble-weights …` reports them (chosen on dev).",
+    note: "the pack's own model and each member's are unit vectors scaled by √(weight / total) side by side: a cosine of two pack vectors is the weighted sum of the models' cosines. The weights are those of the --model spec that `duo eval --model a,b --ensemble-weights …` prints for the best row (chosen on dev).",
     weight: opts.weight,
-    members: members.map((m) => ({ folder: m.folder, weight: m.weight, from: m.dir, features: m.features, run: (m.manifest.training as { run?: string } | undefined)?.run })),
+    // what made each member (its run and command), not where its pack was on the machine that packed it
+    members: members.map((m) => {
+      const training = m.manifest.training as { run?: string; command?: string } | undefined;
+      return { folder: m.folder, weight: m.weight, features: m.features, run: training?.run, command: training?.command };
+    }),
   };
   const next: StarterManifest = { ...manifest, ensemble };
   if (backboneFrom) {
@@ -141,7 +145,7 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
       source: `${BACKBONE_PACKAGE} models/centernet.json (COCO CenterNet, MobileNetV3) and ${MOBILENET_PACKAGE} mobilenet_v2_mid (MobileNetV2 1.4, ImageNet), converted to ONNX by src/models/starter/backbone.ts`,
       outputs: `backbone_mean[480] + class_max[80]; grid[480x4x4] for stage 2; mobilenet_mean[${MOBILENET_DIM}]`,
       sha256: sha256File(backbone),
-      from: backboneFrom,
+      note: `the two-branch backbone of ${members.find((m) => join(m.dir, 'backbone.onnx') === backboneFrom)!.folder}'s pack; its CenterNet outputs are the earlier backbone's`,
     };
   }
   await writeFileAtomic(join(pack, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);

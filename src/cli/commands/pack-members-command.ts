@@ -25,7 +25,7 @@ export function registerPackMembers(program: Command): void {
     .description(
       "put more starter models into one pack: each member pack's text graph, image head and vocabulary go into a folder of the pack and share its backbone " +
         '(an image goes through it once); the pack then embeds with all of them, as --model a,b does for separate packs. ' +
-        'Weights are shares of standardised similarity, as `duo eval --model a,b --ensemble-weights …` reports them. The model id changes: rebuild indexes, and re-run duo tune-fusion',
+        'Weights are those of the --model spec `duo eval --model a,b --ensemble-weights …` prints for its best row (choose on dev). The model id changes: rebuild indexes, and re-run duo tune-fusion',
     )
     .requiredOption('--pack <dir>', 'the starter pack that receives the members (its own model stays the first)')
     .requiredOption('--add <packs>', 'member packs with weights: <pack>=<weight>[,<pack>=<weight>…] (replaces any earlier members)')

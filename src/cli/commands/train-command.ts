@@ -11,6 +11,8 @@ import { packageRoot } from '../../util/package-root.js';
 import { addMlflowOptions, withMlflow } from '../mlflow-options.js';
 import { fraction, positiveInt, positiveNumber, progressBar } from '../output.js';
 
+const COMPACT_HELP = "store the pack's weights compactly: word vectors and head matrices as int8 with a scale per row or output unit, the rest as float16 (about a quarter of the bytes; computed in float32)";
+
 const featureKind = (v: unknown): FeatureKind => {
   if (!FEATURE_KINDS.includes(v as FeatureKind)) throw createError('BAD_ARGUMENT', '--features', `must be one of ${FEATURE_KINDS.join(', ')}, got "${v}"`);
   return v as FeatureKind;
@@ -67,7 +69,7 @@ export function registerTrain(program: Command): void {
     .option('--text-hidden <n>', `GRU hidden size with --text gru (default ${DEFAULT_TEXT_HIDDEN})`, positiveInt('--text-hidden'))
     .option('--cache <dir>', 'feature and backbone cache', '.cache')
     .option('--pack <dir>', 'write the model pack here when done (e.g. models/starter)')
-    .option('--compact', "store the pack's weights compactly: matrices as float16, word vectors as int8 rows (about half the bytes; computed in float32)");
+    .option('--compact', COMPACT_HELP);
   addMlflowOptions(command)
     .action(async (o: Record<string, string | number | boolean | undefined>) => {
       const head = o.head;
@@ -117,5 +119,21 @@ export function registerTrain(program: Command): void {
         await exportStarterPack(runDir, out, { compact: Boolean(o.compact) });
         console.log(`model pack written to ${out}`);
       }
+    });
+}
+
+export function registerExportPack(program: Command): void {
+  program
+    .command('export-pack')
+    .description("write a finished `duo train` run's best weights as a starter pack (what `duo train --pack` does when training ends); into an existing pack it keeps the cross-encoder and drops the open vocabulary and members, which belonged to the old model")
+    .argument('<run>', 'run folder (or a name under --runs)')
+    .requiredOption('--pack <dir>', 'the pack folder to write')
+    .option('--runs <dir>', 'where runs live', 'runs')
+    .option('--compact', COMPACT_HELP)
+    .action(async (run: string, o: { pack: string; runs: string; compact?: boolean }) => {
+      const runDir = existsSync(run) ? run : join(o.runs, run);
+      const out = resolve(o.pack);
+      await exportStarterPack(runDir, out, { compact: Boolean(o.compact) });
+      console.log(`model pack written to ${out}${o.compact ? ' (compact)' : ''}`);
     });
 }

@@ -12,17 +12,20 @@ import { floatToHalf } from '../../util/float16.js';
 import { textHeadSpec, type DualEncoderConfig, type HeadSpec } from './head-spec.js';
 
 /**
- * How a graph stores its weights: float32; or compact, matrices as float16 read through a Cast
- * and tables of word vectors as int8 rows with a float32 scale each read through
- * DequantizeLinear (a quarter of the bytes). onnxruntime computes in float32 either way, on
- * the rounded values.
+ * How a graph stores its weights: float32; or compact, a quarter of the bytes for the big ones:
+ * tables of word vectors as int8 rows with a float32 scale each, head matrices as int8 columns
+ * with a float32 scale each (one per output unit), both read through DequantizeLinear, and the
+ * rest (biases, the GRU's weights) as float16 read through a Cast. onnxruntime computes in
+ * float32 either way, on the rounded values.
  */
 export interface WeightStorage {
   compact?: boolean;
 }
 
-/** The suffix of an int8 table's per-row scales. */
-const ROW_SCALE = '.row_scale';
+/** How a weight is stored compactly: int8 along an axis (scales per row or per column), or float16. */
+type Compact = 'rows' | 'columns' | 'half';
+/** The suffix of an int8 weight's scales, by the axis they run along (DequantizeLinear's axis). */
+const SCALES = ['.row_scale', '.col_scale'] as const;
 
 /** The weights a graph takes from `params`, as initializers (and the Casts that read float16 ones). */
 class Weights {
@@ -39,7 +42,7 @@ class Weights {
    * another shape (a damaged or foreign file), so that is an error naming the weight rather than
    * an undefined initializer.
    */
-  use(name: string, dims: number[], kind: 'matrix' | 'rows' = 'matrix'): string {
+  use(name: string, dims: number[], kind: Compact = 'half'): string {
     const data = this.params.get(name);
     if (!data) throw new Error(`no weight ${name}`);
     const count = dims.reduce((a, b) => a * b, 1);
@@ -48,10 +51,11 @@ class Weights {
       this.initializers.push({ name, dims, type: 'float', data });
       return name;
     }
-    if (kind === 'rows') {
-      const { codes, scales } = int8Rows(data, dims[1]!);
-      this.initializers.push({ name, dims, type: 'int8', data: codes }, { name: `${name}${ROW_SCALE}`, dims: [dims[0]!], type: 'float', data: scales });
-      this.nodes.push({ op: 'DequantizeLinear', inputs: [name, `${name}${ROW_SCALE}`], outputs: [`${name}_f32`], attrs: { axis: { i: 0 } } });
+    if (kind !== 'half') {
+      const axis = kind === 'rows' ? 0 : 1;
+      const { codes, scales } = int8Along(data, dims[0]!, dims[1]!, axis);
+      this.initializers.push({ name, dims, type: 'int8', data: codes }, { name: `${name}${SCALES[axis]}`, dims: [dims[axis]!], type: 'float', data: scales });
+      this.nodes.push({ op: 'DequantizeLinear', inputs: [name, `${name}${SCALES[axis]}`], outputs: [`${name}_f32`], attrs: { axis: { i: axis } } });
       return `${name}_f32`;
     }
     this.initializers.push({ name, dims, type: 'float16', data: Uint16Array.from(data, floatToHalf) });
@@ -60,18 +64,15 @@ class Weights {
   }
 }
 
-/** Symmetric int8 per row: scale = max |x| / 127 (1 for a row of zeros), code = round(x / scale). */
-function int8Rows(data: Float32Array, cols: number): { codes: Int8Array; scales: Float32Array } {
-  const rows = data.length / cols;
-  const codes = new Int8Array(data.length);
-  const scales = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let max = 0;
-    for (let c = 0; c < cols; c++) max = Math.max(max, Math.abs(data[r * cols + c]!));
-    scales[r] = max > 0 ? max / 127 : 1;
-    for (let c = 0; c < cols; c++) codes[r * cols + c] = Math.round(data[r * cols + c]! / scales[r]!);
-  }
-  return { codes, scales };
+/** Symmetric int8 of a rows × cols matrix, one scale per row (axis 0) or per column (axis 1): scale = max |x| / 127 (1 for zeros), code = round(x / scale). */
+function int8Along(data: Float32Array, rows: number, cols: number, axis: 0 | 1): { codes: Int8Array; scales: Float32Array } {
+  const at = (i: number) => (axis === 0 ? Math.floor(i / cols) : i % cols);
+  const scales = new Float32Array(axis === 0 ? rows : cols);
+  data.forEach((x, i) => {
+    scales[at(i)] = Math.max(scales[at(i)]!, Math.abs(x));
+  });
+  scales.forEach((m, j) => (scales[j] = m > 0 ? m / 127 : 1));
+  return { codes: Int8Array.from(data, (x, i) => Math.round(x / scales[at(i)]!)), scales };
 }
 
 /**
@@ -82,14 +83,15 @@ function int8Rows(data: Float32Array, cols: number): { codes: Int8Array; scales:
 export function weightsOf(initializers: Map<string, { dims: number[]; data: Float32Array }>): Params {
   const params: Params = new Map();
   for (const [name, t] of initializers) {
-    if (name.endsWith(ROW_SCALE)) continue;
-    const scales = initializers.get(`${name}${ROW_SCALE}`)?.data;
-    if (!scales) {
+    if (SCALES.some((suffix) => name.endsWith(suffix))) continue;
+    const axis = SCALES.findIndex((suffix) => initializers.has(`${name}${suffix}`));
+    if (axis < 0) {
       params.set(name, t.data);
       continue;
     }
-    const cols = t.data.length / scales.length;
-    params.set(name, Float32Array.from(t.data, (code, i) => code * scales[Math.floor(i / cols)]!));
+    const scales = initializers.get(`${name}${SCALES[axis]}`)!.data;
+    const cols = t.dims[1]!;
+    params.set(name, Float32Array.from(t.data, (code, i) => code * scales[axis === 0 ? Math.floor(i / cols) : i % cols]!));
   }
   return params;
 }
@@ -98,7 +100,7 @@ export function headGraph(params: Params, prefix: string, spec: HeadSpec, input:
   const w = new Weights(params, storage);
   const nodes: NodeInit[] = [];
   const layer = (name: string, x: string, inDim: number, outDim: number, out: string) => {
-    const W = w.use(`${prefix}.${name}.W`, [inDim, outDim]);
+    const W = w.use(`${prefix}.${name}.W`, [inDim, outDim], 'columns');
     const b = w.use(`${prefix}.${name}.b`, [outDim]);
     nodes.push({ op: 'MatMul', inputs: [x, W], outputs: [`${out}_mm`] });
     nodes.push({ op: 'Add', inputs: [`${out}_mm`, b], outputs: [out] });
