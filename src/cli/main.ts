@@ -21,6 +21,7 @@ import { registerOpenVocab } from './commands/open-vocab-command.js';
 import { registerExportCross, registerTrainCross } from './commands/train-cross-command.js';
 import { registerTuneFusion } from './commands/tune-fusion-command.js';
 import { registerPackMembers } from './commands/pack-members-command.js';
+import { registerQueryBank } from './commands/query-bank-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('duo')
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerExportCross(program);
   registerTuneFusion(program);
   registerPackMembers(program);
+  registerQueryBank(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

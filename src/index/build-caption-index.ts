@@ -8,6 +8,7 @@ import { rename, rm } from 'node:fs/promises';
 import { createError } from '../errors.js';
 import { resolve } from 'node:path';
 import type { CaptionItem } from '../data/caption-file.js';
+import { HUBNESS_KEY, hubnessOf } from '../models/query-bank.js';
 import type { Encoder } from '../models/encoder.js';
 import { ExactStore } from './exact-store.js';
 import { recordedSpec, type StoreInfo, type VectorStore } from './vector-store.js';
@@ -39,7 +40,9 @@ export async function indexCaptions(store: VectorStore, captions: CaptionItem[],
   for (let i = 0; i < captions.length; i += batchSize) {
     const batch = captions.slice(i, i + batchSize);
     const vectors = await encoder.encodeTexts(batch.map((c) => c.text));
-    await store.upsert(batch.map((c, j) => ({ id: c.id, vector: vectors[j]!, metadata: { ...c.meta, text: c.text } })));
+    // captions are what image queries rank: their hubness is against the bank's images
+    const hub = encoder.queryBank ? hubnessOf(vectors, encoder.queryBank.images, encoder.dim, encoder.queryBank.beta) : undefined;
+    await store.upsert(batch.map((c, j) => ({ id: c.id, vector: vectors[j]!, metadata: { ...c.meta, text: c.text, ...(hub ? { [HUBNESS_KEY]: hub[j]! } : {}) } })));
     o.onProgress?.(Math.min(i + batchSize, captions.length), captions.length);
   }
 }

@@ -7,6 +7,7 @@ import { loadImage, type DecodedImage } from '../data/image-loader.js';
 import { createError } from '../errors.js';
 import type { Metadata } from './filter.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
+import { HUBNESS_KEY, hubnessOf } from '../models/query-bank.js';
 import type { CrossEncoder } from '../models/reranker.js';
 import type { VectorStore } from './vector-store.js';
 
@@ -47,7 +48,11 @@ export async function indexImages(store: ImageSink, items: ImageItem[], o: Index
       const images = decoded.map((d) => d.image);
       const vectors = await o.encoder.encodeImages(images, { batchSize, signal: o.signal });
       const regions = regionsOf ? await regionsOf(images) : undefined;
-      await store.upsert(decoded.map((d, j) => ({ id: d.item.id, vector: vectors[j]!, metadata: d.item.metadata, regions: regions?.[j] })));
+      // images are what text queries rank: their hubness is against the bank's captions (query-bank.ts)
+      const bank = o.encoder.queryBank;
+      const hub = bank ? hubnessOf(vectors, bank.texts, o.encoder.dim, bank.beta) : undefined;
+      const metadata = (j: number, m: Metadata | undefined) => (hub ? { ...m, [HUBNESS_KEY]: hub[j]! } : m);
+      await store.upsert(decoded.map((d, j) => ({ id: d.item.id, vector: vectors[j]!, metadata: metadata(j, d.item.metadata), regions: regions?.[j] })));
       encoded += decoded.length;
     }
     sinceCheckpoint += batch.length;

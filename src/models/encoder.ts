@@ -1,4 +1,5 @@
 import type { DecodedImage } from '../data/image-loader.js';
+import type { QueryBank } from './query-bank.js';
 
 /** A path, encoded file bytes, or an image already decoded by `loadImage`. */
 export type ImageInput = string | Uint8Array | DecodedImage;
@@ -32,6 +33,12 @@ export interface Encoder {
    * nothing). Open vocabularies (CLIP's byte-level BPE) leave it undefined.
    */
   textCoverage?(text: string): TextCoverage;
+  /**
+   * A bank of typical queries for hubness correction (query-bank.ts): items are indexed with their
+   * hubness against it and cross-modal searches subtract λ times it. Models without one leave it
+   * undefined and rank by plain cosine.
+   */
+  readonly queryBank?: QueryBank;
   dispose(): Promise<void>;
 }
 

@@ -16,6 +16,7 @@ import { loadImage } from '../data/image-loader.js';
 import { createError, DuoError } from '../errors.js';
 import type { Metadata } from '../index/filter.js';
 import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
+import { correctedScores, HUBNESS_KEY } from '../models/query-bank.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder, RerankCandidate, RerankDirection, RerankQuery } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
@@ -325,8 +326,9 @@ export class SearchEngine {
     const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)), signal, expandWeights(o));
     const t1 = performance.now();
     const want = o.offset + o.k;
-    // stage 2 and MMR choose from k1 candidates; plain stage 1 needs only what it returns
-    const pool = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, want) : want;
+    // stage 2, MMR and the hubness correction choose from k1 candidates; plain stage 1 needs only what it returns
+    const corrects = todo.some((i) => this.hubnessLambda(queries[i]!) > 0);
+    const pool = o.mode === 'hybrid' || o.mmr < 1 || corrects ? Math.max(o.k1, want) : want;
     // an item query (or a query with item terms) asks for more, to leave those items out
     const selves = todo.map((i) => {
       const q = queries[i]!;
@@ -357,7 +359,16 @@ export class SearchEngine {
     const fetched = await this.store.get(hits.map((h) => h.id));
     const kept = hits.map((_, i) => i).filter((i) => fetched[i]);
     if (kept.length < hits.length) hits = kept.map((i) => hits[i]!);
-    const items = kept.length < fetched.length ? kept.map((i) => fetched[i]!) : (fetched as StoredItem[]);
+    let items = kept.length < fetched.length ? kept.map((i) => fetched[i]!) : (fetched as StoredItem[]);
+    const lambda = this.hubnessLambda(query);
+    if (lambda > 0) {
+      // stage 1's order is cosine less λ·hubness (query-bank.ts), within the k1 the store returned
+      const hub = items.map((it) => (typeof it.metadata[HUBNESS_KEY] === 'number' ? (it.metadata[HUBNESS_KEY] as number) : undefined));
+      const corrected = correctedScores(hits.map((h) => h.score), hub, lambda);
+      const order = hits.map((_, i) => i).sort((a, b) => corrected[b]! - corrected[a]! || a - b);
+      hits = order.map((i) => ({ id: hits[i]!.id, score: corrected[i]! }));
+      items = order.map((i) => items[i]!);
+    }
     let stage2: number[] | undefined;
     let fallback: string | undefined;
     let stage2Ms = 0;
@@ -408,6 +419,19 @@ export class SearchEngine {
       latencyMs: { ...share, stage2: stage2Ms, fusion: fusionMs, total: share.encode + share.stage1 + stage2Ms + fusionMs },
       ...(fallback ? { fallback } : {}),
     };
+  }
+
+  /**
+   * λ of the hubness correction for this query: the encoder's query bank's, for a cross-modal
+   * query (text over images, an image over captions; items were indexed with their hubness
+   * against the other modality's bank), else 0. Weighted terms count as text when one text term
+   * is positive, as stage 2 reads them.
+   */
+  private hubnessLambda(query: Query): number {
+    const lambda = this.encoder.queryBank?.lambda ?? 0;
+    if (lambda === 0) return 0;
+    const crossModal = this.captions ? 'image' in query : 'text' in query || ('terms' in query && query.terms.some((t) => 'text' in t && t.weight > 0));
+    return crossModal ? lambda : 0;
   }
 
   /** Stage 2 within its budget: on time-out the cross-encoder's work is aborted and stage 1 stands. */

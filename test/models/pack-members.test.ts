@@ -17,6 +17,7 @@ import { readInitializersFile } from '../../src/onnx/reader.js';
 import { weightsOf } from '../../src/models/starter/text-graph.js';
 import { exportStarterPack } from '../../src/train/export-pack.js';
 import { packMembers } from '../../src/train/pack-members.js';
+import { buildQueryBank } from '../../src/train/build-query-bank.js';
 import { halfToFloat, floatToHalf } from '../../src/util/float16.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { runEncoderContract } from '../contracts/encoder.contract.js';
@@ -206,6 +207,48 @@ describe('the duo pack-members command (compiled)', () => {
     const bad = await runDuo(['export-pack', empty, '--pack', join(tempDir(), 'x')]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /params\.json/);
+  });
+});
+
+describe('a query bank in a pack (duo query-bank)', () => {
+  before(buildPacks);
+
+  it('holds a seeded sample embedded by the pack; its bank and β are part of the id, λ is not; bad counts are refused naming the flag', async () => {
+    const pack = join(tempDir(), 'pack');
+    cpSync(paths.packA, pack, { recursive: true });
+    const imgs = await images();
+    const ds = { name: 'tiny', split: 'train', images: imgs.map((p, i) => ({ id: `i${i}`, source: p })), captions: TEXTS.slice(0, 3).map((text, i) => ({ imageId: `i${i % 2}`, text })) };
+    const plain = await loadEncoder(pack);
+    await buildQueryBank({ pack, ds, texts: 3, images: 2, beta: 20, lambda: 0.5, seed: 1, command: 'test' });
+    const banked = await loadEncoder(pack);
+    try {
+      assert.match(banked.id, /^pack@[0-9a-f]{12}\+qb20$/);
+      assert.notEqual(banked.id.replace('+qb20', ''), plain.id, 'the bank file is hashed into the id');
+      const bank = banked.queryBank!;
+      assert.deepEqual([bank.texts.length, bank.images.length, bank.beta, bank.lambda], [3 * 6, 2 * 6, 20, 0.5]);
+      // the rows are the pack's own embeddings of the sampled captions, as int8 rows (within half a step of each row's scale)
+      const own = await plain.encodeTexts(ds.captions.map((c) => c.text));
+      for (let r = 0; r < 3; r++) {
+        const row = bank.texts.subarray(r * 6, (r + 1) * 6);
+        const match = own.find((v) => v.every((x, j) => Math.abs(x - row[j]!) <= Math.max(...v.map(Math.abs)) / 254 + 1e-7));
+        assert.ok(match, `bank row ${r} is one of the sampled captions' embeddings`);
+      }
+    } finally {
+      await Promise.all([plain.dispose(), banked.dispose()]);
+    }
+    const file = join(pack, 'manifest.json');
+    const m = JSON.parse(readFileSync(file, 'utf8'));
+    const idWith = async (queryBank: Record<string, unknown>) => {
+      writeFileSync(file, JSON.stringify({ ...m, queryBank }));
+      const e = await loadEncoder(pack);
+      await e.dispose();
+      return e.id;
+    };
+    const id = await idWith(m.queryBank);
+    assert.equal(await idWith({ ...m.queryBank, lambda: 2 }), id, 'λ is used at query time only');
+    assert.notEqual(await idWith({ ...m.queryBank, beta: 10 }), id, 'β decides the stored hubness');
+    await assert.rejects(buildQueryBank({ pack, ds, texts: 4, images: 2, beta: 20, lambda: 0.5, seed: 1, command: 'test' }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('--texts'));
+    await assert.rejects(buildQueryBank({ pack, ds, texts: 3, images: 2, beta: 0, lambda: 0.5, seed: 1, command: 'test' }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('--beta'));
   });
 });
 

@@ -13,6 +13,7 @@ import { contentId, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, needsMobilenet, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
 import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
+import { loadQueryBank, type QueryBank, type QueryBankManifest } from '../query-bank.js';
 import { readInitializersFile } from '../../onnx/reader.js';
 import { textModelOnnx, weightsOf } from './text-graph.js';
 import type { DualEncoderConfig, TextEncoderSpec } from './head-spec.js';
@@ -44,6 +45,7 @@ export interface StarterManifest {
   hidden?: number;
   openVocabulary?: OpenVocabManifest;
   ensemble?: PackEnsemble;
+  queryBank?: QueryBankManifest;
   [key: string]: unknown;
 }
 
@@ -76,6 +78,7 @@ export class StarterEncoder implements Encoder {
     readonly manifest: StarterManifest,
     private readonly members: Member[],
     readonly backbone: BackboneRunner,
+    readonly queryBank: QueryBank | undefined,
   ) {
     this.dim = members.reduce((a, m) => a + m.dim, 0);
   }
@@ -101,11 +104,20 @@ export class StarterEncoder implements Encoder {
       await Promise.all([backbone.dispose(), ...members.map((m) => releaseMember(m))]);
       throw error;
     }
-    const files = [...WEIGHT_FILES, ...parts.slice(1).flatMap((p) => MEMBER_WEIGHT_FILES.map((f) => `${p.folder}/${f}`))];
+    let bank: QueryBank | undefined;
+    try {
+      bank = manifest.queryBank ? await loadQueryBank(dir, manifest.queryBank, members.reduce((a, m) => a + m.dim, 0)) : undefined;
+    } catch (error) {
+      await Promise.all([backbone.dispose(), ...members.map((m) => releaseMember(m))]);
+      throw error;
+    }
+    // the query bank decides the hubness stored with each item: an index built with another is another model's
+    const files = [...WEIGHT_FILES, ...parts.slice(1).flatMap((p) => MEMBER_WEIGHT_FILES.map((f) => `${p.folder}/${f}`)), ...(manifest.queryBank ? [manifest.queryBank.file] : [])];
     let id = await contentId(source, files);
-    // the weights are in the manifest, which the hash leaves out: they change every vector, so they are part of the id
+    // the weights are in the manifest, which the hash leaves out: they change every vector, so they are part of the id (and so is β)
     if (parts.length > 1) id += `[${parts.map((p) => Number((p.scale ** 2).toPrecision(4))).join(',')}]`;
-    return new StarterEncoder(id, manifest, members, backbone);
+    if (bank) id += `+qb${bank.beta}`;
+    return new StarterEncoder(id, manifest, members, backbone, bank);
   }
 
   /** The pack's members (one for a single model): folder, feature kind and weight. */
