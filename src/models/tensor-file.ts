@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { createError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { dequantizeInt8, quantizeInt8 } from '../util/int8.js';
 import { fromHalf, toHalf } from '../util/float16.js';
 
 /** Named weight tensors: what a tensor file holds, and a model's (or a training run's) parameters. */
@@ -26,25 +27,11 @@ interface Entry {
 const pad4 = (n: number) => (4 - (n % 4)) % 4;
 
 function quantizeRows(t: Float32Array, cols: number): { scales: Float32Array; q: Int8Array } {
-  if (t.length % cols !== 0) throw new Error(`q8: ${t.length} values are not rows of ${cols}`);
-  const rows = t.length / cols;
-  const scales = new Float32Array(rows);
-  const q = new Int8Array(t.length);
-  for (let r = 0; r < rows; r++) {
-    let max = 0;
-    for (let j = 0; j < cols; j++) max = Math.max(max, Math.abs(t[r * cols + j]!));
-    const scale = max / 127 || 1;
-    scales[r] = scale;
-    for (let j = 0; j < cols; j++) q[r * cols + j] = Math.round(t[r * cols + j]! / scale);
-  }
-  return { scales, q };
+  const { codes, scales } = quantizeInt8(t, cols);
+  return { scales, q: codes };
 }
 
-function dequantizeRows(scales: Float32Array, q: Int8Array, cols: number): Float32Array {
-  const out = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) out[i] = q[i]! * scales[Math.floor(i / cols)]!;
-  return out;
-}
+const dequantizeRows = (scales: Float32Array, q: Int8Array, cols: number): Float32Array => dequantizeInt8(q, scales, cols);
 
 /** The values a tensor saved with `storage` is read back as. */
 export function asStored(t: Float32Array, storage: Storage): Float32Array {

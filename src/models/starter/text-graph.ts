@@ -9,6 +9,7 @@ import type { Params } from '../tensor-file.js';
 import { maskedMean } from '../../onnx/graph-parts.js';
 import { encodeModel, int64s, type NodeInit, type TensorInit } from '../../onnx/writer.js';
 import { floatToHalf } from '../../util/float16.js';
+import { dequantizeInt8, quantizeInt8 } from '../../util/int8.js';
 import { textHeadSpec, type DualEncoderConfig, type HeadSpec } from './head-spec.js';
 
 /**
@@ -53,7 +54,7 @@ class Weights {
     }
     if (kind !== 'half') {
       const axis = kind === 'rows' ? 0 : 1;
-      const { codes, scales } = int8Along(data, dims[0]!, dims[1]!, axis);
+      const { codes, scales } = quantizeInt8(data, dims[1]!, axis);
       this.initializers.push({ name, dims, type: 'int8', data: codes }, { name: `${name}${SCALES[axis]}`, dims: [dims[axis]!], type: 'float', data: scales });
       this.nodes.push({ op: 'DequantizeLinear', inputs: [name, `${name}${SCALES[axis]}`], outputs: [`${name}_f32`], attrs: { axis: { i: axis } } });
       return `${name}_f32`;
@@ -62,17 +63,6 @@ class Weights {
     this.nodes.push({ op: 'Cast', inputs: [name], outputs: [`${name}_f32`], attrs: { to: { i: 1 } } });
     return `${name}_f32`;
   }
-}
-
-/** Symmetric int8 of a rows × cols matrix, one scale per row (axis 0) or per column (axis 1): scale = max |x| / 127 (1 for zeros), code = round(x / scale). */
-function int8Along(data: Float32Array, rows: number, cols: number, axis: 0 | 1): { codes: Int8Array; scales: Float32Array } {
-  const at = (i: number) => (axis === 0 ? Math.floor(i / cols) : i % cols);
-  const scales = new Float32Array(axis === 0 ? rows : cols);
-  data.forEach((x, i) => {
-    scales[at(i)] = Math.max(scales[at(i)]!, Math.abs(x));
-  });
-  scales.forEach((m, j) => (scales[j] = m > 0 ? m / 127 : 1));
-  return { codes: Int8Array.from(data, (x, i) => Math.round(x / scales[at(i)]!)), scales };
 }
 
 /**
@@ -89,9 +79,7 @@ export function weightsOf(initializers: Map<string, { dims: number[]; data: Floa
       params.set(name, t.data);
       continue;
     }
-    const scales = initializers.get(`${name}${SCALES[axis]}`)!.data;
-    const cols = t.dims[1]!;
-    params.set(name, Float32Array.from(t.data, (code, i) => code * scales[axis === 0 ? Math.floor(i / cols) : i % cols]!));
+    params.set(name, dequantizeInt8(t.data, initializers.get(`${name}${SCALES[axis]}`)!.data, t.dims[1]!, axis as 0 | 1));
   }
   return params;
 }
