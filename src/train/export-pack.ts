@@ -43,6 +43,7 @@ export function imageHeadOnnx(params: Params, config: DualEncoderConfig, norm: P
 interface PreviousManifest {
   crossEncoder?: unknown;
   openVocabulary?: unknown;
+  queryBank?: { file?: unknown };
   ensemble?: { members?: { folder?: unknown }[] };
 }
 
@@ -113,6 +114,9 @@ export async function exportStarterPack(runDir: string, outDir: string, options:
   await writeFileAtomic(join(outDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   // an open vocabulary maps GloVe into the old text model's word space: stale now (duo open-vocab rebuilds it)
   if (previous?.openVocabulary) for (const f of ['open_vocab.bin', 'open_vocab.json']) rmSync(join(outDir, f), { force: true });
+  // so does a query bank the old model embedded (duo query-bank writes a new one)
+  const bank = previous?.queryBank?.file;
+  if (typeof bank === 'string' && /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(bank)) rmSync(join(outDir, bank), { force: true });
   // and members packed beside the old model (duo pack-members) were weighted against it: they go too
   for (const m of previous?.ensemble?.members ?? []) if (typeof m.folder === 'string' && /^[A-Za-z0-9_-]+$/.test(m.folder)) rmSync(join(outDir, m.folder), { recursive: true, force: true });
 }

@@ -33,6 +33,8 @@ export interface PackMembersResult {
   weight: number;
   /** the backbone was replaced by a member's two-branch one */
   backboneFrom?: string;
+  /** the pack had a query bank, removed: it was embedded by the pack without these members */
+  droppedQueryBank: boolean;
 }
 
 /** Probe images for the backbone check: seeded noise over a gradient, two sizes (both resize paths). */
@@ -47,14 +49,14 @@ async function probeImages(): Promise<DecodedImage[]> {
   return out;
 }
 
-/** Whether `candidate` gives the CenterNet outputs (pooled and grid) of `current`, on probe images. */
-async function sameCenternet(current: string, candidate: string): Promise<boolean> {
-  const [a, b] = await Promise.all([BackboneRunner.load(current), BackboneRunner.load(candidate)]);
+/** Whether `candidate` gives the CenterNet outputs (pooled and grid) of `current` on probe images, and with `mobilenet` also its MobileNetV2 vector. */
+async function sameOutputs(current: string, candidate: string, mobilenet: boolean): Promise<boolean> {
+  const [a, b] = [await BackboneRunner.load(current), await BackboneRunner.load(candidate)];
   try {
     const images = await probeImages();
     const [fa, fb] = [await a.run(images), await b.run(images)];
-    const close = (x: Float32Array, y: Float32Array) => x.length === y.length && x.every((v, i) => Math.abs(v - y[i]!) <= 1e-5 * (1 + Math.abs(v)));
-    return fa.every((f, i) => close(f.pooled, fb[i]!.pooled) && close(f.grid, fb[i]!.grid));
+    const close = (x: Float32Array | undefined, y: Float32Array | undefined) => !!x && !!y && x.length === y.length && x.every((v, i) => Math.abs(v - y[i]!) <= 1e-5 * (1 + Math.abs(v)));
+    return fa.every((f, i) => close(f.pooled, fb[i]!.pooled) && close(f.grid, fb[i]!.grid) && (!mobilenet || close(f.mobilenet, fb[i]!.mobilenet)));
   } finally {
     await Promise.all([a.dispose(), b.dispose()]);
   }
@@ -100,22 +102,27 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
     for (const f of [...memberFiles(mm), 'backbone.onnx']) if (!existsSync(join(dir, f))) throw createError('FILE_NOT_FOUND', join(dir, f));
     return { folder: `member-${i + 1}`, dir, manifest: mm, weight: m.weight, features: mm.features ?? 'pooled' };
   });
-  // each member must see the features it was trained on: the same backbone, or the pack's CenterNet plus MobileNetV2
+  // each member must see the features it was trained on: the pack's backbone, or one with the pack's CenterNet outputs plus
+  // the MobileNetV2 it read (which then serves the whole pack); a second MobileNetV2 member must match that one too
+  let current = backbone;
   for (const m of members) {
     const theirs = join(m.dir, 'backbone.onnx');
-    if (sha256File(theirs) === sha256File(backbone)) continue;
+    if (sha256File(theirs) === sha256File(current)) continue;
     const wantsMobilenet = needsMobilenet(m.features);
-    if (!(await sameCenternet(backbone, theirs))) {
-      throw createError('BAD_ARGUMENT', '--add', `${m.dir}'s backbone.onnx gives other CenterNet features than ${backbone}: its model was trained on another backbone`);
+    if (!(await sameOutputs(current, theirs, wantsMobilenet && hasMobilenet))) {
+      throw createError('BAD_ARGUMENT', '--add', `${m.dir}'s backbone.onnx gives other ${wantsMobilenet && hasMobilenet ? 'CenterNet or MobileNetV2' : 'CenterNet'} features than ${current}: its model was trained on another backbone`);
     }
     if (wantsMobilenet && !hasMobilenet) {
-      backboneFrom = theirs;
+      backboneFrom = current = theirs;
       hasMobilenet = true;
     }
   }
   if (backboneFrom) {
     await writeFileAtomic(backbone, readFileSync(backboneFrom));
   }
+  // a query bank was embedded by the model without these members: it goes (duo query-bank writes a new one)
+  const staleBank = manifest.queryBank;
+  if (staleBank && /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(staleBank.file)) rmSync(join(pack, staleBank.file), { force: true });
   // each member folder is written beside and renamed into place; folders of an earlier member list go
   const previous = manifest.ensemble?.members.map((m) => m.folder) ?? [];
   for (const folder of previous) if (/^[A-Za-z0-9_-]+$/.test(folder)) rmSync(join(pack, folder), { recursive: true, force: true });
@@ -124,7 +131,8 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     for (const f of memberFiles(m.manifest)) copyFileSync(join(m.dir, f), join(tmp, f));
-    const { crossEncoder: _cross, backbone: _backbone, ...own } = m.manifest;
+    // what the pack's model owns (its cross-encoder, backbone and query bank) is not the member's
+    const { crossEncoder: _cross, backbone: _backbone, queryBank: _bank, ...own } = m.manifest;
     await writeFileAtomic(join(tmp, 'manifest.json'), `${JSON.stringify({ ...own, backbone: { shared: "the backbone.onnx of the pack this folder is in" } }, null, 2)}\n`);
     rmSync(join(pack, m.folder), { recursive: true, force: true });
     renameSync(tmp, join(pack, m.folder));
@@ -138,7 +146,8 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
       return { folder: m.folder, weight: m.weight, features: m.features, run: training?.run, command: training?.command };
     }),
   };
-  const next: StarterManifest = { ...manifest, ensemble };
+  const { queryBank: _stale, ...kept } = manifest;
+  const next: StarterManifest = { ...kept, ensemble };
   if (backboneFrom) {
     next.backbone = {
       file: 'backbone.onnx',
@@ -149,5 +158,5 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
     };
   }
   await writeFileAtomic(join(pack, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);
-  return { pack, weight: opts.weight, backboneFrom, members: members.map((m) => ({ folder: m.folder, from: m.dir, features: m.features, weight: m.weight })) };
+  return { pack, weight: opts.weight, backboneFrom, droppedQueryBank: Boolean(staleBank), members: members.map((m) => ({ folder: m.folder, from: m.dir, features: m.features, weight: m.weight })) };
 }

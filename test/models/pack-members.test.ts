@@ -249,6 +249,21 @@ describe('a query bank in a pack (duo query-bank)', () => {
     assert.notEqual(await idWith({ ...m.queryBank, beta: 10 }), id, 'β decides the stored hubness');
     await assert.rejects(buildQueryBank({ pack, ds, texts: 4, images: 2, beta: 20, lambda: 0.5, seed: 1, command: 'test' }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('--texts'));
     await assert.rejects(buildQueryBank({ pack, ds, texts: 3, images: 2, beta: 0, lambda: 0.5, seed: 1, command: 'test' }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('--beta'));
+
+    // the bank belongs to the model that embedded it: adding members or exporting a new model removes it
+    writeFileSync(file, JSON.stringify(m));
+    const withMember = join(tempDir(), 'with-member');
+    cpSync(pack, withMember, { recursive: true });
+    const r = await packMembers({ pack: withMember, weight: 0.5, members: [{ spec: paths.packB, weight: 0.5 }] });
+    assert.equal(r.droppedQueryBank, true);
+    assert.equal(existsSync(join(withMember, 'query_bank.bin')), false);
+    assert.equal(JSON.parse(readFileSync(join(withMember, 'manifest.json'), 'utf8')).queryBank, undefined);
+    const unbanked = await loadEncoder(withMember);
+    assert.equal(unbanked.queryBank, undefined);
+    await unbanked.dispose();
+    await exportStarterPack(paths.runA, pack);
+    assert.equal(existsSync(join(pack, 'query_bank.bin')), false);
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).queryBank, undefined);
   });
 });
 

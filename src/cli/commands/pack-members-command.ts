@@ -44,6 +44,7 @@ export function registerPackMembers(program: Command): void {
         ...r.members.map((m) => [m.folder, m.from, m.features, String(m.weight), (m.weight / total).toFixed(4)]),
       ]));
       if (r.backboneFrom) console.log(`backbone.onnx replaced by ${r.backboneFrom} (same CenterNet outputs, plus MobileNetV2)`);
+      if (r.droppedQueryBank) console.log('the query bank was removed (the model without these members embedded it): write a new one with duo query-bank');
       console.log('the model id changed: rebuild indexes made with this pack, and re-choose fusion α with duo tune-fusion');
     });
 }

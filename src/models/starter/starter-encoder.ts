@@ -92,6 +92,7 @@ export class StarterEncoder implements Encoder {
     const manifests = [manifest, ...(await Promise.all(parts.slice(1).map((p) => readManifest(join(dir, p.folder)))))];
     const backbone = await BackboneRunner.load(join(dir, 'backbone.onnx'));
     const members: Member[] = [];
+    let bank: QueryBank | undefined;
     try {
       for (const [i, part] of parts.entries()) {
         const kind = manifests[i]!.features ?? 'pooled';
@@ -100,14 +101,9 @@ export class StarterEncoder implements Encoder {
         }
         members.push(await loadMember(join(dir, part.folder), part.folder, manifests[i]!, kind, part.scale));
       }
-    } catch (error) {
-      await Promise.all([backbone.dispose(), ...members.map((m) => releaseMember(m))]);
-      throw error;
-    }
-    let bank: QueryBank | undefined;
-    try {
       bank = manifest.queryBank ? await loadQueryBank(dir, manifest.queryBank, members.reduce((a, m) => a + m.dim, 0)) : undefined;
     } catch (error) {
+      // nothing loaded so far outlives a failed load
       await Promise.all([backbone.dispose(), ...members.map((m) => releaseMember(m))]);
       throw error;
     }
