@@ -131,6 +131,9 @@ export function combineTerms(terms: QueryTerm[], vectors: Float32Array[]): Float
 }
 const zeroLatency = (): Latency => ({ encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 });
 
+/** How many of the store's top items the hubness correction reorders at least (query-bank.ts): the hybrid evaluation's largest k1, so its k1 rows are what users get. */
+export const HUBNESS_POOL = 200;
+
 /** An LRU bounded in bytes: each entry counts its value as `size` estimates it, and its key (a query with its options, a `where` filter among them: up to a whole request body) at 2 bytes a character. */
 function cache<V extends object>(bytes: number, size: (v: V) => number): LRUCache<string, V> | undefined {
   return bytes > 0 ? new LRUCache<string, V>({ maxSize: bytes, sizeCalculation: (v, key) => Math.max(1, size(v) + 2 * key.length) }) : undefined;
@@ -326,9 +329,10 @@ export class SearchEngine {
     const vectors = await this.embed(todo.map((i) => queries[i]!), todo.map((i) => decoded.get(i)), signal, expandWeights(o));
     const t1 = performance.now();
     const want = o.offset + o.k;
-    // stage 2, MMR and the hubness correction choose from k1 candidates; plain stage 1 needs only what it returns
+    // stage 2 and MMR choose from k1 candidates; plain stage 1 needs only what it returns; the hubness
+    // correction reorders at least the store's top HUBNESS_POOL, so which k1 stage 2 gets does not depend on k1's size
     const corrects = todo.some((i) => this.hubnessLambda(queries[i]!) > 0);
-    const pool = o.mode === 'hybrid' || o.mmr < 1 || corrects ? Math.max(o.k1, want) : want;
+    const pool = Math.max(o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, want) : want, corrects ? HUBNESS_POOL : 0);
     // an item query (or a query with item terms) asks for more, to leave those items out
     const selves = todo.map((i) => {
       const q = queries[i]!;
@@ -366,8 +370,10 @@ export class SearchEngine {
       const hub = items.map((it) => (typeof it.metadata[HUBNESS_KEY] === 'number' ? (it.metadata[HUBNESS_KEY] as number) : undefined));
       const corrected = correctedScores(hits.map((h) => h.score), hub, lambda);
       const order = hits.map((_, i) => i).sort((a, b) => corrected[b]! - corrected[a]! || a - b);
-      hits = order.map((i) => ({ id: hits[i]!.id, score: corrected[i]! }));
-      items = order.map((i) => items[i]!);
+      // then what stage 2 and MMR choose from (k1) or what stage 1 returns, as without the correction
+      const keep = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, o.offset + o.k) : o.offset + o.k;
+      hits = order.slice(0, keep).map((i) => ({ id: hits[i]!.id, score: corrected[i]! }));
+      items = order.slice(0, keep).map((i) => items[i]!);
     }
     let stage2: number[] | undefined;
     let fallback: string | undefined;

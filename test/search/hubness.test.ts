@@ -16,11 +16,14 @@ import { loadEncoder } from '../../src/models/load-encoder.js';
 import { correctedScores, HUBNESS_KEY, hubnessOf, loadQueryBank, type QueryBank } from '../../src/models/query-bank.js';
 import { saveTensors } from '../../src/models/tensor-file.js';
 import { openEngine } from '../../src/search/open-engine.js';
+import { HUBNESS_POOL } from '../../src/search/engine.js';
+import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { DuoError } from '../../src/errors.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { COLOURS, tempDir, writeColourImage, wrapEncoder } from '../helpers.js';
 
 const CLIP = join(packageRoot(), 'models', 'colour-clip');
+const BLIP = join(packageRoot(), 'models', 'colour-blip');
 const dotOf = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
 describe('hubness of a vector against a bank', () => {
@@ -110,6 +113,26 @@ describe('hubness correction in indexing, search and evaluation', () => {
       assert.ok(Math.abs(byImage!.results[0]!.score - dotOf(g!, top!)) < 1e-4);
     } finally {
       await Promise.all([plain.close(), corrected.close()]);
+    }
+  });
+
+  it('hybrid search: stage 2 gets the top k1 by the corrected score, out of the top HUBNESS_POOL the store returns', async () => {
+    const blip = await BlipItmReranker.load(BLIP);
+    const index = join(tempDir(), 'photos-hybrid.duo');
+    try {
+      await buildIndex({ root, indexPath: index, encoder: banked(5), modelSpec: CLIP, reranker: blip, rerankerSpec: BLIP });
+      const engine = await openEngine({ index, encoder: banked(5), reranker: blip });
+      try {
+        const [stage1] = await engine.search([{ text: 'something red' }], { k: 7 });
+        const [hybrid] = await engine.search([{ text: 'something red' }], { mode: 'hybrid', k: 3, k1: 3 });
+        assert.equal(HUBNESS_POOL, 200);
+        assert.deepEqual(new Set(hybrid!.results.map((r) => r.id)), new Set(stage1!.results.slice(0, 3).map((r) => r.id)), 'the corrected top 3, not the raw top 3');
+        assert.ok(hybrid!.results.every((r) => r.stage2 && r.stage1.rank <= 3));
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      await blip.dispose();
     }
   });
 
