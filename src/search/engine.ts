@@ -366,14 +366,19 @@ export class SearchEngine {
     let items = kept.length < fetched.length ? kept.map((i) => fetched[i]!) : (fetched as StoredItem[]);
     const lambda = this.hubnessLambda(query);
     if (lambda > 0) {
-      // stage 1's order is cosine less λ·hubness (query-bank.ts), within the k1 the store returned
+      // stage 1's order is cosine less λ·hubness (query-bank.ts), over all the store returned (HUBNESS_POOL or more)
       const hub = items.map((it) => (typeof it.metadata[HUBNESS_KEY] === 'number' ? (it.metadata[HUBNESS_KEY] as number) : undefined));
       const corrected = correctedScores(hits.map((h) => h.score), hub, lambda);
       const order = hits.map((_, i) => i).sort((a, b) => corrected[b]! - corrected[a]! || a - b);
-      // then what stage 2 and MMR choose from (k1) or what stage 1 returns, as without the correction
-      const keep = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, o.offset + o.k) : o.offset + o.k;
-      hits = order.slice(0, keep).map((i) => ({ id: hits[i]!.id, score: corrected[i]! }));
-      items = order.slice(0, keep).map((i) => items[i]!);
+      hits = order.map((i) => ({ id: hits[i]!.id, score: corrected[i]! }));
+      items = order.map((i) => items[i]!);
+    }
+    // what stage 2 and MMR choose from (k1) or what stage 1 returns: the store may have returned more, for the correction
+    // (of this query, or of another in its batch)
+    const keep = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, o.offset + o.k) : o.offset + o.k;
+    if (hits.length > keep) {
+      hits = hits.slice(0, keep);
+      items = items.slice(0, keep);
     }
     let stage2: number[] | undefined;
     let fallback: string | undefined;
