@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main.js';
 import { chooseAlpha } from '../../src/eval/metrics.js';
-import type { TuneFusionResult } from '../../src/eval/tune-fusion.js';
+import { pickAlpha, type TuneFusionResult } from '../../src/eval/tune-fusion.js';
 import { StarterCrossEncoder } from '../../src/models/starter/starter-cross-encoder.js';
 import { packWithCross } from '../models/cross-pack.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
@@ -47,7 +47,8 @@ describe('duo tune-fusion', () => {
     const manifestFile = join(pack, 'manifest.json');
     const before = readFileSync(manifestFile, 'utf8');
     const idBefore = (await StarterCrossEncoder.load(pack)).id;
-    const args = ['tune-fusion', '--pack', pack, '--data', data, '--split', 'dev', '--k1', '3', '--alphas', '0,0.25,0.5,0.75,1', '--json'];
+    // the choice by rsum alone here; the guard on other k1 has a test of its own
+    const args = ['tune-fusion', '--pack', pack, '--data', data, '--split', 'dev', '--k1', '3', '--alphas', '0,0.25,0.5,0.75,1', '--guard-k1', '', '--json'];
 
     const dry = await duo([...args, '--dry-run']);
     assert.equal(dry.code, 0, dry.stderr);
@@ -102,6 +103,34 @@ describe('duo tune-fusion', () => {
     const r = await duo(['tune-fusion', '--pack', pack, '--data', pack, '--dry-run']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /manifest\.json.*not JSON/);
+  });
+
+  it('--guard-k1: every row carries R@1 at the other k1, and the α chosen keeps R@1 above stage 1 at all of them when one does', async () => {
+    const pack = await packWithCross();
+    const data = await tinyFlickr8k();
+    const r = await duo(['tune-fusion', '--pack', pack, '--data', data, '--split', 'dev', '--k1', '3', '--guard-k1', '2,5', '--alphas', '0,0.25,0.5,0.75,1', '--dry-run', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const sweep = JSON.parse(r.stdout) as TuneFusionResult;
+    assert.deepEqual(sweep.guardK1, [2, 5]);
+    for (const row of sweep.rows) {
+      assert.deepEqual(Object.keys(row.guardR1!).map(Number), [2, 5]);
+      const r1s = [row['R@1'], row.guardR1![2]!, row.guardR1![5]!];
+      assert.equal(row.aboveStage1, r1s.every((x) => x > sweep.stage1[row.direction]['R@1']), `${row.direction} α ${row.alpha}`);
+    }
+    for (const d of ['textToImage', 'imageToText'] as const) {
+      const rows = sweep.rows.filter((x) => x.direction === d);
+      assert.equal(sweep.guardMet[d], rows.some((x) => x.aboveStage1));
+      assert.equal(sweep.chosen[d], best(sweep.guardMet[d] ? rows.filter((x) => x.aboveStage1) : rows));
+    }
+    const bad = await duo(['tune-fusion', '--pack', pack, '--data', data, '--guard-k1', '50,x', '--dry-run']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--guard-k1/);
+  });
+
+  it('pickAlpha: the best rsum among the α that keep R@1 above stage 1 at every k1, or among all when none does', () => {
+    const row = (alpha: number, r1: number, rsum: number, aboveStage1: boolean) => ({ alpha, 'R@1': r1, rsum, aboveStage1 });
+    assert.deepEqual(pickAlpha([row(0.3, 25.7, 143.8, false), row(0.4, 25.9, 143.5, true), row(0.2, 25.3, 143.2, false)]), { alpha: 0.4, guardMet: true });
+    assert.deepEqual(pickAlpha([row(0.3, 25.7, 143.8, false), row(0.4, 25.9, 143.5, false)]), { alpha: 0.3, guardMet: false });
   });
 
   it('chooses by R@1 + R@5 + R@10; ties go to the higher R@1, then to the smaller α', () => {

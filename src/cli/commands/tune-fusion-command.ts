@@ -14,6 +14,7 @@ interface TuneFusionFlags {
   split: string;
   k1: string;
   alphas: string;
+  guardK1: string;
   maxQueries?: number;
   dryRun?: boolean;
   json?: boolean;
@@ -24,15 +25,18 @@ const LABEL = { textToImage: 'text→image', imageToText: 'image→text' } as co
 function printTable(r: TuneFusionResult): void {
   const cells = (m: { 'R@1': number; 'R@5': number; 'R@10': number; rsum: number }) => [m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.rsum.toFixed(2)];
   const rows: string[][] = [];
+  const guard = (row?: TuneFusionResult['rows'][number]) => r.guardK1.map((k) => (row ? row.guardR1![k]!.toFixed(2) : ''));
   for (const d of DIRECTIONS) {
-    rows.push([LABEL[d], 'stage 1', ...cells(r.stage1[d]), '']);
+    rows.push([LABEL[d], 'stage 1', ...cells(r.stage1[d]), ...guard(), '']);
     for (const row of r.rows.filter((x) => x.direction === d)) {
       const delta = row.rsum - r.stage1[d].rsum;
-      rows.push([LABEL[d], `α ${row.alpha}`, ...cells(row), `${delta >= 0 ? '+' : ''}${delta.toFixed(2)}${row.alpha === r.chosen[d] ? '  ← chosen' : ''}`]);
+      const mark = row.alpha === r.chosen[d] ? '  ← chosen' : r.guardK1.length > 0 && !row.aboveStage1 ? '  (R@1 not above stage 1 at every k1)' : '';
+      rows.push([LABEL[d], `α ${row.alpha}`, ...cells(row), ...guard(row), `${delta >= 0 ? '+' : ''}${delta.toFixed(2)}${mark}`]);
     }
   }
   console.log(`${r.dataset} ${r.split}: k1 ${r.k1}, weighted fusion; ${r.queries.textToImage} text→image and ${r.queries.imageToText} image→text queries`);
-  console.log(formatTable(['direction', 'ranking', 'R@1', 'R@5', 'R@10', 'rsum', 'rsum − stage 1'], rows));
+  console.log(formatTable(['direction', 'ranking', 'R@1', 'R@5', 'R@10', 'rsum', ...r.guardK1.map((k) => `R@1 at k1 ${k}`), 'rsum − stage 1'], rows));
+  for (const d of DIRECTIONS) if (r.guardK1.length > 0 && !r.guardMet[d]) console.log(`${LABEL[d]}: no α kept R@1 above stage 1 at every k1; chosen by rsum alone`);
   const was = r.previous ? ` (was ${r.previous.textToImage} and ${r.previous.imageToText})` : '';
   console.log(`chosen: α ${r.chosen.textToImage} text→image, ${r.chosen.imageToText} image→text${was}`);
   console.log(r.written ? `written to ${r.manifest} (crossEncoder.fusion)` : `--dry-run: ${r.manifest} not changed`);
@@ -50,12 +54,14 @@ export function registerTuneFusion(program: Command): void {
     .option('--split <name>', 'split to choose on', 'dev')
     .option('--k1 <n>', 'candidates stage 2 reranks', '100')
     .option('--alphas <list>', 'the grid of α (stage 2\'s share) to try, comma-separated', DEFAULT_ALPHAS.join(','))
+    .option('--guard-k1 <list>', 'other k1 at which the chosen α must keep R@1 above stage 1 (when some α does), comma-separated; "" for none', '50,200')
     .option('--max-queries <n>', 'evaluate only the first N queries per direction', positiveInt('--max-queries'))
     .option('--dry-run', 'print the sweep and the choice; write nothing')
     .option('--json', 'print one JSON object')
     .action(async (flags: TuneFusionFlags) => {
       const k1 = parseSearchOptions({ k1: Number(flags.k1) }, flagOf).k1;
       const alphas = parseAlphaList('--alphas', flags.alphas);
+      const guardK1 = flags.guardK1.trim() === '' ? [] : flags.guardK1.split(',').map((v) => parseSearchOptions({ k1: Number(v) }, () => '--guard-k1').k1);
       const pack = resolve(flags.pack);
       crossManifestFile(pack); // refuse a pack without a cross-encoder before loading anything
       const ds = await openDataset(flags.data, { split: flags.split });
@@ -69,6 +75,7 @@ export function registerTuneFusion(program: Command): void {
           pack,
           k1,
           alphas,
+          guardK1,
           dryRun: Boolean(flags.dryRun),
           maxQueries: flags.maxQueries,
           command: `duo ${process.argv.slice(2).join(' ')}`,
