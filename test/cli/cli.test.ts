@@ -165,7 +165,7 @@ describe('duo command line (the documented contract)', () => {
     assert.equal(JSON.parse(found.stdout).results[0].id, 'yellow.jpg');
     const other = await run(['import', '--vectors', join(out, 'shard-1-of-2.npy'), '--ids', join(out, 'shard-1-of-2.ids.txt'), '--model', join(packageRoot(), 'models', 'starter'), '--index', join(data, 'wrong.duo')]);
     assert.equal(other.code, 65);
-    assert.match(other.stderr, /shard-1-of-2\.npy \(for model starter@[0-9a-f]+\): expected vectors of dimension 256, got 8/);
+    assert.match(other.stderr, /shard-1-of-2\.npy \(for model starter@[0-9a-f]+\[[0-9.,]+\]\+qb10\): expected vectors of dimension 512, got 8/);
     assert.equal(existsSync(join(data, 'wrong.duo')), false, 'nothing was created');
   });
 

@@ -1,5 +1,5 @@
 /** A starter pack with a small random cross-encoder, for the tests of the starter models. */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultModelPath } from '../../src/models/load-encoder.js';
 import { Vocabulary } from '../../src/models/starter/vocab.js';
@@ -13,8 +13,8 @@ import { tempDir } from '../helpers.js';
  */
 export async function packWithCross(): Promise<string> {
   const dir = join(tempDir(), 'pack');
-  mkdirSync(dir);
-  for (const f of ['backbone.onnx', 'vocab.json', 'text_model.onnx', 'image_head.onnx', 'manifest.json', 'open_vocab.json', 'open_vocab.bin']) copyFileSync(join(defaultModelPath(), f), join(dir, f));
+  // the bi-encoder as shipped (its member folders too); the cross-encoder's files are written below
+  cpSync(defaultModelPath(), dir, { recursive: true, filter: (src) => !/cross_/.test(src) });
   const words = new Vocabulary(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as string[]);
   const vocab = words.withPairs(['a red shirt', 'a red shirt', 'two black dogs', 'two black dogs'], 2);
   writeFileSync(join(dir, 'cross_vocab.json'), JSON.stringify(vocab.tokens));

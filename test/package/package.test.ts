@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { packageRoot } from '../../src/util/package-root.js';
@@ -169,7 +169,9 @@ describe('the npm package (dist, exports, bin) without tsx', () => {
     const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, maxBuffer: 16 << 20, shell: process.platform === 'win32' });
     const [pack] = JSON.parse(stdout) as { files: { path: string }[] }[];
     const files = new Set(pack!.files.map((f) => f.path));
-    const starter = readdirSync(join(ROOT, 'models', 'starter')).map((f) => `models/starter/${f}`);
+    const starter = readdirSync(join(ROOT, 'models', 'starter'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => relative(ROOT, join(e.parentPath, e.name)).split(sep).join('/'));
     for (const f of ['package.json', 'README.md', manifest.bin.duo, manifest.exports['.'].import.slice(2), manifest.exports['.'].types.slice(2), 'dist/cli/main.js', ...starter]) {
       assert.ok(files.has(f), `the tarball holds ${f}`);
     }
