@@ -133,8 +133,8 @@ describe('the npm package (dist, exports, bin) without tsx', () => {
     assert.deepEqual(out.hits.sort(), ['blue.png', 'red.png'], 'openEngine searched the index built from dist');
     assert.match(out.resolved, /\/dist\/index\.js$/);
     assert.equal(realpathSync(out.model), realpathSync(join(ROOT, 'models', 'starter')), 'the default model is found from dist/');
-    assert.equal(out.dim, 256);
-    assert.equal(out.length, 256);
+    assert.equal(out.dim, 512, 'the default pack: two models of 256 side by side');
+    assert.equal(out.length, 512);
     assert.ok(Math.abs(out.norm - 1) < 1e-5, `unit vector, norm ${out.norm}`);
   });
 
