@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { datasetCaptions } from '../../data/caption-file.js';
 import { readFlickr8k } from '../../data/readers/flickr8k.js';
-import { createError } from '../../errors.js';
+import { createError, DuoError } from '../../errors.js';
 import { buildCaptionIndex } from '../../index/build-caption-index.js';
 import { buildIndex } from '../../index/build-index.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
@@ -30,7 +30,18 @@ export function registerDemo(program: Command): void {
       const rerankerSpec = existsSync(join(opts.model, 'cross_encoder.bin')) ? resolve(opts.model) : undefined;
       const reranker = rerankerSpec ? await loadReranker(rerankerSpec) : undefined;
       const bar = progressBar(`indexing ${ds.images.length} ${opts.split} images`);
-      const report = await buildIndex({ root, indexPath: opts.index, encoder, modelSpec: opts.model, reranker, rerankerSpec, only: new Set(ds.images.map((i) => i.id)), onProgress: bar.update });
+      const build = () => buildIndex({ root, indexPath: opts.index, encoder, modelSpec: opts.model, reranker, rerankerSpec, only: new Set(ds.images.map((i) => i.id)), onProgress: bar.update });
+      let report: Awaited<ReturnType<typeof build>>;
+      try {
+        report = await build();
+      } catch (error) {
+        // the demo's index is its own scratch: one left by an earlier default model (an upgrade) is built again, not an error
+        if (!(error instanceof DuoError && error.code === 'INDEX_MODEL_MISMATCH')) throw error;
+        bar.stop();
+        console.log(`${opts.index} was built with ${String(error.args[1])}, not ${encoder.id}: building it again`);
+        rmSync(opts.index, { recursive: true, force: true });
+        report = await build();
+      }
       bar.stop();
       console.log(`indexed ${report.total} images (${report.encoded} encoded, ${report.reused} unchanged, ${report.failed.length} failed) in ${report.seconds.toFixed(1)} s → ${opts.index}`);
       console.log(`model: ${encoder.id}${reranker ? `, cross-encoder: ${reranker.id}` : ''}\n`);
