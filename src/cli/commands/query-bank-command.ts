@@ -26,8 +26,8 @@ export function registerQueryBank(program: Command): void {
     .option('--split <name>', 'the split to sample (never the one you evaluate on)', 'train')
     .option('--texts <n>', 'captions in the bank', positiveInt('--texts'), 3000)
     .option('--images <n>', 'images in the bank', positiveInt('--images'), 1000)
-    .option('--beta <x>', 'sharpness of the log-sum-exp', positiveNumber('--beta'), 20)
-    .option('--lambda <x>', 'share of hubness a cross-modal score loses (used at query time)', Number, 0.5)
+    .option('--beta <x>', 'sharpness of the log-sum-exp (10: chosen on Flickr8k dev for the starter pack)', positiveNumber('--beta'), 10)
+    .option('--lambda <x>', 'share of hubness a cross-modal score loses (used at query time; 1: chosen on Flickr8k dev)', Number, 1)
     .option('--seed <n>', 'sampling seed', positiveInt('--seed'), 1)
     .action(async (o: QueryBankFlags) => {
       const ds = await openDataset(o.data, { split: o.split });
