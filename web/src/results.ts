@@ -43,7 +43,8 @@ function explainPanel(hit: Hit, r: SearchResponse): HTMLElement {
     ['stage 2', hit.stage2 ? `${fmt(hit.stage2.score, 4)} (rank ${hit.stage2.rank})` : r.fallback ? 'not run: see the note above' : '–'],
   ];
   if (r.mode === 'hybrid') rows.push(['fusion', `${String(o.fusion)}${o.fusion === 'weighted' ? `, α ${String(o.alpha)}` : ''}, k1 ${String(o.k1)}`]);
-  for (const [key, value] of Object.entries(hit.metadata)) if (key !== 'mtimeMs' && key !== 'text') rows.push([key, String(value)]);
+  // fractional numbers (an item's hubness, which stage 1 subtracted from its cosine) at the scores' precision
+  for (const [key, value] of Object.entries(hit.metadata)) if (key !== 'mtimeMs' && key !== 'text') rows.push([key, typeof value === 'number' && !Number.isInteger(value) ? fmt(value, 4) : String(value)]);
   return h('dl', { class: 'explain', hidden: true }, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
