@@ -34,19 +34,17 @@ export interface QueryBankOptions {
 export async function buildQueryBank(o: QueryBankOptions): Promise<QueryBankManifest> {
   const pack = resolve(o.pack);
   const manifestPath = join(pack, 'manifest.json');
-  const checks: [string, boolean][] = [
-    ['--texts', Number.isInteger(o.texts) && o.texts > 0 && o.texts <= o.ds.captions.length],
-    ['--images', Number.isInteger(o.images) && o.images > 0 && o.images <= o.ds.images.length],
-    ['--beta', Number.isFinite(o.beta) && o.beta > 0],
-    ['--lambda', Number.isFinite(o.lambda) && o.lambda >= 0],
+  const checks: [flag: string, ok: boolean, range: string][] = [
+    ['--texts', Number.isInteger(o.texts) && o.texts > 0 && o.texts <= o.ds.captions.length, `1 to ${o.ds.captions.length}`],
+    ['--images', Number.isInteger(o.images) && o.images > 0 && o.images <= o.ds.images.length, `1 to ${o.ds.images.length}`],
+    ['--beta', Number.isFinite(o.beta) && o.beta > 0, 'above 0'],
+    ['--lambda', Number.isFinite(o.lambda) && o.lambda >= 0, '0 or more'],
   ];
-  for (const [flag, ok] of checks) {
-    if (!ok) throw createError('BAD_ARGUMENT', flag, `must be ${flag === '--texts' ? `1 to ${o.ds.captions.length}` : flag === '--images' ? `1 to ${o.ds.images.length}` : flag === '--beta' ? 'above 0' : '0 or more'} for ${o.ds.name} ${o.ds.split}`);
-  }
+  for (const [flag, ok, range] of checks) if (!ok) throw createError('BAD_ARGUMENT', flag, `must be ${range} for ${o.ds.name} ${o.ds.split}`);
   const rand = seeded(o.seed);
   const captions = shuffle(o.ds.captions.length, rand).slice(0, o.texts).map((i) => o.ds.captions[i]!.text);
   const images = shuffle(o.ds.images.length, rand).slice(0, o.images).map((i) => o.ds.images[i]!.source);
-  // the bank is embedded by the pack without one: an earlier bank changes no embedding, only the id
+  // the pack as it is: a bank it already has changes no embedding, only the id
   const encoder = await StarterEncoder.load(resolveModelSource(pack));
   let texts: Float32Array[];
   let imageRows: Float32Array[];
