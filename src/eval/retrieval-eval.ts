@@ -6,7 +6,7 @@
 import type { RetrievalDataset } from '../data/dataset.js';
 import { dot } from '../index/exact-index.js';
 import type { EncodeOptions, Encoder } from '../models/encoder.js';
-import { correctedScores, hubnessOf } from '../models/query-bank.js';
+import { correctedRow, hubnessOf, HUBNESS_POOL } from '../models/query-bank.js';
 import { firstRelevantRank, rankMetrics, recallSum, type RankMetrics } from './metrics.js';
 
 export interface RetrievalEvalResult {
@@ -62,10 +62,10 @@ export async function evaluateRetrieval(ds: RetrievalDataset, encoder: Encoder, 
 
   t = performance.now();
   const imageIndex = new Map(ds.images.map((img, i) => [img.id, i]));
-  // with a query bank, each item's hubness as indexing stores it, subtracted as the engine does (query-bank.ts)
+  // with a query bank, each item's hubness as indexing stores it, subtracted within the store's top HUBNESS_POOL as the engine does (query-bank.ts)
   const bank = encoder.queryBank;
   const hubness = bank && bank.lambda > 0
-    ? { lambda: bank.lambda, images: hubnessOf(imageVectors, bank.texts, encoder.dim, bank.beta), captions: hubnessOf(textVectors, bank.images, encoder.dim, bank.beta) }
+    ? { lambda: bank.lambda, pool: HUBNESS_POOL, images: hubnessOf(imageVectors, bank.texts, encoder.dim, bank.beta), captions: hubnessOf(textVectors, bank.images, encoder.dim, bank.beta) }
     : undefined;
   const metrics = evaluateEmbeddings(imageVectors, textVectors, ds.captions.map((c) => imageIndex.get(c.imageId)!), queryVectors, hubness);
   return {
@@ -81,19 +81,19 @@ export async function evaluateRetrieval(ds: RetrievalDataset, encoder: Encoder, 
 
 /**
  * Both directions' metrics from embeddings; captionImage[c] is the row of caption c's image; queryVectors (default: textVectors) are the captions as text→image queries.
- * `hubness`: each image's and caption's hubness, subtracted λ times from every cross-modal score (query-bank.ts), over the whole split.
+ * `hubness`: each image's and caption's hubness, subtracted λ times from the cross-modal scores of each query's top `pool` by cosine, which then come first (query-bank.ts correctedRow: the engine's order).
  */
 export function evaluateEmbeddings(
   imageVectors: Float32Array[],
   textVectors: Float32Array[],
   captionImage: number[],
   queryVectors: Float32Array[] = textVectors,
-  hubness?: { images: number[]; captions: number[]; lambda: number },
+  hubness?: { images: number[]; captions: number[]; lambda: number; pool: number },
 ): { textToImage: RankMetrics; imageToText: RankMetrics } {
   const dim = imageVectors[0]?.length ?? 0;
   const captionsOf: number[][] = imageVectors.map(() => []);
   captionImage.forEach((img, c) => captionsOf[img]!.push(c));
-  const corrected = (scores: Float32Array, hub: number[] | undefined) => (hub ? Float32Array.from(correctedScores(Array.from(scores), hub, hubness!.lambda)) : scores);
+  const corrected = (scores: Float32Array, hub: number[] | undefined) => (hub ? correctedRow(scores, hub, hubness!.lambda, hubness!.pool) : scores);
   const t2i: number[] = [];
   scoreRows(queryVectors, stack(imageVectors, dim), imageVectors.length, dim, (c, scores) =>
     t2i.push(firstRelevantRank(corrected(scores, hubness?.images), [captionImage[c]!])),

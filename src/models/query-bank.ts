@@ -20,6 +20,9 @@ import { loadTensors } from './tensor-file.js';
 /** The metadata key an indexed item's hubness is stored under. */
 export const HUBNESS_KEY = 'hubness';
 
+/** How many of the store's top items the engine's correction reorders at least: the hybrid evaluation's largest k1, so its k1 rows are what users get. */
+export const HUBNESS_POOL = 200;
+
 export interface QueryBank {
   /** caption embeddings, count × dim: what image items are measured against */
   texts: Float32Array;
@@ -64,12 +67,28 @@ export function correctedScores(scores: number[], hubness: (number | undefined)[
   return scores.map((s, i) => (typeof hubness[i] === 'number' ? s - lambda * hubness[i]! : s));
 }
 
+/**
+ * A whole row of cosines as the engine ranks it (search/engine.ts): the top `pool` by cosine take
+ * cosine − λ·h and come first; the rest follow in cosine order (shifted below every corrected
+ * score), as items the store did not return for the correction. What evaluation scores stage 1 by.
+ */
+export function correctedRow(scores: Float32Array, hubness: number[], lambda: number, pool: number): Float32Array {
+  if (scores.length <= pool) return Float32Array.from(correctedScores(Array.from(scores), hubness, lambda));
+  const threshold = Float32Array.from(scores).sort().reverse()[pool - 1]!;
+  // below any corrected score: cosines are within [−1, 1] and λ·h stays far under 10
+  const SHIFT = 100;
+  return scores.map((x, i) => (x >= threshold ? x - lambda * hubness[i]! : x - SHIFT));
+}
+
 /** Reads a pack's bank, checking its shape against the manifest entry and the encoder's dimension. */
 export async function loadQueryBank(dir: string, entry: QueryBankManifest, dim: number): Promise<QueryBank> {
   const where = join(dir, 'manifest.json');
   // a file of the pack: nothing outside it is read
   if (typeof entry.file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(entry.file)) throw createError('MODEL_UNSUPPORTED', where, `queryBank.file must be a file name inside the pack, not ${JSON.stringify(entry.file)}`);
   const path = join(dir, entry.file);
+  for (const key of ['texts', 'images'] as const) {
+    if (!(Number.isInteger(entry[key]) && entry[key] > 0)) throw createError('MODEL_UNSUPPORTED', where, `queryBank.${key} is ${JSON.stringify(entry[key])}, not a count above 0`);
+  }
   for (const key of ['beta', 'lambda'] as const) {
     if (!(typeof entry[key] === 'number' && Number.isFinite(entry[key]) && entry[key] >= 0)) throw createError('MODEL_UNSUPPORTED', where, `queryBank.${key} is ${JSON.stringify(entry[key])}, not a number ≥ 0`);
   }

@@ -16,7 +16,7 @@ import { loadImage } from '../data/image-loader.js';
 import { createError, DuoError } from '../errors.js';
 import type { Metadata } from '../index/filter.js';
 import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
-import { correctedScores, HUBNESS_KEY } from '../models/query-bank.js';
+import { correctedScores, HUBNESS_KEY, HUBNESS_POOL } from '../models/query-bank.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder, RerankCandidate, RerankDirection, RerankQuery } from '../models/reranker.js';
 import { orderCandidates } from './ordering.js';
@@ -131,8 +131,7 @@ export function combineTerms(terms: QueryTerm[], vectors: Float32Array[]): Float
 }
 const zeroLatency = (): Latency => ({ encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 });
 
-/** How many of the store's top items the hubness correction reorders at least (query-bank.ts): the hybrid evaluation's largest k1, so its k1 rows are what users get. */
-export const HUBNESS_POOL = 200;
+export { HUBNESS_POOL };
 
 /** An LRU bounded in bytes: each entry counts its value as `size` estimates it, and its key (a query with its options, a `where` filter among them: up to a whole request body) at 2 bytes a character. */
 function cache<V extends object>(bytes: number, size: (v: V) => number): LRUCache<string, V> | undefined {

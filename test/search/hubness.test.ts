@@ -156,13 +156,16 @@ describe('hubness correction in indexing, search and evaluation', () => {
     }
   });
 
-  it('evaluation subtracts λ·h from every cross-modal score, as the engine does', () => {
+  it('evaluation subtracts λ·h within each query\'s top pool by cosine, as the engine does', () => {
     // two captions of image 1; image 0 is a hub: without the correction caption 1 finds it first (0.95 against 0.947)
     const images = [Float32Array.from([1, 0]), Float32Array.from([0.8, 0.6])];
     const texts = [Float32Array.from([0.9, 0.436]), Float32Array.from([0.95, 0.312])];
     assert.equal(evaluateEmbeddings(images, texts, [1, 1]).textToImage['R@1'], 50);
-    const fixed = evaluateEmbeddings(images, texts, [1, 1], texts, { images: [0.5, 0], captions: [0, 0], lambda: 1 });
+    const fixed = evaluateEmbeddings(images, texts, [1, 1], texts, { images: [0.5, 0], captions: [0, 0], lambda: 1, pool: 2 });
     assert.equal(fixed.textToImage['R@1'], 100, 'with the hub pushed down both captions find image 1');
-    assert.equal(evaluateEmbeddings(images, texts, [1, 1], texts, { images: [0.5, 0], captions: [0, 0], lambda: 0 }).textToImage['R@1'], 50, 'λ 0 changes nothing');
+    assert.equal(evaluateEmbeddings(images, texts, [1, 1], texts, { images: [0.5, 0], captions: [0, 0], lambda: 0, pool: 2 }).textToImage['R@1'], 50, 'λ 0 changes nothing');
+    // as the engine: only the top `pool` by cosine are corrected, and they stay ahead of the rest
+    // (caption 1's top 1 is the hub, which keeps its place however low its corrected score)
+    assert.equal(evaluateEmbeddings(images, texts, [1, 1], texts, { images: [0.5, 0], captions: [0, 0], lambda: 1, pool: 1 }).textToImage['R@1'], 50);
   });
 });
