@@ -44,8 +44,8 @@ export async function buildQueryBank(o: QueryBankOptions): Promise<QueryBankMani
   const rand = seeded(o.seed);
   const captions = shuffle(o.ds.captions.length, rand).slice(0, o.texts).map((i) => o.ds.captions[i]!.text);
   const images = shuffle(o.ds.images.length, rand).slice(0, o.images).map((i) => o.ds.images[i]!.source);
-  // the pack as it is: a bank it already has changes no embedding, only the id
-  const encoder = await StarterEncoder.load(resolveModelSource(pack));
+  // without a bank it already has: that changes no embedding, and a damaged one must not stop its replacement
+  const encoder = await StarterEncoder.load(resolveModelSource(pack), { queryBank: false });
   let texts: Float32Array[];
   let imageRows: Float32Array[];
   try {

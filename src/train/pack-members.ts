@@ -49,16 +49,21 @@ async function probeImages(): Promise<DecodedImage[]> {
   return out;
 }
 
-/** Whether `candidate` gives the CenterNet outputs (pooled and grid) of `current` on probe images, and with `mobilenet` also its MobileNetV2 vector. */
-async function sameOutputs(current: string, candidate: string, mobilenet: boolean): Promise<boolean> {
-  const [a, b] = [await BackboneRunner.load(current), await BackboneRunner.load(candidate)];
+/** Whether `candidate` gives the CenterNet outputs (pooled and grid) of `current` on probe images, with `mobilenet` also its MobileNetV2 vector; with `requireMobilenet`, only if it has the branch. */
+async function sameOutputs(current: string, candidate: string, o: { mobilenet: boolean; requireMobilenet: boolean }): Promise<boolean> {
+  const a = await BackboneRunner.load(current);
+  let b: BackboneRunner | undefined;
   try {
+    b = await BackboneRunner.load(candidate);
+    // a member that reads MobileNetV2 must bring it: a candidate without the branch never matches
+    if (o.requireMobilenet && !b.hasMobilenet) return false;
+    const mobilenet = o.mobilenet;
     const images = await probeImages();
     const [fa, fb] = [await a.run(images), await b.run(images)];
     const close = (x: Float32Array | undefined, y: Float32Array | undefined) => !!x && !!y && x.length === y.length && x.every((v, i) => Math.abs(v - y[i]!) <= 1e-5 * (1 + Math.abs(v)));
     return fa.every((f, i) => close(f.pooled, fb[i]!.pooled) && close(f.grid, fb[i]!.grid) && (!mobilenet || close(f.mobilenet, fb[i]!.mobilenet)));
   } finally {
-    await Promise.all([a.dispose(), b.dispose()]);
+    await Promise.all([a.dispose(), b?.dispose()]);
   }
 }
 
@@ -76,11 +81,17 @@ function readPackManifest(dir: string, flag: string): StarterManifest {
 }
 
 /** The files of a member pack that its folder in the pack holds (no backbone, no cross-encoder). */
-function memberFiles(m: StarterManifest): string[] {
+function memberFiles(m: StarterManifest, dir: string): string[] {
   const files = ['vocab.json', 'text_model.onnx', 'image_head.onnx'];
   if (m.openVocabulary) files.push(m.openVocabulary.words, m.openVocabulary.table);
+  // files of the member's own folder: nothing outside it is copied
+  const outside = files.find((f) => typeof f !== 'string' || !FILE_NAME.test(f));
+  if (outside !== undefined) throw createError('MODEL_UNSUPPORTED', join(dir, 'manifest.json'), `openVocabulary names ${JSON.stringify(outside)}, not a file of the pack`);
   return files;
 }
+
+/** A file or folder name inside a pack (no path). */
+const FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 
 export async function packMembers(opts: PackMembersOptions): Promise<PackMembersResult> {
   const pack = resolve(opts.pack);
@@ -99,7 +110,7 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
     if (dir === pack) throw createError('BAD_ARGUMENT', '--add', `${m.spec} is the pack itself`);
     const mm = readPackManifest(dir, '--add');
     if (mm.ensemble) throw createError('BAD_ARGUMENT', '--add', `${m.spec} holds members of its own: add its packs one by one`);
-    for (const f of [...memberFiles(mm), 'backbone.onnx']) if (!existsSync(join(dir, f))) throw createError('FILE_NOT_FOUND', join(dir, f));
+    for (const f of [...memberFiles(mm, dir), 'backbone.onnx']) if (!existsSync(join(dir, f))) throw createError('FILE_NOT_FOUND', join(dir, f));
     return { folder: `member-${i + 1}`, dir, manifest: mm, weight: m.weight, features: mm.features ?? 'pooled' };
   });
   // each member must see the features it was trained on: the pack's backbone, or one with the pack's CenterNet outputs plus
@@ -107,10 +118,13 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
   let current = backbone;
   for (const m of members) {
     const theirs = join(m.dir, 'backbone.onnx');
-    if (sha256File(theirs) === sha256File(current)) continue;
     const wantsMobilenet = needsMobilenet(m.features);
-    if (!(await sameOutputs(current, theirs, wantsMobilenet && hasMobilenet))) {
-      throw createError('BAD_ARGUMENT', '--add', `${m.dir}'s backbone.onnx gives other ${wantsMobilenet && hasMobilenet ? 'CenterNet or MobileNetV2' : 'CenterNet'} features than ${current}: its model was trained on another backbone`);
+    if (sha256File(theirs) === sha256File(current)) {
+      if (wantsMobilenet && !hasMobilenet) throw createError('BAD_ARGUMENT', '--add', `${m.dir} reads ${m.features} features, and its backbone.onnx has no MobileNetV2 branch`);
+      continue;
+    }
+    if (!(await sameOutputs(current, theirs, { mobilenet: wantsMobilenet && hasMobilenet, requireMobilenet: wantsMobilenet }))) {
+      throw createError('BAD_ARGUMENT', '--add', `${m.dir}'s backbone.onnx gives other ${wantsMobilenet ? 'CenterNet or MobileNetV2' : 'CenterNet'} features than ${current}: its model was trained on another backbone`);
     }
     if (wantsMobilenet && !hasMobilenet) {
       backboneFrom = current = theirs;
@@ -120,17 +134,15 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
   if (backboneFrom) {
     await writeFileAtomic(backbone, readFileSync(backboneFrom));
   }
-  // a query bank was embedded by the model without these members: it goes (duo query-bank writes a new one)
+  // a query bank was embedded by the model without these members: it goes (duo query-bank writes a new one), once the new manifest no longer names it
   const staleBank = manifest.queryBank;
-  if (staleBank && /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(staleBank.file)) rmSync(join(pack, staleBank.file), { force: true });
-  // each member folder is written beside and renamed into place; folders of an earlier member list go
-  const previous = manifest.ensemble?.members.map((m) => m.folder) ?? [];
-  for (const folder of previous) if (/^[A-Za-z0-9_-]+$/.test(folder)) rmSync(join(pack, folder), { recursive: true, force: true });
+  // each member folder is written beside and renamed into place; folders of an earlier member list go once the manifest is written
+  const previous = (manifest.ensemble?.members ?? []).map((m) => m.folder).filter((f) => typeof f === 'string' && /^[A-Za-z0-9_-]+$/.test(f) && !members.some((m) => m.folder === f));
   for (const m of members) {
     const tmp = join(pack, `.${m.folder}.tmp`);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
-    for (const f of memberFiles(m.manifest)) copyFileSync(join(m.dir, f), join(tmp, f));
+    for (const f of memberFiles(m.manifest, m.dir)) copyFileSync(join(m.dir, f), join(tmp, f));
     // what the pack's model owns (its cross-encoder, backbone and query bank) is not the member's
     const { crossEncoder: _cross, backbone: _backbone, queryBank: _bank, ...own } = m.manifest;
     await writeFileAtomic(join(tmp, 'manifest.json'), `${JSON.stringify({ ...own, backbone: { shared: "the backbone.onnx of the pack this folder is in" } }, null, 2)}\n`);
@@ -158,5 +170,7 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
     };
   }
   await writeFileAtomic(join(pack, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);
+  for (const folder of previous) rmSync(join(pack, folder), { recursive: true, force: true });
+  if (staleBank && typeof staleBank.file === 'string' && FILE_NAME.test(staleBank.file)) rmSync(join(pack, staleBank.file), { force: true });
   return { pack, weight: opts.weight, backboneFrom, droppedQueryBank: Boolean(staleBank), members: members.map((m) => ({ folder: m.folder, from: m.dir, features: m.features, weight: m.weight })) };
 }

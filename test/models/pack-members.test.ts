@@ -123,7 +123,7 @@ describe('duo pack-members', () => {
     }
   });
 
-  it("the id names the members' weights and changes with them; a single pack's id is unchanged by an ensemble beside it", async () => {
+  it("the id names the members' weights and changes with them, and differs from the pack's own model's", async () => {
     const [ab, ab55] = [await packedAB(), await packedAB([0.5, 0.5])];
     const [e1, e2, single] = [await loadEncoder(ab), await loadEncoder(ab55), await loadEncoder(paths.packA)];
     try {
@@ -144,6 +144,21 @@ describe('duo pack-members', () => {
     await assert.rejects(packMembers({ pack, weight: 0.5, members: [{ spec: withMembers, weight: 0.5 }] }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('members of its own'));
     await assert.rejects(packMembers({ pack, weight: 0, members: [{ spec: paths.packB, weight: 0.5 }] }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('--weight'));
     await assert.rejects(packMembers({ pack, weight: 0.5, members: [{ spec: pack, weight: 0.5 }] }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('the pack itself'));
+  });
+
+  it('refuses a MobileNetV2 member whose backbone lacks the branch, and a member naming files outside its folder', async () => {
+    const pack = join(tempDir(), 'pack');
+    cpSync(paths.packA, pack, { recursive: true });
+    const broken = join(tempDir(), 'no-branch');
+    cpSync(paths.packB, broken, { recursive: true });
+    writeFileSync(join(broken, 'backbone.onnx'), tinyBackbone(false));
+    await assert.rejects(packMembers({ pack, weight: 0.5, members: [{ spec: broken, weight: 0.5 }] }), (e: DuoError) => e.code === 'BAD_ARGUMENT' && e.message.includes('no MobileNetV2 branch'));
+    const outside = join(tempDir(), 'outside');
+    cpSync(paths.packB, outside, { recursive: true });
+    const m = JSON.parse(readFileSync(join(outside, 'manifest.json'), 'utf8'));
+    writeFileSync(join(outside, 'manifest.json'), JSON.stringify({ ...m, openVocabulary: { words: '../../etc/words.json', table: 'open_vocab.bin' } }));
+    await assert.rejects(packMembers({ pack, weight: 0.5, members: [{ spec: outside, weight: 0.5 }] }), (e: DuoError) => e.code === 'MODEL_UNSUPPORTED' && e.message.includes('not a file of the pack'));
+    assert.equal(existsSync(join(pack, 'member-1')), false, 'nothing written');
   });
 
   it('a damaged ensemble entry is refused naming the field', async () => {

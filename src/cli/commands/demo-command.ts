@@ -11,6 +11,7 @@ import { loadReranker } from '../../models/load-reranker.js';
 import { openEngine } from '../../search/open-engine.js';
 import { formatTable, progressBar } from '../output.js';
 
+const DEMO_INDEX = 'runs/demo/dev.duo';
 const QUERIES = ['a black dog running in the snow', 'a child in a red shirt', 'people on a beach near blue water', 'a man riding a bike'];
 
 export function registerDemo(program: Command): void {
@@ -19,7 +20,7 @@ export function registerDemo(program: Command): void {
     .description('index the Flickr8k dev images with the default model, then answer a few example queries (both stages when the model has a cross-encoder)')
     .option('--data <dir>', 'Flickr8k folder', '../shared/datasets/flickr8k')
     .option('--split <name>', 'split whose images to index', 'dev')
-    .option('--index <path>', 'index folder', 'runs/demo/dev.duo')
+    .option('--index <path>', 'index folder', DEMO_INDEX)
     .option('--model <idOrDir>', 'model', defaultModelPath())
     .action(async (opts: { data: string; split: string; index: string; model: string }) => {
       if (!existsSync(opts.data)) throw createError('FILE_NOT_FOUND', resolve(opts.data));
@@ -35,8 +36,9 @@ export function registerDemo(program: Command): void {
       try {
         report = await build();
       } catch (error) {
-        // the demo's index is its own scratch: one left by an earlier default model (an upgrade) is built again, not an error
-        if (!(error instanceof DuoError && error.code === 'INDEX_MODEL_MISMATCH')) throw error;
+        // the demo's own index (the default --index) is scratch: one left by an earlier default model (an upgrade) is built
+        // again; an index named by --index is the user's, and is never deleted
+        if (!(error instanceof DuoError && error.code === 'INDEX_MODEL_MISMATCH' && resolve(opts.index) === resolve(DEMO_INDEX))) throw error;
         bar.stop();
         console.log(`${opts.index} was built with ${String(error.args[1])}, not ${encoder.id}: building it again`);
         rmSync(opts.index, { recursive: true, force: true });

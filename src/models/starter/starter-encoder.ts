@@ -83,7 +83,8 @@ export class StarterEncoder implements Encoder {
     this.dim = members.reduce((a, m) => a + m.dim, 0);
   }
 
-  static async load(source: ModelSource): Promise<StarterEncoder> {
+  /** `queryBank: false` loads the pack without its query bank (what rebuilding the bank needs: a damaged one must not stop it). */
+  static async load(source: ModelSource, options: { queryBank?: boolean } = {}): Promise<StarterEncoder> {
     requireFiles(source, STARTER_FILES);
     const dir = source.location;
     const manifest = await readManifest(dir);
@@ -101,19 +102,20 @@ export class StarterEncoder implements Encoder {
         }
         members.push(await loadMember(join(dir, part.folder), part.folder, manifests[i]!, kind, part.scale));
       }
-      bank = manifest.queryBank ? await loadQueryBank(dir, manifest.queryBank, members.reduce((a, m) => a + m.dim, 0)) : undefined;
+      const withBank = manifest.queryBank && options.queryBank !== false;
+      bank = withBank ? await loadQueryBank(dir, manifest.queryBank!, members.reduce((a, m) => a + m.dim, 0)) : undefined;
+      // the query bank decides the hubness stored with each item: an index built with another is another model's
+      const files = [...WEIGHT_FILES, ...parts.slice(1).flatMap((p) => MEMBER_WEIGHT_FILES.map((f) => `${p.folder}/${f}`)), ...(withBank ? [manifest.queryBank!.file] : [])];
+      let id = await contentId(source, files);
+      // the weights are in the manifest, which the hash leaves out: they change every vector, so they are part of the id (and so is β)
+      if (parts.length > 1) id += `[${parts.map((p) => Number((p.scale ** 2).toPrecision(4))).join(',')}]`;
+      if (bank) id += `+qb${bank.beta}`;
+      return new StarterEncoder(id, manifest, members, backbone, bank);
     } catch (error) {
       // nothing loaded so far outlives a failed load
       await Promise.all([backbone.dispose(), ...members.map((m) => releaseMember(m))]);
       throw error;
     }
-    // the query bank decides the hubness stored with each item: an index built with another is another model's
-    const files = [...WEIGHT_FILES, ...parts.slice(1).flatMap((p) => MEMBER_WEIGHT_FILES.map((f) => `${p.folder}/${f}`)), ...(manifest.queryBank ? [manifest.queryBank.file] : [])];
-    let id = await contentId(source, files);
-    // the weights are in the manifest, which the hash leaves out: they change every vector, so they are part of the id (and so is β)
-    if (parts.length > 1) id += `[${parts.map((p) => Number((p.scale ** 2).toPrecision(4))).join(',')}]`;
-    if (bank) id += `+qb${bank.beta}`;
-    return new StarterEncoder(id, manifest, members, backbone, bank);
   }
 
   /** The pack's members (one for a single model): folder, feature kind and weight. */
@@ -213,11 +215,16 @@ async function loadMember(dir: string, folder: string, manifest: StarterManifest
   const tokens = JSON.parse(await readFile(join(dir, 'vocab.json'), 'utf8')) as string[];
   const { vocab, textModel } = await textSide(dir, manifest, tokens);
   const opts = sessionOptions();
-  const [text, head] = await Promise.all([
+  const [text, head] = await Promise.allSettled([
     typeof textModel === 'string' ? ort.InferenceSession.create(textModel, opts) : ort.InferenceSession.create(textModel, opts),
     ort.InferenceSession.create(join(dir, 'image_head.onnx'), opts),
   ]);
-  return { folder, manifest, vocab, text, head, kind, dim: manifest.embedDim, scale };
+  if (text.status === 'rejected' || head.status === 'rejected') {
+    // the one that loaded is released: a damaged image head leaves no text session behind
+    await Promise.all([text, head].map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined)));
+    throw text.status === 'rejected' ? text.reason : (head as PromiseRejectedResult).reason;
+  }
+  return { folder, manifest, vocab, text: text.value, head: head.value, kind, dim: manifest.embedDim, scale };
 }
 
 async function releaseMember(m: Member): Promise<void> {
@@ -270,9 +277,8 @@ async function textSide(dir: string, manifest: StarterManifest, tokens: string[]
   }
   const ov = await loadOpenVocab(dir, open, wordDim);
   // a truncated or damaged file is MODEL_UNSUPPORTED naming it (readInitializersFile), and so is
-  // one that lacks a weight the graph needs or holds it in another shape (textModelOnnx)
+  // one that lacks a weight the graph needs or holds it in another shape (weightsOf, textModelOnnx)
   const weights = await readInitializersFile(path);
-  const params = weightsOf(weights);
   const config: DualEncoderConfig = {
     imageDim: 0,
     vocabSize,
@@ -284,7 +290,7 @@ async function textSide(dir: string, manifest: StarterManifest, tokens: string[]
   };
   let textModel: Uint8Array;
   try {
-    textModel = textModelOnnx(params, config, ov.table);
+    textModel = textModelOnnx(weightsOf(weights), config, ov.table);
   } catch (error) {
     throw createError('MODEL_UNSUPPORTED', path, (error as Error).message);
   }

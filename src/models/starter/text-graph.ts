@@ -79,7 +79,10 @@ export function weightsOf(initializers: Map<string, { dims: number[]; data: Floa
       params.set(name, t.data);
       continue;
     }
-    params.set(name, dequantizeInt8(t.data, initializers.get(`${name}${SCALES[axis]}`)!.data, t.dims[1]!, axis as 0 | 1));
+    const scales = initializers.get(`${name}${SCALES[axis]}`)!.data;
+    // a damaged file: an error naming the weight (textSide reports it as MODEL_UNSUPPORTED with the file), not NaN weights
+    if (t.dims.length !== 2 || scales.length !== t.dims[axis]) throw new Error(`int8 weight ${name} [${t.dims.join(', ')}] has ${scales.length} scales along axis ${axis}`);
+    params.set(name, dequantizeInt8(t.data, scales, t.dims[1]!, axis as 0 | 1));
   }
   return params;
 }

@@ -131,7 +131,14 @@ export async function packWordVectors(pack: string): Promise<{ tokens: string[];
   if (!manifest.text) throw createError('MODEL_UNSUPPORTED', pack, 'not a starter pack (no manifest.text)');
   const tokens = JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[];
   // weightsOf: a compact pack's word vectors are int8 rows and their scales
-  const embed = weightsOf(await readInitializersFile(join(pack, 'text_model.onnx'))).get('text.embed');
+  const file = join(pack, 'text_model.onnx');
+  const initializers = await readInitializersFile(file);
+  let embed: Float32Array | undefined;
+  try {
+    embed = weightsOf(initializers).get('text.embed');
+  } catch (error) {
+    throw createError('MODEL_UNSUPPORTED', file, (error as Error).message);
+  }
   if (!embed || embed.length !== tokens.length * manifest.text.wordDim) throw createError('MODEL_UNSUPPORTED', pack, 'text_model.onnx has no text.embed of vocab.json × wordDim');
   return { tokens, embed, wordDim: manifest.text.wordDim, manifest };
 }
