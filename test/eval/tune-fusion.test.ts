@@ -112,8 +112,16 @@ describe('duo tune-fusion', () => {
     assert.equal(r.code, 0, r.stderr);
     const sweep = JSON.parse(r.stdout) as TuneFusionResult;
     assert.deepEqual(sweep.guardK1, [2, 5]);
+    // the R@1 each row reports at a guard k1 is what `duo eval --mode hybrid` measures at that k1 and α
+    const evaluated = await duo(['eval', '--data', data, '--split', 'dev', '--model', pack, '--reranker', pack, '--mode', 'hybrid', '--k1', '2,5', '--fusion', 'weighted', '--alpha', '0,0.25,0.5,0.75,1', '--json']);
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    const configs = (JSON.parse(evaluated.stdout) as { configs: { k1: number; alpha: number; textToImage: { 'R@1': number }; imageToText: { 'R@1': number } }[] }).configs;
     for (const row of sweep.rows) {
       assert.deepEqual(Object.keys(row.guardR1!).map(Number), [2, 5]);
+      for (const k of [2, 5]) {
+        const c = configs.find((x) => x.k1 === k && x.alpha === row.alpha)!;
+        assert.equal(row.guardR1![k], c[row.direction]['R@1'], `${row.direction} α ${row.alpha} k1 ${k}`);
+      }
       const r1s = [row['R@1'], row.guardR1![2]!, row.guardR1![5]!];
       assert.equal(row.aboveStage1, r1s.every((x) => x > sweep.stage1[row.direction]['R@1']), `${row.direction} α ${row.alpha}`);
     }
