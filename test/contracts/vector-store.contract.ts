@@ -60,7 +60,14 @@ export function runVectorStoreContract(name: string, factory: StoreFactory): voi
           results[i]!.forEach((h, r) => assert.ok(Math.abs(h.score - expected[r]!.score) < 1e-5));
         }
       });
-      assert.equal(results[2]![0]!.id, 'item-17', 'a stored vector finds itself first');
+      if (recall === 1) assert.equal(results[2]![0]!.id, 'item-17', 'a stored vector finds itself first');
+      else {
+        // an approximate graph built on several threads may, rarely, leave one item out of a search (seen once under
+        // load): what it owes is the recall it promises, here over stored vectors finding themselves
+        const selves = await store.search(vectors.slice(0, 40), 1);
+        const own = selves.filter((hits, i) => hits[0]?.id === ids[i]).length;
+        assert.ok(own >= Math.ceil(40 * recall), `${own} of 40 stored vectors find themselves first`);
+      }
       await store.close();
     });
 
