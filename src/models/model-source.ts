@@ -88,3 +88,6 @@ export function explainLoadFailure(source: ModelSource, error: unknown): Error {
   }
   return createError('MODEL_UNSUPPORTED', source.location, message);
 }
+
+/** A file or folder name inside a model folder, as a manifest names one: no separator, no leading dot (so never `..`): nothing outside the folder is read, copied or removed. */
+export const isPackEntry = (name: unknown): name is string => typeof name === 'string' && /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name);

@@ -16,6 +16,7 @@
 import { join } from 'node:path';
 import { createError, DuoError } from '../errors.js';
 import { loadTensors } from './tensor-file.js';
+import { isPackEntry } from './model-source.js';
 
 /** The metadata key an indexed item's hubness is stored under. */
 export const HUBNESS_KEY = 'hubness';
@@ -84,7 +85,7 @@ export function correctedRow(scores: Float32Array, hubness: number[], lambda: nu
 export async function loadQueryBank(dir: string, entry: QueryBankManifest, dim: number): Promise<QueryBank> {
   const where = join(dir, 'manifest.json');
   // a file of the pack: nothing outside it is read
-  if (typeof entry.file !== 'string' || !/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(entry.file)) throw createError('MODEL_UNSUPPORTED', where, `queryBank.file must be a file name inside the pack, not ${JSON.stringify(entry.file)}`);
+  if (!isPackEntry(entry.file)) throw createError('MODEL_UNSUPPORTED', where, `queryBank.file must be a file name inside the pack, not ${JSON.stringify(entry.file)}`);
   const path = join(dir, entry.file);
   for (const key of ['texts', 'images'] as const) {
     if (!(Number.isInteger(entry[key]) && entry[key] > 0)) throw createError('MODEL_UNSUPPORTED', where, `queryBank.${key} is ${JSON.stringify(entry[key])}, not a count above 0`);

@@ -131,8 +131,6 @@ export function combineTerms(terms: QueryTerm[], vectors: Float32Array[]): Float
 }
 const zeroLatency = (): Latency => ({ encode: 0, stage1: 0, stage2: 0, fusion: 0, total: 0 });
 
-export { HUBNESS_POOL };
-
 /** An LRU bounded in bytes: each entry counts its value as `size` estimates it, and its key (a query with its options, a `where` filter among them: up to a whole request body) at 2 bytes a character. */
 function cache<V extends object>(bytes: number, size: (v: V) => number): LRUCache<string, V> | undefined {
   return bytes > 0 ? new LRUCache<string, V>({ maxSize: bytes, sizeCalculation: (v, key) => Math.max(1, size(v) + 2 * key.length) }) : undefined;

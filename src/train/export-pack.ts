@@ -16,6 +16,7 @@ import { encodeModel } from '../onnx/writer.js';
 import { headGraph, textModelOnnx, type WeightStorage } from '../models/starter/text-graph.js';
 import { imageHeadSpec, type DualEncoderConfig } from '../models/starter/head-spec.js';
 import { readRun } from './runs.js';
+import { isPackEntry } from '../models/model-source.js';
 
 export const PACK_FORMAT = 'duo-starter-pack';
 
@@ -116,7 +117,7 @@ export async function exportStarterPack(runDir: string, outDir: string, options:
   if (previous?.openVocabulary) for (const f of ['open_vocab.bin', 'open_vocab.json']) rmSync(join(outDir, f), { force: true });
   // so does a query bank the old model embedded (duo query-bank writes a new one)
   const bank = previous?.queryBank?.file;
-  if (typeof bank === 'string' && /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(bank)) rmSync(join(outDir, bank), { force: true });
+  if (isPackEntry(bank)) rmSync(join(outDir, bank), { force: true });
   // and members packed beside the old model (duo pack-members) were weighted against it: they go too
-  for (const m of previous?.ensemble?.members ?? []) if (typeof m.folder === 'string' && /^[A-Za-z0-9_-]+$/.test(m.folder)) rmSync(join(outDir, m.folder), { recursive: true, force: true });
+  for (const m of previous?.ensemble?.members ?? []) if (isPackEntry(m.folder)) rmSync(join(outDir, m.folder), { recursive: true, force: true });
 }

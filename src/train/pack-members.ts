@@ -16,6 +16,7 @@ import { BackboneRunner, needsMobilenet, type FeatureKind } from '../models/star
 import { BACKBONE_PACKAGE, MOBILENET_DIM, MOBILENET_PACKAGE, sha256File } from '../models/starter/backbone.js';
 import type { PackEnsemble, StarterManifest } from '../models/starter/starter-encoder.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { isPackEntry } from '../models/model-source.js';
 import { seeded } from '../util/random.js';
 import { PACK_FORMAT } from './export-pack.js';
 
@@ -85,13 +86,11 @@ function memberFiles(m: StarterManifest, dir: string): string[] {
   const files = ['vocab.json', 'text_model.onnx', 'image_head.onnx'];
   if (m.openVocabulary) files.push(m.openVocabulary.words, m.openVocabulary.table);
   // files of the member's own folder: nothing outside it is copied
-  const outside = files.find((f) => typeof f !== 'string' || !FILE_NAME.test(f));
+  const outside = files.find((f) => !isPackEntry(f));
   if (outside !== undefined) throw createError('MODEL_UNSUPPORTED', join(dir, 'manifest.json'), `openVocabulary names ${JSON.stringify(outside)}, not a file of the pack`);
   return files;
 }
 
-/** A file or folder name inside a pack (no path). */
-const FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 
 export async function packMembers(opts: PackMembersOptions): Promise<PackMembersResult> {
   const pack = resolve(opts.pack);
@@ -137,7 +136,7 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
   // a query bank was embedded by the model without these members: it goes (duo query-bank writes a new one), once the new manifest no longer names it
   const staleBank = manifest.queryBank;
   // each member folder is written beside and renamed into place; folders of an earlier member list go once the manifest is written
-  const previous = (manifest.ensemble?.members ?? []).map((m) => m.folder).filter((f) => typeof f === 'string' && /^[A-Za-z0-9_-]+$/.test(f) && !members.some((m) => m.folder === f));
+  const previous = (manifest.ensemble?.members ?? []).map((m) => m.folder).filter((f) => isPackEntry(f) && !members.some((m) => m.folder === f));
   for (const m of members) {
     const tmp = join(pack, `.${m.folder}.tmp`);
     rmSync(tmp, { recursive: true, force: true });
@@ -171,6 +170,6 @@ export async function packMembers(opts: PackMembersOptions): Promise<PackMembers
   }
   await writeFileAtomic(join(pack, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);
   for (const folder of previous) rmSync(join(pack, folder), { recursive: true, force: true });
-  if (staleBank && typeof staleBank.file === 'string' && FILE_NAME.test(staleBank.file)) rmSync(join(pack, staleBank.file), { force: true });
+  if (staleBank && isPackEntry(staleBank.file)) rmSync(join(pack, staleBank.file), { force: true });
   return { pack, weight: opts.weight, backboneFrom, droppedQueryBank: Boolean(staleBank), members: members.map((m) => ({ folder: m.folder, from: m.dir, features: m.features, weight: m.weight })) };
 }

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { loadImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
 import { inBatches, type EncodeOptions, type Encoder, type ImageInput, type TextCoverage } from '../encoder.js';
-import { contentId, requireFiles, type ModelSource } from '../model-source.js';
+import { contentId, isPackEntry, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, needsMobilenet, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
 import { Vocabulary } from './vocab.js';
 import { loadOpenVocab, type OpenVocabManifest } from './open-vocab.js';
@@ -205,7 +205,7 @@ function packParts(dir: string, manifest: StarterManifest): { folder: string; sc
   });
   members.forEach((m, i) => {
     // a member is a folder inside the pack: nothing outside it is read
-    if (typeof m.folder !== 'string' || !/^[A-Za-z0-9_-]+$/.test(m.folder)) throw createError('MODEL_UNSUPPORTED', where, `ensemble.members.${i}.folder must be a folder name inside the pack, not ${JSON.stringify(m.folder)}`);
+    if (!isPackEntry(m.folder)) throw createError('MODEL_UNSUPPORTED', where, `ensemble.members.${i}.folder must be a folder name inside the pack, not ${JSON.stringify(m.folder)}`);
   });
   const total = weights.reduce((a, w) => a + w, 0);
   return [{ folder: '.', scale: Math.sqrt(e.weight / total) }, ...members.map((m) => ({ folder: m.folder, scale: Math.sqrt(m.weight / total) }))];
