@@ -38,6 +38,26 @@ export function parseEnsembleSpec(spec: string): { spec: string; weight: number 
   return members.map((m) => ({ ...m, weight: m.weight / total }));
 }
 
+/**
+ * One item's vector from its members' vectors: each made unit length and scaled by its √weight
+ * (`scales`), side by side, and the whole unit length again. Members that do not normalise are
+ * made unit length first, so weights mean what they say; the last step restores unit length when
+ * a member returned a zero vector (a text none of whose words it knows). Shared by ensembles of
+ * packs and by a starter pack's members (starter-encoder.ts).
+ */
+export function weightedConcat(vectors: Float32Array[], scales: number[], dim: number): Float32Array {
+  const out = new Float32Array(dim);
+  let offset = 0;
+  vectors.forEach((v, j) => {
+    let norm = 0;
+    for (let k = 0; k < v.length; k++) norm += v[k]! * v[k]!;
+    const scale = scales[j]! / (Math.sqrt(norm) || 1);
+    for (let k = 0; k < v.length; k++) out[offset + k] = v[k]! * scale;
+    offset += v.length;
+  });
+  return l2normalize(out);
+}
+
 /** The spec that loads these members with these weights again (what an index records). */
 export const ensembleSpec = (members: { spec: string; weight: number }[]) => members.map((m) => `${m.spec}=${Number(m.weight.toPrecision(4))}`).join(',');
 
@@ -94,21 +114,7 @@ export class EnsembleEncoder implements Encoder {
   private async combine(run: (e: Encoder) => Promise<Float32Array[]>): Promise<Float32Array[]> {
     const parts: Float32Array[][] = [];
     for (const m of this.members) parts.push(await run(m.encoder));
-    return parts[0]!.map((_, i) => {
-      const out = new Float32Array(this.dim);
-      let offset = 0;
-      this.members.forEach((m, j) => {
-        const v = parts[j]![i]!;
-        let norm = 0;
-        for (let k = 0; k < v.length; k++) norm += v[k]! * v[k]!;
-        // members that do not normalise are made unit length first, so weights mean what they say
-        const scale = this.scales[j]! / (Math.sqrt(norm) || 1);
-        for (let k = 0; k < v.length; k++) out[offset + k] = v[k]! * scale;
-        offset += m.encoder.dim;
-      });
-      // unit length again when a member returned a zero vector (a text none of whose words it knows)
-      return l2normalize(out);
-    });
+    return parts[0]!.map((_, i) => weightedConcat(parts.map((p) => p[i]!), this.scales, this.dim));
   }
 
   async dispose(): Promise<void> {

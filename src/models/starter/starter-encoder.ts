@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadImage } from '../../data/image-loader.js';
 import { createError } from '../../errors.js';
+import { weightedConcat } from '../ensemble-encoder.js';
 import { inBatches, type EncodeOptions, type Encoder, type ImageInput, type TextCoverage } from '../encoder.js';
 import { contentId, isPackEntry, requireFiles, type ModelSource } from '../model-source.js';
 import { BackboneRunner, featureVector, needsMobilenet, type BackboneFeatures, type FeatureKind } from './backbone-runner.js';
@@ -164,19 +165,11 @@ export class StarterEncoder implements Encoder {
     await Promise.all([...this.members.map((m) => releaseMember(m)), this.backbone.dispose()]);
   }
 
-  /** Members' rows side by side, each scaled by its √weight; a single model's rows as they are. */
+  /** Members' rows side by side as an ensemble of packs puts them (weightedConcat); a single model's rows as they are. */
   private combine(parts: Float32Array[], n: number): Float32Array[] {
     if (this.members.length === 1) return rows(parts[0]!, n, this.dim);
-    return Array.from({ length: n }, (_, i) => {
-      const out = new Float32Array(this.dim);
-      let at = 0;
-      this.members.forEach((m, j) => {
-        const src = parts[j]!.subarray(i * m.dim, (i + 1) * m.dim);
-        for (let k = 0; k < m.dim; k++) out[at + k] = src[k]! * m.scale;
-        at += m.dim;
-      });
-      return out;
-    });
+    const scales = this.members.map((m) => m.scale);
+    return Array.from({ length: n }, (_, i) => weightedConcat(this.members.map((m, j) => parts[j]!.subarray(i * m.dim, (i + 1) * m.dim)), scales, this.dim));
   }
 }
 
