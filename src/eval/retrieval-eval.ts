@@ -7,6 +7,7 @@ import type { RetrievalDataset } from '../data/dataset.js';
 import { dot } from '../index/exact-index.js';
 import type { EncodeOptions, Encoder } from '../models/encoder.js';
 import { correctedRow, hubnessOf, HUBNESS_POOL } from '../models/query-bank.js';
+import { stackRows } from '../models/mat.js';
 import { firstRelevantRank, rankMetrics, recallSum, type RankMetrics } from './metrics.js';
 
 export interface RetrievalEvalResult {
@@ -29,12 +30,6 @@ export interface EvalOptions {
    * indexed, unexpanded: there they are the collection, not queries.
    */
   embedQueries?: (texts: string[], options: EncodeOptions) => Promise<Float32Array[]>;
-}
-
-function stack(rows: Float32Array[], dim: number): Float32Array {
-  const m = new Float32Array(rows.length * dim);
-  rows.forEach((r, i) => m.set(r, i * dim));
-  return m;
 }
 
 /** scores[i] = a_i · B for every row of `a`, handed to `visit` one row at a time (no n×m matrix). */
@@ -95,11 +90,11 @@ export function evaluateEmbeddings(
   captionImage.forEach((img, c) => captionsOf[img]!.push(c));
   const corrected = (scores: Float32Array, hub: number[] | undefined) => (hub ? correctedRow(scores, hub, hubness!.lambda, hubness!.pool) : scores);
   const t2i: number[] = [];
-  scoreRows(queryVectors, stack(imageVectors, dim), imageVectors.length, dim, (c, scores) =>
+  scoreRows(queryVectors, stackRows(imageVectors, dim), imageVectors.length, dim, (c, scores) =>
     t2i.push(firstRelevantRank(corrected(scores, hubness?.images), [captionImage[c]!])),
   );
   const i2t: number[] = [];
-  scoreRows(imageVectors, stack(textVectors, dim), textVectors.length, dim, (i, scores) =>
+  scoreRows(imageVectors, stackRows(textVectors, dim), textVectors.length, dim, (i, scores) =>
     i2t.push(firstRelevantRank(corrected(scores, hubness?.captions), captionsOf[i]!)),
   );
   return { textToImage: rankMetrics(t2i), imageToText: rankMetrics(i2t) };

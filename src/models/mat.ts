@@ -16,6 +16,13 @@ export interface Mat {
 
 export const mat = (rows: number, cols: number, data: Float32Array = new Float32Array(rows * cols)): Mat => ({ data, rows, cols });
 
+/** Vectors of `dim` as one row-major block (what Gemm, tensor files and banks take). */
+export function stackRows(rows: Float32Array[], dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => out.set(r, i * dim));
+  return out;
+}
+
 /** JS reference: op(A) is m×k, op(B) is k×n. */
 export function matmulJs(a: Mat, b: Mat, transA = false, transB = false): Mat {
   const m = transA ? a.cols : a.rows;

@@ -12,6 +12,7 @@ import { createError } from '../errors.js';
 import type { QueryBankManifest } from '../models/query-bank.js';
 import { StarterEncoder, type StarterManifest } from '../models/starter/starter-encoder.js';
 import { saveTensors } from '../models/tensor-file.js';
+import { stackRows } from '../models/mat.js';
 import { resolveModelSource } from '../models/model-source.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { seeded } from '../util/random.js';
@@ -54,12 +55,7 @@ export async function buildQueryBank(o: QueryBankOptions): Promise<QueryBankMani
   } finally {
     await encoder.dispose();
   }
-  const flat = (rows: Float32Array[]) => {
-    const out = new Float32Array(rows.length * encoder.dim);
-    rows.forEach((r, i) => out.set(r, i * encoder.dim));
-    return out;
-  };
-  await saveTensors(join(pack, QUERY_BANK_FILE), new Map([['texts', flat(texts)], ['images', flat(imageRows)]]), () => ({ q8: encoder.dim }));
+  await saveTensors(join(pack, QUERY_BANK_FILE), new Map([['texts', stackRows(texts, encoder.dim)], ['images', stackRows(imageRows, encoder.dim)]]), () => ({ q8: encoder.dim }));
   const entry: QueryBankManifest = {
     file: QUERY_BANK_FILE,
     texts: o.texts,

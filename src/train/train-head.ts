@@ -11,6 +11,7 @@ import { evaluateEmbeddings, rsum } from '../eval/retrieval-eval.js';
 import { encodeModel } from '../onnx/writer.js';
 import type { Encoder } from '../models/encoder.js';
 import { loadTensors, saveTensors, type Params } from '../models/tensor-file.js';
+import { stackRows } from '../models/mat.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { imageHeadSpec, textHeadSpec, type DualEncoderConfig, type HeadKind, type HeadSpec } from '../models/starter/head-spec.js';
 import { headGraph } from './export-pack.js';
@@ -52,11 +53,7 @@ async function embedSplit(opts: TrainHeadOptions, split: string): Promise<Featur
     images = t.get('images')!;
     texts = t.get('texts')!;
   } else {
-    const flat = (rows: Float32Array[]) => {
-      const out = new Float32Array(rows.length * opts.encoder.dim);
-      rows.forEach((r, i) => out.set(r, i * opts.encoder.dim));
-      return out;
-    };
+    const flat = (rows: Float32Array[]) => stackRows(rows, opts.encoder.dim);
     images = flat(await opts.encoder.encodeImages(ds.images.map((i) => i.source), { onProgress: (d, n) => opts.onProgress?.(`${split} images`, d, n) }));
     texts = flat(await opts.encoder.encodeTexts(ds.captions.map((c) => c.text), { onProgress: (d, n) => opts.onProgress?.(`${split} captions`, d, n) }));
     mkdirSync(join(path, '..'), { recursive: true });
