@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createError } from '../errors.js';
 import { ALPHA_TIE_RULE } from '../eval/metrics.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
-import type { CrossHead, Standardiser } from '../models/starter/cross-scoring.js';
+import { globalDim, type CrossConfig, type CrossHead, type GlobalKind, type Standardiser } from '../models/starter/cross-scoring.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { asStored, loadTensors, saveTensors, type Params, type Storage } from '../models/tensor-file.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -47,11 +47,11 @@ async function readHead(runDir: string): Promise<HeadSource> {
   const run = readRun(runDir);
   const state = run.summary ?? (existsSync(join(runDir, 'checkpoint.json')) ? (JSON.parse(readFileSync(join(runDir, 'checkpoint.json'), 'utf8')) as Record<string, unknown>) : undefined);
   if (!state || !existsSync(join(runDir, 'best.bin'))) throw createError('BAD_ARGUMENT', runDir, 'has no finished epoch (best.bin)');
-  const hyper = run.params.hyper as { dim: number; lambda: number };
+  const hyper = run.params.hyper as { dim: number; lambda: number; global?: GlobalKind };
   const params = await loadTensors(join(runDir, 'best.bin'));
   params.delete('logScale'); // a training-only temperature
   const tokens = JSON.parse(readFileSync(join(runDir, 'vocab.json'), 'utf8')) as string[];
-  const head: CrossHead = { config: { vocabSize: tokens.length, dim: hyper.dim, lambda: hyper.lambda }, params };
+  const head: CrossHead = { config: { vocabSize: tokens.length, dim: hyper.dim, lambda: hyper.lambda, ...(hyper.global ? { global: hyper.global } : {}) }, params };
   const std = await loadTensors(join(runDir, 'standardiser.bin'));
   const { biEncoderId } = run.params as { biEncoderId?: string };
   return { dir: run.dir, head, tokens, std, entry: { run: run.id, hyper: run.params.hyper, command: run.params.command, bestEpoch: state.bestEpoch as number, ...(biEncoderId ? { biEncoder: biEncoderId } : {}) } };
@@ -66,25 +66,41 @@ async function packHeads(pack: string): Promise<HeadSource[]> {
   const t = await loadTensors(join(pack, m.file));
   const std: Params = new Map([...t].filter(([k]) => k.startsWith('std.')).map(([k, v]) => [k.slice('std.'.length), v]));
   return m.heads.map((h, i) => {
-    const { dim, lambda, vocabSize, ...entry } = h as { dim: number; lambda: number; vocabSize: number };
+    const { dim, lambda, vocabSize, global, ...entry } = h as { dim: number; lambda: number; vocabSize: number; global?: GlobalKind };
     const params: Params = new Map([...t].filter(([k]) => k.startsWith(`h${i}.`)).map(([k, v]) => [k.slice(`h${i}.`.length), v]));
-    return { dir: `${pack}#h${i}`, head: { config: { vocabSize, dim, lambda }, params }, tokens: tokens.slice(0, vocabSize), std, entry };
+    return { dir: `${pack}#h${i}`, head: { config: { vocabSize, dim, lambda, ...(global ? { global } : {}) }, params }, tokens: tokens.slice(0, vocabSize), std, entry };
   });
 }
 
-/** The heads to export, the pack's first when kept, checked to share one vocabulary (`longest`'s) and one standardiser. */
-export async function collectHeads(opts: Pick<ExportCrossOptions, 'runDirs' | 'pack' | 'keepHeads'>): Promise<{ heads: HeadSource[]; longest: HeadSource }> {
+/**
+ * The heads to export, the pack's first when kept, checked to share one vocabulary (`longest`'s)
+ * and one standardiser (`std`: the widest, a head whose global region reads MobileNetV2 has the
+ * pooled vector's statistics first; the others must equal its start).
+ */
+export async function collectHeads(opts: Pick<ExportCrossOptions, 'runDirs' | 'pack' | 'keepHeads'>): Promise<{ heads: HeadSource[]; longest: HeadSource; std: Params }> {
   if (opts.runDirs.length === 0) throw createError('BAD_ARGUMENT', 'runs', 'name at least one cross-encoder run');
   const heads = [...(opts.keepHeads ? await packHeads(opts.pack) : []), ...(await Promise.all(opts.runDirs.map(readHead)))];
   const longest = heads.reduce((a, b) => (b.tokens.length > a.tokens.length ? b : a));
+  const widest = heads.reduce((a, b) => ((b.std.get('pooledMean')?.length ?? 0) > (a.std.get('pooledMean')?.length ?? 0) ? b : a));
   for (const h of heads) {
     if (h.tokens.some((t, i) => longest.tokens[i] !== t)) throw createError('BAD_ARGUMENT', h.dir, `its vocabulary is not a prefix of ${longest.dir}'s: the heads cannot share one`);
     for (const [k, v] of h.std) {
-      const ref = heads[0]!.std.get(k);
-      if (!ref || ref.some((x, i) => Math.abs(x - v[i]!) > 1e-5)) throw createError('BAD_ARGUMENT', h.dir, `standardiser ${k} differs from ${heads[0]!.dir}'s: the runs saw other features`);
+      const ref = widest.std.get(k);
+      if (!ref || v.length > ref.length || v.some((x, i) => Math.abs(x - ref[i]!) > 1e-5)) throw createError('BAD_ARGUMENT', h.dir, `standardiser ${k} differs from ${widest.dir}'s: the runs saw other features`);
     }
+    const width = h.head.params.get('global.W')!.length / h.head.config.dim;
+    if (width !== globalDim(h.head.config)) throw createError('BAD_ARGUMENT', h.dir, `its global.W has ${width} inputs, not the ${globalDim(h.head.config)} of global "${h.head.config.global ?? 'pooled'}"`);
   }
-  return { heads, longest };
+  return { heads, longest, std: widest.std };
+}
+
+/**
+ * How a pack stores a head's tensor: token tables as int8 rows (they are normalised before use),
+ * a global projection that reads MobileNetV2 as int8 rows too (2,352 inputs: 1.2 MB a head in
+ * float16, 0.6 MB so), the other weights as float16.
+ */
+export function storedAs(config: CrossConfig, name: string): Storage {
+  return name === 'tokens' || (name === 'global.W' && (config.global ?? 'pooled') !== 'pooled') ? { q8: config.dim } : 'f16';
 }
 
 export interface ExportCrossResult {
@@ -97,16 +113,15 @@ export interface ExportCrossResult {
 }
 
 export async function exportCross(opts: ExportCrossOptions): Promise<ExportCrossResult> {
-  const { heads, longest } = await collectHeads(opts);
-  const std = Object.fromEntries(heads[0]!.std) as unknown as Standardiser;
-  // the pack stores token tables as int8 rows (they are normalised before use) and weights as
-  // float16; dev measures the model as stored, not as trained
-  const storage = (i: number) => (name: string): Storage => (name === 'tokens' ? { q8: heads[i]!.head.config.dim } : 'f16');
+  const { heads, longest, std: stdParams } = await collectHeads(opts);
+  const std = Object.fromEntries(stdParams) as unknown as Standardiser;
+  // dev measures the model as stored, not as trained
+  const storage = (i: number) => (name: string): Storage => storedAs(heads[i]!.head.config, name);
   const stored = heads.map((h, i) => ({ config: h.head.config, params: new Map([...h.head.params].map(([k, v]) => [k, asStored(v, storage(i)(k))])) }));
   const dev = await prepareDev({ data: opts.data, pack: opts.pack, cacheDir: opts.cacheDir, evalK1: opts.evalK1 }, new Vocabulary(longest.tokens));
   const result = await evaluateCross(stored, std, dev);
 
-  const tensors: Params = new Map([...heads[0]!.std].map(([k, v]) => [`std.${k}`, v]));
+  const tensors: Params = new Map([...stdParams].map(([k, v]) => [`std.${k}`, v]));
   heads.forEach((h, i) => {
     for (const [k, v] of h.head.params) tensors.set(`h${i}.${k}`, v);
   });
@@ -121,8 +136,8 @@ export async function exportCross(opts: ExportCrossOptions): Promise<ExportCross
   const section: CrossManifest & Record<string, unknown> = {
     file: 'cross_encoder.bin',
     vocabulary: 'cross_vocab.json',
-    storage: 'token tables int8 per row, weights float16, standardiser float32',
-    regions: '4x4 grid cells + pooled vector, projected to each head\'s dim, unit length; stored fp16 beside an index by duo index --reranker',
+    storage: heads.some((h) => (h.head.config.global ?? 'pooled') !== 'pooled') ? 'token tables and MobileNetV2 global projections int8 per row, other weights float16, standardiser float32' : 'token tables int8 per row, weights float16, standardiser float32',
+    regions: '4x4 grid cells + a global vector (each head\'s `global`: pooled unless said), projected to each head\'s dim, unit length; stored fp16 beside an index by duo index --reranker',
     ...(opts.command ? { exportedBy: opts.command } : {}),
     score: heads.length > 1 ? 'mean of the heads\' attention scores' : 'attention score',
     heads: heads.map((h) => ({ ...h.head.config, ...h.entry })),

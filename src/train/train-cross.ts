@@ -15,8 +15,9 @@ import { chooseAlpha, rankMetrics, recallSum, type RankMetrics } from '../eval/m
 import { mat, matmul, normalizeRows, type Mat } from '../models/mat.js';
 import { attentionScores, type TokenRows } from '../models/starter/attention.js';
 import { BACKBONE_DIM } from '../models/starter/backbone.js';
-import { POOLED_DIM } from '../models/starter/backbone-runner.js';
-import { CELLS, crossScores, headRegions, regionInputs, regionRows, REGIONS, stackTokens, type CrossConfig, type CrossHead, type Standardiser } from '../models/starter/cross-scoring.js';
+import { BackboneRunner } from '../models/starter/backbone-runner.js';
+import { resolveModelSource } from '../models/model-source.js';
+import { CELLS, crossScores, headRegions, regionInputs, regionRows, REGIONS, stackTokens, type CrossConfig, type CrossHead, type GlobalKind, type RegionInputs, type Standardiser } from '../models/starter/cross-scoring.js';
 import { saveTensors, type Params } from '../models/tensor-file.js';
 import { fuse } from '../search/fusion.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
@@ -41,6 +42,8 @@ export interface TrainCrossOptions {
   lambda: number;
   /** also read adjacent word pairs seen this often in train captions as tokens (0: single words only) */
   pairMinCount: number;
+  /** the global region's input (default `pooled`; `pooled+mobilenet` needs a pack whose backbone has MobileNetV2) */
+  global?: GlobalKind;
   /** images per batch; every caption in it is scored against every image (in-batch negatives) */
   batchSize: number;
   /** share of a batch that is a bi-encoder hard negative of another image in it */
@@ -153,7 +156,7 @@ const colSums = (m: Mat) => {
 };
 
 /** Loss and gradients of one batch: image u matches caption u, every other image is a negative. */
-export async function batchStep(params: Params, config: CrossConfig, inputs: { cells: Float32Array; pooled: Float32Array }, captions: Int32Array[]) {
+export async function batchStep(params: Params, config: CrossConfig, inputs: RegionInputs, captions: Int32Array[]) {
   const raw = await regionRows(params, config.dim, inputs);
   const R = normalizeRows(raw);
   const tokRaw = stackTokens(params, config.dim, captions);
@@ -170,8 +173,9 @@ export async function batchStep(params: Params, config: CrossConfig, inputs: { c
     for (let k = 0; k < config.dim; k++) dTable[id * config.dim + k]! += dTokRaw.data[r * config.dim + k]!;
     r++;
   }
-  // raw rows = [cells · W_cell + b_cell (16 per image); pooled · W_global + b_global]
+  // raw rows = [cells · W_cell + b_cell (16 per image); global · W_global + b_global]
   const u = captions.length;
+  const width = inputs.pooled.length / u;
   const dCells = mat(u * CELLS, config.dim);
   const dGlobal = mat(u, config.dim);
   for (let i = 0; i < u; i++) {
@@ -182,7 +186,7 @@ export async function batchStep(params: Params, config: CrossConfig, inputs: { c
     ['tokens', dTable],
     ['cell.W', (await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), dCells, true)).data],
     ['cell.b', colSums(dCells)],
-    ['global.W', (await matmul(mat(u, POOLED_DIM, inputs.pooled), dGlobal, true)).data],
+    ['global.W', (await matmul(mat(u, width, inputs.pooled), dGlobal, true)).data],
     ['global.b', colSums(dGlobal)],
     ['logScale', Float32Array.from([dLogScale])],
   ]);
@@ -195,19 +199,27 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   if (!opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) throw createError('BAD_ARGUMENT', opts.runDir, 'already holds a run: pass --resume, or another --run name');
   const hardDirections = opts.hardDirections ?? ['textToImage'];
   const chooseOn = opts.chooseOn ?? ['textToImage'];
-  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, hardDirections: hardDirections.join(','), chooseOn: chooseOn.join(','), epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
+  const global = opts.global ?? 'pooled';
+  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, global, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, hardDirections: hardDirections.join(','), chooseOn: chooseOn.join(','), epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
   if (opts.resume && existsSync(join(opts.runDir, 'params.json'))) {
     // a resumed run must be the same run: another vocabulary or width would not even fit the checkpoint
     const saved = (JSON.parse(readFileSync(join(opts.runDir, 'params.json'), 'utf8')) as { hyper: Record<string, unknown> }).hyper;
     for (const [k, v] of Object.entries(hyper)) {
       // a run from before a key existed ran with that key's default
-      const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage' }[k];
+      const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage', global: 'pooled' }[k];
       if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', `--${k}`, `is ${v} but the run being resumed used ${String(was)}`);
     }
   }
+  if (global !== 'pooled') {
+    // checked before minutes of feature extraction and mining, not after
+    const runner = await BackboneRunner.load(join(resolveModelSource(opts.pack).location, 'backbone.onnx'));
+    const has = runner.hasMobilenet;
+    await runner.dispose();
+    if (!has) throw createError('BAD_ARGUMENT', '--global', `${global} needs a pack whose backbone has MobileNetV2 (${opts.pack}'s has not)`);
+  }
   const data = await prepare({ ...opts, hardDirections });
-  const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda };
-  const std = computeStandardiser(data.train.feats);
+  const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda, global };
+  const std = computeStandardiser(data.train.feats, global);
   let params = initCross(config, opts.seed);
   let adam: AdamWState = adamwInit(params);
   let state = { epoch: 0, best: -1, bestEpoch: 0, bad: 0, adamStep: 0 };

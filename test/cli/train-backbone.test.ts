@@ -1,6 +1,6 @@
-/** duo train --backbone is checked before any feature is extracted: a missing file, or one without the branch --features reads. */
+/** duo train --backbone and duo train-cross --global are checked before any feature is extracted: a missing file, or one without the branch the flag reads. */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main.js';
@@ -36,5 +36,24 @@ describe('duo train --backbone', () => {
     const r = await duo([...base, '--backbone', file, '--features', 'pooled+mobilenet']);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /--backbone.*no MobileNetV2 branch.*--features pooled\+mobilenet/);
+  });
+});
+
+describe('duo train-cross --global', () => {
+  const base = ['train-cross', '--data', join(tempDir(), 'no-data'), '--runs', tempDir(), '--run', 'r'];
+
+  it('an unknown kind is refused naming the flag and the kinds', async () => {
+    const r = await duo([...base, '--global', 'inception']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--global: unknown global input "inception" \(pooled, pooled\+mobilenet\)/);
+  });
+
+  it('MobileNetV2 global regions on a pack whose backbone has no MobileNetV2 are refused before any data is read', async () => {
+    const pack = join(tempDir(), 'pack');
+    mkdirSync(pack);
+    writeFileSync(join(pack, 'backbone.onnx'), tinyBackbone(false));
+    const r = await duo([...base, '--pack', pack, '--global', 'pooled+mobilenet']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--global: pooled\+mobilenet needs a pack whose backbone has MobileNetV2/);
   });
 });

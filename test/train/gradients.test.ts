@@ -8,6 +8,7 @@ import type { Params } from '../../src/models/tensor-file.js';
 import { gruBackward, gruForward, initGru } from '../../src/train/gru.js';
 import { initCross } from '../../src/train/cross-init.js';
 import { batchStep } from '../../src/train/train-cross.js';
+import { globalDim } from '../../src/models/starter/cross-scoring.js';
 
 function batch(config: DualEncoderConfig, B: number, seed: number) {
   const rand = seeded(seed);
@@ -123,13 +124,13 @@ describe('matmul', () => {
 });
 
 describe('cross-encoder training step gradients', () => {
-  it('match finite differences for tokens, both projections and the temperature', async () => {
-    const config = { vocabSize: 6, dim: 4, lambda: 3 };
+  for (const global of ['pooled', 'pooled+mobilenet'] as const) it(`match finite differences for tokens, both projections and the temperature (global region from ${global})`, async () => {
+    const config = { vocabSize: 6, dim: 4, lambda: 3, global };
     const params = initCross(config, 2);
     params.get('logScale')![0] = 1; // a soft softmax, so differences are informative
     const rand = seeded(8);
     const u = 3;
-    const inputs = { cells: Float32Array.from({ length: u * 16 * 480 }, () => rand() * 2 - 1), pooled: Float32Array.from({ length: u * 560 }, () => rand() * 2 - 1) };
+    const inputs = { cells: Float32Array.from({ length: u * 16 * 480 }, () => rand() * 2 - 1), pooled: Float32Array.from({ length: u * globalDim(config) }, () => rand() * 2 - 1) };
     const captions = [Int32Array.from([1, 2]), Int32Array.from([3]), Int32Array.from([4, 5, 4])];
     const { grads } = await batchStep(params, config, inputs, captions);
     const eps = 1e-3;

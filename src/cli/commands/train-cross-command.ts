@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createError } from '../../errors.js';
+import { GLOBAL_KINDS, type GlobalKind } from '../../models/starter/cross-scoring.js';
 import { HARD_DIRECTIONS, type HardDirection } from '../../train/cross-data.js';
 import { exportCross } from '../../train/export-cross.js';
 import { trainCross } from '../../train/train-cross.js';
@@ -18,6 +19,11 @@ function directionList(flag: string) {
   };
 }
 
+function globalKind(value: string): GlobalKind {
+  if (!GLOBAL_KINDS.includes(value as GlobalKind)) throw createError('BAD_ARGUMENT', '--global', `unknown global input "${value}" (${GLOBAL_KINDS.join(', ')})`);
+  return value as GlobalKind;
+}
+
 export function registerTrainCross(program: Command): void {
   const command = program
     .command('train-cross')
@@ -30,6 +36,7 @@ export function registerTrainCross(program: Command): void {
     .option('--dim <n>', 'token and region size', positiveInt('--dim'), 256)
     .option('--lambda <x>', 'attention sharpness (on cosines)', positiveNumber('--lambda'), 9)
     .option('--pairs <n>', 'also read adjacent word pairs seen at least N times in train captions as tokens (0: words only)', nonNegativeInt('--pairs'), 10)
+    .option('--global <kind>', `what each image's global region is projected from: ${GLOBAL_KINDS.join(' or ')} (MobileNetV2's pooled vector beside CenterNet's; needs a pack whose backbone has it)`, globalKind, 'pooled')
     .option('--batch-size <n>', 'images per batch (each with one caption; all others are its negatives)', positiveInt('--batch-size'), 256)
     .option('--hard <x>', 'share of a batch that is a bi-encoder hard negative of another image in it (0–1)', fraction('--hard'), 0.5)
     .option('--hard-pool <n>', "hard negatives come from the bi-encoder's top N wrong images for a caption", positiveInt('--hard-pool'), 20)
@@ -56,6 +63,7 @@ export function registerTrainCross(program: Command): void {
         dim: Number(o.dim),
         lambda: Number(o.lambda),
         pairMinCount: Number(o.pairs),
+        global: o.global as GlobalKind,
         batchSize: Number(o.batchSize),
         hard: Number(o.hard),
         hardPool: Number(o.hardPool),

@@ -1,6 +1,7 @@
 /**
  * The starter cross-encoder's forward pass: its image side (standardised grid cells and the
- * pooled vector projected to unit d-dim regions, 17 per image: 4×4 cells + 1 global), unit
+ * pooled vector projected to unit d-dim regions, 17 per image: 4×4 cells + 1 global; a head's
+ * global region can also read MobileNetV2's pooled vector, `global: 'pooled+mobilenet'`), unit
  * token vectors, so attention logits are cosines, and the scores of its heads. Regions are what
  * an index stores for stage 2, so reranking never runs the backbone again. Training
  * (src/train/train-cross.ts) runs the same functions and adds the backward pass.
@@ -9,15 +10,35 @@ import { mat, matmul, normalizeRows, type Mat } from '../mat.js';
 import type { Params } from '../tensor-file.js';
 import { attentionScoresOnly, type TokenRows } from './attention.js';
 import { BACKBONE_DIM, GRID } from './backbone.js';
-import { POOLED_DIM, type BackboneFeatures } from './backbone-runner.js';
+import { featureDim, featureVector, type BackboneFeatures } from './backbone-runner.js';
 
 export const CELLS = GRID * GRID;
 export const REGIONS = CELLS + 1;
+
+/** What a head's global region is projected from: CenterNet's pooled vector, or it and MobileNetV2's side by side. */
+export type GlobalKind = 'pooled' | 'pooled+mobilenet';
+export const GLOBAL_KINDS: readonly GlobalKind[] = ['pooled', 'pooled+mobilenet'];
 
 export interface CrossConfig {
   vocabSize: number;
   dim: number;
   lambda: number;
+  /** the global region's input (default `pooled`) */
+  global?: GlobalKind;
+}
+
+/** Width of a head's global input. */
+export const globalDim = (config: Pick<CrossConfig, 'global'>): number => featureDim(config.global ?? 'pooled');
+
+/**
+ * The global kind a standardiser was computed for, from its width. Heads whose global inputs
+ * differ share one standardiser, the widest one: the pooled vector comes first in both kinds
+ * and its statistics are the same train images', so a `pooled` head reads the first 560 of it.
+ */
+export function globalKindOf(s: Standardiser): GlobalKind {
+  const kind = GLOBAL_KINDS.find((k) => featureDim(k) === s.pooledMean.length);
+  if (!kind) throw new Error(`a cross-encoder standardiser of ${s.pooledMean.length} global inputs (${GLOBAL_KINDS.map((k) => `${k}: ${featureDim(k)}`).join(', ')})`);
+  return kind;
 }
 
 export interface Standardiser {
@@ -27,26 +48,46 @@ export interface Standardiser {
   pooledStd: Float32Array;
 }
 
-/** Raw inputs of the region projection for a set of images: cells (U·16 × 480) and pooled (U × 560), standardised. */
-export function regionInputs(features: BackboneFeatures[], s: Standardiser): { cells: Float32Array; pooled: Float32Array } {
+/** The region projection's inputs: standardised cells (U·16 × 480) and global vectors (U × width, the standardiser's). */
+export interface RegionInputs {
+  cells: Float32Array;
+  pooled: Float32Array;
+}
+
+/** Raw inputs of the region projection for a set of images: cells (U·16 × 480) and global vectors (U × the standardiser's width), standardised. */
+export function regionInputs(features: BackboneFeatures[], s: Standardiser): RegionInputs {
+  const kind = globalKindOf(s);
+  const width = s.pooledMean.length;
   const cells = new Float32Array(features.length * CELLS * BACKBONE_DIM);
-  const pooled = new Float32Array(features.length * POOLED_DIM);
+  const pooled = new Float32Array(features.length * width);
   features.forEach((f, u) => {
     // grid is channel-major (480 × 16): cell k's vector is grid[c·16 + k] over c
     for (let k = 0; k < CELLS; k++) {
       const o = (u * CELLS + k) * BACKBONE_DIM;
       for (let c = 0; c < BACKBONE_DIM; c++) cells[o + c] = (f.grid[c * CELLS + k]! - s.cellMean[c]!) / s.cellStd[c]!;
     }
-    for (let j = 0; j < POOLED_DIM; j++) pooled[u * POOLED_DIM + j] = (f.pooled[j]! - s.pooledMean[j]!) / s.pooledStd[j]!;
+    const g = featureVector(f, kind);
+    for (let j = 0; j < width; j++) pooled[u * width + j] = (g[j]! - s.pooledMean[j]!) / s.pooledStd[j]!;
   });
   return { cells, pooled };
 }
 
-/** Projected regions of the images stacked REGIONS rows each (16 cells, then the pooled vector), not yet unit length. */
-export async function regionRows(params: Params, dim: number, inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Mat> {
-  const u = inputs.pooled.length / POOLED_DIM;
+/** The first `width` columns of each of `u` rows of `inputs.pooled`: a head's global input when the shared standardiser is wider. */
+export function globalInputs(inputs: RegionInputs, u: number, width: number): Float32Array {
+  const have = u > 0 ? inputs.pooled.length / u : width;
+  if (have === width) return inputs.pooled;
+  if (have < width) throw new Error(`a head reads ${width} global inputs but the standardiser gives ${have}`);
+  const out = new Float32Array(u * width);
+  for (let i = 0; i < u; i++) out.set(inputs.pooled.subarray(i * have, i * have + width), i * width);
+  return out;
+}
+
+/** Projected regions of the images stacked REGIONS rows each (16 cells, then the global vector), not yet unit length. */
+export async function regionRows(params: Params, dim: number, inputs: RegionInputs): Promise<Mat> {
+  const u = inputs.cells.length / (CELLS * BACKBONE_DIM);
+  const width = params.get('global.W')!.length / dim;
   const rc = await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), mat(BACKBONE_DIM, dim, params.get('cell.W')!));
-  const rg = await matmul(mat(u, POOLED_DIM, inputs.pooled), mat(POOLED_DIM, dim, params.get('global.W')!));
+  const rg = await matmul(mat(u, width, globalInputs(inputs, u, width)), mat(width, dim, params.get('global.W')!));
   const cb = params.get('cell.b')!;
   const gb = params.get('global.b')!;
   const out = mat(u * REGIONS, dim);
@@ -58,7 +99,7 @@ export async function regionRows(params: Params, dim: number, inputs: { cells: F
 }
 
 /** Unit-length regions per image (REGIONS × dim each): what the index stores for stage 2. */
-export async function projectRegions(params: Params, dim: number, inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Float32Array[]> {
+export async function projectRegions(params: Params, dim: number, inputs: RegionInputs): Promise<Float32Array[]> {
   const { y } = normalizeRows(await regionRows(params, dim, inputs));
   const size = REGIONS * dim;
   return Array.from({ length: y.rows / REGIONS }, (_, i) => y.data.slice(i * size, (i + 1) * size));
@@ -98,7 +139,7 @@ export interface CrossHead {
 }
 
 /** Every head's unit regions per image, head after head: what the index stores (REGIONS × Σ dim). */
-export async function headRegions(heads: CrossHead[], inputs: { cells: Float32Array; pooled: Float32Array }): Promise<Float32Array[]> {
+export async function headRegions(heads: CrossHead[], inputs: RegionInputs): Promise<Float32Array[]> {
   const perHead = await Promise.all(heads.map((h) => projectRegions(h.params, h.config.dim, inputs)));
   const size = REGIONS * heads.reduce((n, h) => n + h.config.dim, 0);
   return perHead[0]!.map((_, i) => {

@@ -14,8 +14,8 @@ import type { ImageInput } from '../encoder.js';
 import { contentId, requireFiles, resolveModelSource } from '../model-source.js';
 import { guardedBatches, type CrossEncoder, type RerankCandidate, type RerankOptions, type RerankDirection, type RerankQuery, type RerankResult } from '../reranker.js';
 import { loadTensors, type Params } from '../tensor-file.js';
-import { BackboneRunner } from './backbone-runner.js';
-import { crossScores, headRegions, regionInputs, StackBuffers, type CrossHead, type Standardiser } from './cross-scoring.js';
+import { BackboneRunner, needsMobilenet } from './backbone-runner.js';
+import { crossScores, GLOBAL_KINDS, globalDim, globalKindOf, headRegions, regionInputs, StackBuffers, type CrossConfig, type CrossHead, type GlobalKind, type Standardiser } from './cross-scoring.js';
 import { Vocabulary } from './vocab.js';
 
 /** cross_vocab.json: the bi-encoder's words plus the word pairs the cross-encoder reads as tokens */
@@ -24,8 +24,8 @@ export const CROSS_FILES = ['manifest.json', 'cross_vocab.json', 'backbone.onnx'
 export interface CrossManifest {
   file: string;
   vocabulary: string;
-  /** one entry per head, in the order of their tensors (`h0.`, `h1.`, …) in cross_encoder.bin */
-  heads: { dim: number; lambda: number; vocabSize: number }[];
+  /** one entry per head, in the order of their tensors (`h0.`, `h1.`, …) in cross_encoder.bin; `global` absent: pooled */
+  heads: { dim: number; lambda: number; vocabSize: number; global?: GlobalKind }[];
   /**
    * the weighted-fusion α the engine defaults to with this model: `alpha` for text queries ranking
    * images, `alphaImageToText` (when present, else `alpha`) for image queries ranking captions;
@@ -75,15 +75,30 @@ export class StarterCrossEncoder implements CrossEncoder {
     const vocab = new Vocabulary(JSON.parse(await readFile(join(source.location, 'cross_vocab.json'), 'utf8')) as string[]);
     const t = await loadTensors(join(source.location, 'cross_encoder.bin'));
     const std: Standardiser = { cellMean: t.get('std.cellMean')!, cellStd: t.get('std.cellStd')!, pooledMean: t.get('std.pooledMean')!, pooledStd: t.get('std.pooledStd')! };
+    const binFile = join(source.location, 'cross_encoder.bin');
+    const widths = GLOBAL_KINDS.map((k) => globalDim({ global: k }));
+    if (Object.values(std).some((v) => v === undefined) || !widths.includes(std.pooledMean.length) || std.pooledStd.length !== std.pooledMean.length) {
+      throw createError('MODEL_UNSUPPORTED', binFile, `its standardiser (std.cellMean, std.cellStd, std.pooledMean, std.pooledStd) is missing or not ${widths.join(' or ')} global inputs wide`);
+    }
     const heads = m.heads.map((h, i) => {
       const params: Params = new Map([...t].filter(([k]) => k.startsWith(`h${i}.`)).map(([k, v]) => [k.slice(`h${i}.`.length), v]));
       const tokens = params.get('tokens');
       if (!tokens || tokens.length !== h.vocabSize * h.dim || h.vocabSize > vocab.size) {
-        throw createError('MODEL_UNSUPPORTED', join(source.location, 'cross_encoder.bin'), `head ${i} does not match its manifest entry (${h.vocabSize} tokens × ${h.dim}) or cross_vocab.json (${vocab.size})`);
+        throw createError('MODEL_UNSUPPORTED', binFile, `head ${i} does not match its manifest entry (${h.vocabSize} tokens × ${h.dim}) or cross_vocab.json (${vocab.size})`);
       }
-      return { config: { vocabSize: h.vocabSize, dim: h.dim, lambda: h.lambda }, params };
+      if (h.global !== undefined && !GLOBAL_KINDS.includes(h.global)) throw createError('MODEL_UNSUPPORTED', join(source.location, 'manifest.json'), `crossEncoder.heads[${i}].global must be one of ${GLOBAL_KINDS.join(', ')}, got ${JSON.stringify(h.global)}`);
+      const config: CrossConfig = { vocabSize: h.vocabSize, dim: h.dim, lambda: h.lambda, ...(h.global ? { global: h.global } : {}) };
+      const width = globalDim(config);
+      if (params.get('global.W')?.length !== width * h.dim || width > std.pooledMean.length) {
+        throw createError('MODEL_UNSUPPORTED', binFile, `head ${i}'s global projection does not read the ${width} inputs of global "${config.global ?? 'pooled'}" (standardiser: ${std.pooledMean.length})`);
+      }
+      return { config, params };
     });
     const backbone = await BackboneRunner.load(join(source.location, 'backbone.onnx'));
+    if (needsMobilenet(globalKindOf(std)) && !backbone.hasMobilenet) {
+      await backbone.dispose();
+      throw createError('MODEL_UNSUPPORTED', join(source.location, 'backbone.onnx'), 'the cross-encoder reads MobileNetV2 features but this backbone has no MobileNetV2 branch');
+    }
     // the id is the weights' content, not manifest.json's: the fusion α (there) is not part of the
     // model's id, on purpose, so re-choosing it (duo tune-fusion) keeps the indexes that recorded
     // this cross-encoder valid
