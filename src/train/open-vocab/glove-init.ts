@@ -8,7 +8,8 @@ import { initDualEncoder } from '../dual-encoder.js';
 import { seeded } from '../../util/random.js';
 import { readGlove, winkVectorsPath } from './glove-reader.js';
 
-export async function gloveInitialEmbed(tokens: string[], wordDim: number, seed: number): Promise<{ embed: Float32Array; found: number }> {
+/** `hit[id]`: whether token id's row came from GloVe. */
+export async function gloveInitialEmbed(tokens: string[], wordDim: number, seed: number): Promise<{ embed: Float32Array; found: number; hit: boolean[] }> {
   const embed = initDualEncoder({ imageDim: 1, vocabSize: tokens.length, wordDim, embedDim: 1, head: 'linear', hidden: 0 }, seed).params.get('text.embed')!;
   const wanted = new Set(tokens);
   const glove = await readGlove(winkVectorsPath(), (w) => wanted.has(w));
@@ -16,14 +17,16 @@ export async function gloveInitialEmbed(tokens: string[], wordDim: number, seed:
   const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
   const P = Float32Array.from({ length: glove.dim * wordDim }, gauss);
   let found = 0;
+  const hit = tokens.map(() => false);
   tokens.forEach((w, id) => {
     const g = glove.rows.get(w)?.vector;
     if (!g) return;
     found++;
+    hit[id] = true;
     const row = new Float32Array(wordDim);
     for (let j = 0; j < glove.dim; j++) for (let k = 0; k < wordDim; k++) row[k]! += g[j]! * P[j * wordDim + k]!;
     const n = Math.hypot(...row) || 1;
     embed.set(row.map((v) => v / n), id * wordDim);
   });
-  return { embed, found };
+  return { embed, found, hit };
 }
