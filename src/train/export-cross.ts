@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
 import { ALPHA_TIE_RULE } from '../eval/metrics.js';
+import { needsMobilenet } from '../models/starter/backbone-runner.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
 import { globalDim, type CrossConfig, type CrossHead, type GlobalKind, type Standardiser } from '../models/starter/cross-scoring.js';
 import { Vocabulary } from '../models/starter/vocab.js';
@@ -100,7 +101,7 @@ export async function collectHeads(opts: Pick<ExportCrossOptions, 'runDirs' | 'p
  * float16, 0.6 MB so), the other weights as float16.
  */
 export function storedAs(config: CrossConfig, name: string): Storage {
-  return name === 'tokens' || (name === 'global.W' && (config.global ?? 'pooled') !== 'pooled') ? { q8: config.dim } : 'f16';
+  return name === 'tokens' || (name === 'global.W' && needsMobilenet(config.global ?? 'pooled')) ? { q8: config.dim } : 'f16';
 }
 
 export interface ExportCrossResult {
@@ -136,7 +137,7 @@ export async function exportCross(opts: ExportCrossOptions): Promise<ExportCross
   const section: CrossManifest & Record<string, unknown> = {
     file: 'cross_encoder.bin',
     vocabulary: 'cross_vocab.json',
-    storage: heads.some((h) => (h.head.config.global ?? 'pooled') !== 'pooled') ? 'token tables and MobileNetV2 global projections int8 per row, other weights float16, standardiser float32' : 'token tables int8 per row, weights float16, standardiser float32',
+    storage: heads.some((h) => needsMobilenet(h.head.config.global ?? 'pooled')) ? 'token tables and MobileNetV2 global projections int8 per row, other weights float16, standardiser float32' : 'token tables int8 per row, weights float16, standardiser float32',
     regions: '4x4 grid cells + a global vector (each head\'s `global`: pooled unless said), projected to each head\'s dim, unit length; stored fp16 beside an index by duo index --reranker',
     ...(opts.command ? { exportedBy: opts.command } : {}),
     score: heads.length > 1 ? 'mean of the heads\' attention scores' : 'attention score',
