@@ -406,6 +406,13 @@ export class FolderStore implements VectorStore {
     });
   }
 
+  async metadataOf(ids: string[]): Promise<(Metadata | undefined)[]> {
+    this.assertOpen();
+    // held as get() decides it, from the in-memory id maps: no segment row is read
+    const held = (id: string) => (this.exact ? this.exact.has(id) : this.hnsw!.has(id));
+    return ids.map((id) => (held(id) ? (this.metadata.get(id) ?? {}) : undefined));
+  }
+
   async *list(): AsyncIterable<{ id: string; metadata: Metadata }> {
     this.assertOpen();
     for (const [id, metadata] of [...this.metadata]) yield { id, metadata };

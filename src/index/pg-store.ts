@@ -261,6 +261,13 @@ export class PgStore implements VectorStore {
     });
   }
 
+  async metadataOf(ids: string[]): Promise<(Metadata | undefined)[]> {
+    this.assertOpen();
+    const { rows } = await this.query<{ id: string; metadata: Metadata }>(`SELECT id, metadata FROM ${this.t} WHERE id = ANY($1::text[])`, [ids]);
+    const byId = new Map(rows.map((r) => [r.id, r.metadata]));
+    return ids.map((id) => byId.get(id));
+  }
+
   async *list(): AsyncIterable<{ id: string; metadata: Metadata }> {
     this.assertOpen();
     for (let after: string | null = null; ; ) {

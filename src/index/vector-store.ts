@@ -70,6 +70,12 @@ export interface VectorStore {
   remove(ids: string[]): Promise<number>;
   /** one entry per id, in order; undefined where the id is not held */
   get(ids: string[]): Promise<(StoredItem | undefined)[]>;
+  /**
+   * each id's metadata, in order (undefined where the id is not held), without its vector: what
+   * the engine reads for every candidate (a search's top 200 for the hubness correction), so a
+   * store whose vectors live on disk reads no vector rows for it
+   */
+  metadataOf(ids: string[]): Promise<(Metadata | undefined)[]>;
   /** every id with its metadata (no vectors), for incremental indexing */
   list(): AsyncIterable<{ id: string; metadata: Metadata }>;
   /** one ranked list per query, best first (ties: insertion order), at most k each */

@@ -15,7 +15,7 @@ import { LRUCache } from 'lru-cache';
 import { loadImage } from '../data/image-loader.js';
 import { createError, DuoError } from '../errors.js';
 import type { Metadata } from '../index/filter.js';
-import type { StoredItem, StoreInfo, VectorStore } from '../index/vector-store.js';
+import type { StoreInfo, VectorStore } from '../index/vector-store.js';
 import { correctedScores, HUBNESS_KEY, HUBNESS_POOL } from '../models/query-bank.js';
 import type { Encoder, ImageInput } from '../models/encoder.js';
 import type { CrossEncoder, RerankCandidate, RerankDirection, RerankQuery } from '../models/reranker.js';
@@ -356,26 +356,40 @@ export class SearchEngine {
     decoded: Query | undefined,
     signal: AbortSignal | undefined,
   ): Promise<EngineResponse> {
-    // an item removed between the two reads (a writer in another process) drops out of the list
-    const fetched = await this.store.get(hits.map((h) => h.id));
-    const kept = hits.map((_, i) => i).filter((i) => fetched[i]);
+    // every candidate's metadata (its hubness, a caption's text, what a result shows), not its
+    // vector: the correction reads the store's top 200, and an index on disk would read 200
+    // vector rows for it. An item removed between the two reads (a writer in another process)
+    // drops out of the list.
+    const read = await this.store.metadataOf(hits.map((h) => h.id));
+    const kept = hits.map((_, i) => i).filter((i) => read[i]);
     if (kept.length < hits.length) hits = kept.map((i) => hits[i]!);
-    let items = kept.length < fetched.length ? kept.map((i) => fetched[i]!) : (fetched as StoredItem[]);
+    let metadata = kept.map((i) => read[i]!);
     const lambda = this.hubnessLambda(query);
     if (lambda > 0) {
       // stage 1's order is cosine less λ·hubness (query-bank.ts), over all the store returned (HUBNESS_POOL or more)
-      const hub = items.map((it) => (typeof it.metadata[HUBNESS_KEY] === 'number' ? (it.metadata[HUBNESS_KEY] as number) : undefined));
+      const hub = metadata.map((m) => (typeof m[HUBNESS_KEY] === 'number' ? (m[HUBNESS_KEY] as number) : undefined));
       const corrected = correctedScores(hits.map((h) => h.score), hub, lambda);
       const order = hits.map((_, i) => i).sort((a, b) => corrected[b]! - corrected[a]! || a - b);
       hits = order.map((i) => ({ id: hits[i]!.id, score: corrected[i]! }));
-      items = order.map((i) => items[i]!);
+      metadata = order.map((i) => metadata[i]!);
     }
     // what stage 2 and MMR choose from (k1) or what stage 1 returns: the store may have returned more, for the correction
     // (of this query, or of another in its batch)
     const keep = o.mode === 'hybrid' || o.mmr < 1 ? Math.max(o.k1, o.offset + o.k) : o.offset + o.k;
     if (hits.length > keep) {
       hits = hits.slice(0, keep);
-      items = items.slice(0, keep);
+      metadata = metadata.slice(0, keep);
+    }
+    // MMR compares candidates with each other: their vectors are read for the k1 it chooses from, and only for it
+    let vectors: Float32Array[] | undefined;
+    if (o.mmr < 1) {
+      const items = await this.store.get(hits.map((h) => h.id));
+      const still = hits.map((_, i) => i).filter((i) => items[i]);
+      if (still.length < hits.length) {
+        hits = still.map((i) => hits[i]!);
+        metadata = still.map((i) => metadata[i]!);
+      }
+      vectors = still.map((i) => items[i]!.vector);
     }
     let stage2: number[] | undefined;
     let fallback: string | undefined;
@@ -391,7 +405,7 @@ export class SearchEngine {
         : 'weighted terms without a positive text term: the cross-encoder scores image–text pairs, so these are stage-1 results';
     } else if (o.mode === 'hybrid' && hits.length > 0) {
       const t = performance.now();
-      const outcome = await this.rescore(rerankQueries(decoded ?? query), hits, items, o, signal);
+      const outcome = await this.rescore(rerankQueries(decoded ?? query), hits, metadata, o, signal);
       stage2Ms = performance.now() - t;
       if ('scores' in outcome) stage2 = outcome.scores;
       else fallback = outcome.fallback;
@@ -403,20 +417,19 @@ export class SearchEngine {
       fusion: o.fusion,
       fusionOptions: o,
       mmr: o.mmr,
-      vectors: o.mmr < 1 ? items.map((it) => it!.vector) : undefined,
+      vectors,
       take: o.offset + o.k,
     });
     const results = ordered.order.slice(o.offset).map((i, r) => {
-      const metadata = items[i]?.metadata ?? {};
       const id = hits[i]!.id;
       return {
         rank: o.offset + r + 1,
         id,
-        ...(this.captions ? { text: String(metadata.text ?? '') } : { path: join(this.info.root, id) }),
+        ...(this.captions ? { text: String(metadata[i]!.text ?? '') } : { path: join(this.info.root, id) }),
         score: ordered.scores[i]!,
         stage1: { score: hits[i]!.score, rank: i + 1 },
         ...(stage2 ? { stage2: { score: stage2[i]!, rank: ordered.stage2Ranks![i]! } } : {}),
-        metadata,
+        metadata: metadata[i]!,
       };
     });
     const fusionMs = performance.now() - t;
@@ -446,7 +459,7 @@ export class SearchEngine {
   private async rescore(
     queries: { query: RerankQuery; weight: number }[],
     hits: { id: string; score: number }[],
-    items: (StoredItem | undefined)[],
+    metadata: Metadata[],
     o: SearchOptions,
     outer: AbortSignal | undefined,
   ): Promise<{ scores: number[] } | { fallback: string }> {
@@ -455,7 +468,7 @@ export class SearchEngine {
     const signal = outer ? AbortSignal.any([outer, budget.signal]) : budget.signal;
     const started = performance.now();
     try {
-      const candidates = await this.candidates(hits, items, signal);
+      const candidates = await this.candidates(hits, metadata, signal);
       const work = weightedScores(queries, (q) => this.reranker!.score(q, candidates, { batchSize: o.rerankBatchSize, signal }));
       // a cross-encoder that checks the signal only between batches is not waited for
       let onAbort: (() => void) | undefined;
@@ -478,8 +491,8 @@ export class SearchEngine {
     }
   }
 
-  private async candidates(hits: { id: string; score: number }[], items: (StoredItem | undefined)[], signal: AbortSignal): Promise<RerankCandidate[]> {
-    if (this.captions) return hits.map((h, i) => ({ id: h.id, text: String(items[i]?.metadata.text ?? ''), stage1Score: h.score }));
+  private async candidates(hits: { id: string; score: number }[], metadata: Metadata[], signal: AbortSignal): Promise<RerankCandidate[]> {
+    if (this.captions) return hits.map((h, i) => ({ id: h.id, text: String(metadata[i]!.text ?? ''), stage1Score: h.score }));
     // stage-2 image sides stored at index time by this very cross-encoder: read the candidates' rows
     const stored = this.info.reranker?.id === this.reranker!.id && this.info.reranker.regionSize > 0;
     const regions = stored ? await this.store.regions(hits.map((h) => h.id), signal) : [];

@@ -3,10 +3,11 @@
  * candidate's row from disk at every query (a one-shot `duo search` should not load them all);
  * a server answering many queries over the same collection keeps the rows it read, decoded, in
  * an LRU bounded in bytes, like a database's buffer pool. A row is dropped when its item
- * changes: the engine reads each candidate's metadata (store.get) just before its rows, and an
+ * changes: the engine reads each candidate's metadata (store.metadataOf) just before its rows, and an
  * item whose recorded size or mtime moved (re-indexed by another process) is read afresh.
  */
 import { LRUCache } from 'lru-cache';
+import type { Metadata } from '../index/filter.js';
 import type { StoredItem, VectorStore } from '../index/vector-store.js';
 
 export interface RowCacheStats {
@@ -22,18 +23,27 @@ export function withRowCache(store: VectorStore, maxBytes: number, stats: RowCac
   // id ever seen would grow with the collection in a long-running server.
   const rows = new LRUCache<string, { row: Float32Array; version: string | undefined }>({ maxSize: maxBytes, sizeCalculation: (r) => Math.max(1, r.row.byteLength) });
   const recent = new LRUCache<string, string>({ max: 65_536 });
-  const version = (item: StoredItem) => `${item.metadata.bytes ?? ''}:${item.metadata.mtimeMs ?? ''}`;
+  const version = (metadata: Metadata) => `${metadata.bytes ?? ''}:${metadata.mtimeMs ?? ''}`;
 
-  const get = async (ids: string[]): Promise<(StoredItem | undefined)[]> => {
-    const items = await store.get(ids);
-    items.forEach((item, i) => {
+  /** what a read of items' metadata says of their versions (undefined: no longer held) */
+  const note = (ids: string[], metadata: (Metadata | undefined)[]) => {
+    metadata.forEach((m, i) => {
       const id = ids[i]!;
-      const v = item ? version(item) : undefined;
+      const v = m ? version(m) : undefined;
       if (rows.peek(id) && rows.peek(id)!.version !== v) rows.delete(id);
       if (v === undefined) recent.delete(id);
       else recent.set(id, v);
     });
+  };
+  const get = async (ids: string[]): Promise<(StoredItem | undefined)[]> => {
+    const items = await store.get(ids);
+    note(ids, items.map((item) => item?.metadata));
     return items;
+  };
+  const metadataOf = async (ids: string[]): Promise<(Metadata | undefined)[]> => {
+    const metadata = await store.metadataOf(ids);
+    note(ids, metadata);
+    return metadata;
   };
 
   const regions = async (ids: string[], signal?: AbortSignal): Promise<(Float32Array | undefined)[]> => {
@@ -57,6 +67,7 @@ export function withRowCache(store: VectorStore, maxBytes: number, stats: RowCac
     get(target, property) {
       if (property === 'regions') return regions;
       if (property === 'get') return get;
+      if (property === 'metadataOf') return metadataOf;
       // read on the store itself: its getters and methods may use private fields
       const value: unknown = Reflect.get(target, property);
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;

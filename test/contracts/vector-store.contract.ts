@@ -71,7 +71,7 @@ export function runVectorStoreContract(name: string, factory: StoreFactory): voi
       await store.close();
     });
 
-    it('upsert replaces, remove deletes, get returns the stored vector and metadata', async () => {
+    it('upsert replaces, remove deletes, get returns the stored vector and metadata, metadataOf the metadata alone', async () => {
       const store = await factory.make(contractInfo(dim));
       await store.upsert(items.slice(0, 5));
       await store.upsert([{ id: 'item-0', vector: vectors[9]!, metadata: { n: 99 } }]);
@@ -86,6 +86,11 @@ export function runVectorStoreContract(name: string, factory: StoreFactory): voi
       assert.ok(three!.vector.every((x, j) => Math.abs(x - vectors[3]![j]!) < 1e-6));
       assert.deepEqual(three!.metadata, items[3]!.metadata);
       assert.deepEqual(zero!.metadata, { n: 99 }, 'an upsert replaces the metadata too');
+      assert.deepEqual(
+        await store.metadataOf(['item-3', 'item-1', 'item-0', 'nope', 'item-3']),
+        [items[3]!.metadata, undefined, { n: 99 }, undefined, items[3]!.metadata],
+        "metadataOf: get's metadata, in the order asked, undefined where not held",
+      );
       const listed: string[] = [];
       for await (const { id } of store.list()) listed.push(id);
       assert.deepEqual(listed.sort(), ['item-0', 'item-2', 'item-3', 'item-4']);
@@ -148,6 +153,7 @@ export function runVectorStoreContract(name: string, factory: StoreFactory): voi
         assert.equal(r7, undefined);
         assert.deepEqual(Array.from(r60!), Array.from(regions(60)));
         assert.deepEqual((await store.get(['item-60']))[0]!.metadata, items[60]!.metadata);
+        assert.deepEqual(await store.metadataOf(['item-60']), [items[60]!.metadata], 'metadataOf after reopening');
         await assert.rejects(store.upsert(items.slice(0, 1)), /read-only/);
         await store.close();
       });

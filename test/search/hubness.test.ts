@@ -16,6 +16,8 @@ import { loadEncoder } from '../../src/models/load-encoder.js';
 import { correctedScores, HUBNESS_KEY, HUBNESS_POOL, hubnessOf, loadQueryBank, type QueryBank } from '../../src/models/query-bank.js';
 import { saveTensors } from '../../src/models/tensor-file.js';
 import { openEngine } from '../../src/search/open-engine.js';
+import { SearchEngine } from '../../src/search/engine.js';
+import { ExactStore } from '../../src/index/exact-store.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { DuoError } from '../../src/errors.js';
 import { packageRoot } from '../../src/util/package-root.js';
@@ -132,6 +134,35 @@ describe('hubness correction in indexing, search and evaluation', () => {
       }
     } finally {
       await blip.dispose();
+    }
+  });
+
+  it("reads every candidate's metadata for the correction, and vectors only for the k1 MMR compares", async () => {
+    const index = join(tempDir(), 'photos-reads.duo');
+    await buildIndex({ root, indexPath: index, encoder: banked(5), modelSpec: CLIP });
+    const store = await ExactStore.open(index);
+    const vectorReads: string[][] = [];
+    const metadataReads: string[][] = [];
+    const counted = new Proxy(store, {
+      get(target, property) {
+        if (property === 'get') return async (ids: string[]) => (vectorReads.push(ids), target.get(ids));
+        if (property === 'metadataOf') return async (ids: string[]) => (metadataReads.push(ids), target.metadataOf(ids));
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const engine = new SearchEngine({ store: counted, encoder: banked(5) }, { cacheBytes: { embeddings: 0, responses: 0 } });
+    try {
+      const held = Object.keys(COLOURS).length + 1;
+      const [plain] = await engine.search([{ text: 'something red' }], { k: 2 });
+      assert.equal(vectorReads.length, 0, 'plain stage 1 reads no vector');
+      assert.deepEqual(metadataReads.map((ids) => ids.length), [held], 'the metadata of all the store returned (its top HUBNESS_POOL: every item here)');
+      assert.equal(plain!.results.length, 2);
+      assert.ok(plain!.results.every((r) => typeof r.metadata[HUBNESS_KEY] === 'number'), 'results carry their metadata');
+      await engine.search([{ text: 'something red' }], { k: 2, k1: 4, mmr: 0.5 });
+      assert.deepEqual(vectorReads.map((ids) => ids.length), [4], 'MMR reads the vectors of its k1 candidates alone');
+    } finally {
+      await store.close();
     }
   });
 

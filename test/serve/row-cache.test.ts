@@ -13,6 +13,7 @@ function countingStore() {
     location: 'memory',
     count: async () => 3,
     get: async (ids: string[]) => ids.map((id): StoredItem | undefined => (id in mtimes ? { id, vector: new Float32Array(2), metadata: { bytes: 10, mtimeMs: mtimes[id]! } } : undefined)),
+    metadataOf: async (ids: string[]) => ids.map((id) => (id in mtimes ? { bytes: 10, mtimeMs: mtimes[id]! } : undefined)),
     regions: async (ids: string[]) => {
       reads.push(...ids);
       return ids.map((id) => (id in mtimes ? Float32Array.of(mtimes[id]!, id.charCodeAt(0)) : undefined));
@@ -34,20 +35,22 @@ describe('stage-2 row cache', () => {
     assert.equal(cached.info.root, '/photos');
   });
 
-  it('drops a row when its item changed, seen through get()', async () => {
-    const { store, reads, touch } = countingStore();
-    const cached = withRowCache(store, 1 << 20);
-    await cached.get(['a']);
-    await cached.regions(['a']);
-    await cached.get(['a']);
-    await cached.regions(['a']);
-    assert.deepEqual(reads, ['a']);
-    touch('a');
-    await cached.get(['a']);
-    assert.deepEqual(await cached.regions(['a']), [Float32Array.of(2, 97)], 'the new row');
-    assert.deepEqual(reads, ['a', 'a']);
-    assert.deepEqual(await cached.regions(['zzz']), [undefined], 'a missing row is not cached');
-  });
+  for (const read of ['get', 'metadataOf'] as const) {
+    it(`drops a row when its item changed, seen through ${read}() (the engine reads candidates' metadata before their rows)`, async () => {
+      const { store, reads, touch } = countingStore();
+      const cached = withRowCache(store, 1 << 20);
+      await cached[read](['a']);
+      await cached.regions(['a']);
+      await cached[read](['a']);
+      await cached.regions(['a']);
+      assert.deepEqual(reads, ['a']);
+      touch('a');
+      await cached[read](['a']);
+      assert.deepEqual(await cached.regions(['a']), [Float32Array.of(2, 97)], 'the new row');
+      assert.deepEqual(reads, ['a', 'a']);
+      assert.deepEqual(await cached.regions(['zzz']), [undefined], 'a missing row is not cached');
+    });
+  }
 
   it('stays within its bytes, and 0 bytes is the store itself', async () => {
     const { store, reads } = countingStore();
