@@ -380,7 +380,8 @@ export class SearchEngine {
       hits = hits.slice(0, keep);
       metadata = metadata.slice(0, keep);
     }
-    // MMR compares candidates with each other: their vectors are read for the k1 it chooses from, and only for it
+    // MMR compares candidates with each other: their vectors are read for the k1 it chooses from,
+    // and only for it (an item removed in between leaves MMR one candidate fewer, not a refill)
     let vectors: Float32Array[] | undefined;
     if (o.mmr < 1) {
       const items = await this.store.get(hits.map((h) => h.id));

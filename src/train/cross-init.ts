@@ -30,8 +30,8 @@ const TOKEN_INIT_NORM = 0.3;
  * Token rows that start from GloVe (`duo train-cross --init-glove`), as `duo train --init-glove`
  * starts word vectors: a word GloVe has starts as its GloVe row through a fixed seeded random
  * projection to dim; a word pair ("red shirt") as the sum of its two words' rows when both have
- * one; the others keep a seeded random row. Every row has initCross's length, so only the
- * direction changes. Returns the table and how many tokens GloVe gave.
+ * one; the others get a seeded random direction of their own. Every row has the length of
+ * initCross's rows, so only directions differ. Returns the table and how many tokens GloVe gave.
  */
 export async function gloveTokens(tokens: string[], dim: number, seed: number): Promise<{ table: Float32Array; found: number }> {
   const words = [...new Set(tokens.flatMap((t) => t.split(' ')))];

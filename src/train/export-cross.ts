@@ -11,9 +11,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createError } from '../errors.js';
 import { ALPHA_TIE_RULE } from '../eval/metrics.js';
-import { needsMobilenet } from '../models/starter/backbone-runner.js';
+import { needsMobilenet, packHasMobilenet } from '../models/starter/backbone-runner.js';
 import type { CrossManifest } from '../models/starter/starter-cross-encoder.js';
-import { globalDim, type CrossConfig, type CrossHead, type GlobalKind, type Standardiser } from '../models/starter/cross-scoring.js';
+import { GLOBAL_KINDS, globalDim, type CrossConfig, type CrossHead, type GlobalKind, type Standardiser } from '../models/starter/cross-scoring.js';
 import { Vocabulary } from '../models/starter/vocab.js';
 import { asStored, loadTensors, saveTensors, type Params, type Storage } from '../models/tensor-file.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -49,6 +49,7 @@ async function readHead(runDir: string): Promise<HeadSource> {
   const state = run.summary ?? (existsSync(join(runDir, 'checkpoint.json')) ? (JSON.parse(readFileSync(join(runDir, 'checkpoint.json'), 'utf8')) as Record<string, unknown>) : undefined);
   if (!state || !existsSync(join(runDir, 'best.bin'))) throw createError('BAD_ARGUMENT', runDir, 'has no finished epoch (best.bin)');
   const hyper = run.params.hyper as { dim: number; lambda: number; global?: GlobalKind };
+  if (hyper.global !== undefined && !GLOBAL_KINDS.includes(hyper.global)) throw createError('BAD_ARGUMENT', join(runDir, 'params.json'), `hyper.global must be one of ${GLOBAL_KINDS.join(', ')}, got ${JSON.stringify(hyper.global)}`);
   const params = await loadTensors(join(runDir, 'best.bin'));
   params.delete('logScale'); // a training-only temperature
   const tokens = JSON.parse(readFileSync(join(runDir, 'vocab.json'), 'utf8')) as string[];
@@ -119,6 +120,8 @@ export async function exportCross(opts: ExportCrossOptions): Promise<ExportCross
   // dev measures the model as stored, not as trained
   const storage = (i: number) => (name: string): Storage => storedAs(heads[i]!.head.config, name);
   const stored = heads.map((h, i) => ({ config: h.head.config, params: new Map([...h.head.params].map(([k, v]) => [k, asStored(v, storage(i)(k))])) }));
+  const mobilenetHead = heads.find((h) => needsMobilenet(h.head.config.global ?? 'pooled'));
+  if (mobilenetHead && !(await packHasMobilenet(opts.pack))) throw createError('BAD_ARGUMENT', '--pack', `${opts.pack}'s backbone has no MobileNetV2 branch, which ${mobilenetHead.dir} reads`);
   const dev = await prepareDev({ data: opts.data, pack: opts.pack, cacheDir: opts.cacheDir, evalK1: opts.evalK1 }, new Vocabulary(longest.tokens));
   const result = await evaluateCross(stored, std, dev);
 

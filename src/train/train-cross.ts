@@ -15,9 +15,8 @@ import { chooseAlpha, rankMetrics, recallSum, type RankMetrics } from '../eval/m
 import { mat, matmul, normalizeRows, type Mat } from '../models/mat.js';
 import { attentionScores, type TokenRows } from '../models/starter/attention.js';
 import { BACKBONE_DIM } from '../models/starter/backbone.js';
-import { BackboneRunner } from '../models/starter/backbone-runner.js';
-import { resolveModelSource } from '../models/model-source.js';
-import { CELLS, crossScores, headRegions, regionInputs, regionRows, REGIONS, stackTokens, type CrossConfig, type CrossHead, type GlobalKind, type RegionInputs, type Standardiser } from '../models/starter/cross-scoring.js';
+import { needsMobilenet, packHasMobilenet } from '../models/starter/backbone-runner.js';
+import { CELLS, crossScores, globalDim, globalInputs, headRegions, regionInputs, regionRows, REGIONS, stackTokens, type CrossConfig, type CrossHead, type GlobalKind, type RegionInputs, type Standardiser } from '../models/starter/cross-scoring.js';
 import { saveTensors, type Params } from '../models/tensor-file.js';
 import { fuse } from '../search/fusion.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
@@ -177,7 +176,8 @@ export async function batchStep(params: Params, config: CrossConfig, inputs: Reg
   }
   // raw rows = [cells · W_cell + b_cell (16 per image); global · W_global + b_global]
   const u = captions.length;
-  const width = inputs.pooled.length / u;
+  // the head's own global inputs: the first globalDim of a wider standardiser's, as regionRows reads them
+  const global = globalInputs(inputs, u, globalDim(config));
   const dCells = mat(u * CELLS, config.dim);
   const dGlobal = mat(u, config.dim);
   for (let i = 0; i < u; i++) {
@@ -188,12 +188,15 @@ export async function batchStep(params: Params, config: CrossConfig, inputs: Reg
     ['tokens', dTable],
     ['cell.W', (await matmul(mat(u * CELLS, BACKBONE_DIM, inputs.cells), dCells, true)).data],
     ['cell.b', colSums(dCells)],
-    ['global.W', (await matmul(mat(u, width, inputs.pooled), dGlobal, true)).data],
+    ['global.W', (await matmul(mat(u, globalDim(config), global), dGlobal, true)).data],
     ['global.b', colSums(dGlobal)],
     ['logScale', Float32Array.from([dLogScale])],
   ]);
   return { loss, accuracy, grads };
 }
+
+/** The command-line flag of a hyper-parameter, for messages (`pairMinCount` is `--pairs`; the others are their names in kebab case). */
+const flagOf = (key: string): string => (key === 'pairMinCount' ? '--pairs' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 
 export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: CrossEpoch }> {
   const log = opts.onLog ?? (() => {});
@@ -209,16 +212,11 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     for (const [k, v] of Object.entries(hyper)) {
       // a run from before a key existed ran with that key's default
       const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage', global: 'pooled', initGlove: false }[k];
-      if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', `--${k}`, `is ${v} but the run being resumed used ${String(was)}`);
+      if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', flagOf(k), `is ${v} but the run being resumed used ${String(was)}`);
     }
   }
-  if (global !== 'pooled') {
-    // checked before minutes of feature extraction and mining, not after
-    const runner = await BackboneRunner.load(join(resolveModelSource(opts.pack).location, 'backbone.onnx'));
-    const has = runner.hasMobilenet;
-    await runner.dispose();
-    if (!has) throw createError('BAD_ARGUMENT', '--global', `${global} needs a pack whose backbone has MobileNetV2 (${opts.pack}'s has not)`);
-  }
+  // checked before minutes of feature extraction and mining, not after
+  if (needsMobilenet(global) && !(await packHasMobilenet(opts.pack))) throw createError('BAD_ARGUMENT', '--global', `${global} needs a pack whose backbone has MobileNetV2 (${opts.pack}'s has not)`);
   const data = await prepare({ ...opts, hardDirections });
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda, global };
   const std = computeStandardiser(data.train.feats, global);

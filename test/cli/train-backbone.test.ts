@@ -48,6 +48,19 @@ describe('duo train-cross --global', () => {
     assert.match(r.stderr, /--global: unknown global input "inception" \(pooled, pooled\+mobilenet\)/);
   });
 
+  it('--resume with another setting than the run is refused naming the flag as typed', async () => {
+    const runs = tempDir();
+    mkdirSync(join(runs, 'r'));
+    writeFileSync(join(runs, 'r', 'params.json'), JSON.stringify({ hyper: { initGlove: false, pairMinCount: 0 } }));
+    const resume = ['train-cross', '--data', join(tempDir(), 'no-data'), '--runs', runs, '--run', 'r', '--resume'];
+    const glove = await duo([...resume, '--pairs', '0', '--init-glove']);
+    assert.equal(glove.code, 2, glove.stderr);
+    assert.match(glove.stderr, /--init-glove: is true but the run being resumed used false/);
+    const pairs = await duo([...resume, '--pairs', '10']);
+    assert.equal(pairs.code, 2, pairs.stderr);
+    assert.match(pairs.stderr, /--pairs: is 10 but the run being resumed used 0/);
+  });
+
   it('MobileNetV2 global regions on a pack whose backbone has no MobileNetV2 are refused before any data is read', async () => {
     const pack = join(tempDir(), 'pack');
     mkdirSync(pack);

@@ -16,7 +16,7 @@ import { Vocabulary } from '../../src/models/starter/vocab.js';
 import { saveTensors, loadTensors, type Params } from '../../src/models/tensor-file.js';
 import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
 import { seeded } from '../../src/train/dual-encoder.js';
-import { collectHeads, storedAs } from '../../src/train/export-cross.js';
+import { collectHeads, exportCross, storedAs } from '../../src/train/export-cross.js';
 import { tinyBackbone } from '../fixtures/tiny-backbone.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
@@ -103,6 +103,23 @@ describe('exporting heads of both global kinds', () => {
     const other = feats.map((f) => ({ ...f, pooled: f.pooled.map((x) => 2 * x) }));
     await fakeRun(otherRun, tokens, mnv2Config, new Map(Object.entries(computeStandardiser(other, 'pooled+mobilenet'))));
     await assert.rejects(collectHeads({ runDirs: [pooledRun, otherRun], pack: tempDir() }), /standardiser pooledMean differs/);
+  });
+});
+
+describe('exporting a MobileNetV2 head', () => {
+  it('is refused into a pack whose backbone lacks the branch, and a run with an unknown global kind names its params.json', async () => {
+    const feats = features(4, 5);
+    const tokens = Array.from({ length: 12 }, (_, i) => `w${i}`);
+    const run = join(tempDir(), 'mnv2');
+    await fakeRun(run, tokens, mnv2Config, new Map(Object.entries(computeStandardiser(feats, 'pooled+mobilenet'))));
+    const pack = tempDir();
+    writeFileSync(join(pack, 'backbone.onnx'), tinyBackbone(false));
+    // refused before the dev split is read (there is none here)
+    await assert.rejects(exportCross({ runDirs: [run], pack, data: join(tempDir(), 'no-data'), cacheDir: tempDir(), evalK1: 10 }), (e: Error) => /--pack/.test(e.message) && /no MobileNetV2 branch/.test(e.message) && e.message.includes(run));
+
+    const bad = join(tempDir(), 'bad');
+    await fakeRun(bad, tokens, { ...mnv2Config, global: 'pooled+grid' as CrossConfig['global'] }, new Map(Object.entries(computeStandardiser(feats))));
+    await assert.rejects(collectHeads({ runDirs: [bad], pack }), /params\.json.*hyper\.global must be one of pooled, pooled\+mobilenet, got "pooled\+grid"/);
   });
 });
 

@@ -158,9 +158,10 @@ describe('hubness correction in indexing, search and evaluation', () => {
       assert.equal(vectorReads.length, 0, 'plain stage 1 reads no vector');
       assert.deepEqual(metadataReads.map((ids) => ids.length), [held], 'the metadata of all the store returned (its top HUBNESS_POOL: every item here)');
       assert.equal(plain!.results.length, 2);
-      assert.ok(plain!.results.every((r) => typeof r.metadata[HUBNESS_KEY] === 'number'), 'results carry their metadata');
-      await engine.search([{ text: 'something red' }], { k: 2, k1: 4, mmr: 0.5 });
+      for (const r of plain!.results) assert.deepEqual(r.metadata, (await store.get([r.id]))[0]!.metadata, `${r.id} carries its own metadata after the reorder`);
+      const [diverse] = await engine.search([{ text: 'something red' }], { k: 2, k1: 4, mmr: 0.5 });
       assert.deepEqual(vectorReads.map((ids) => ids.length), [4], 'MMR reads the vectors of its k1 candidates alone');
+      for (const r of diverse!.results) assert.deepEqual(r.metadata, (await store.get([r.id]))[0]!.metadata, `${r.id}: its own metadata with MMR`);
     } finally {
       await store.close();
     }

@@ -5,11 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { DecodedImage } from '../../data/image-loader.js';
 import { BACKBONE_DIM, BACKBONE_INPUT, CLASS_DIM, GRID, MOBILENET_DIM, MOBILENET_INPUT } from './backbone.js';
 import { sessionOptions } from '../../util/ort-session.js';
+import { resolveModelSource } from '../model-source.js';
 
 export interface BackboneFeatures {
   /** backbone_mean (480) then class_max (80) */
@@ -66,6 +68,16 @@ export function featureVector(f: BackboneFeatures, kind: FeatureKind): Float32Ar
     }
   }
   return out;
+}
+
+/** Whether a starter pack's backbone.onnx has the MobileNetV2 branch (loads and releases it: about a second). */
+export async function packHasMobilenet(pack: string): Promise<boolean> {
+  const runner = await BackboneRunner.load(join(resolveModelSource(pack).location, 'backbone.onnx'));
+  try {
+    return runner.hasMobilenet;
+  } finally {
+    await runner.dispose();
+  }
 }
 
 export class BackboneRunner {
