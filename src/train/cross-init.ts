@@ -7,11 +7,12 @@ import { featureVector, type BackboneFeatures } from '../models/starter/backbone
 import { CELLS, globalDim, type CrossConfig, type GlobalKind, type Standardiser } from '../models/starter/cross-scoring.js';
 import type { Params } from '../models/tensor-file.js';
 import { INITIAL_LOG_SCALE, seeded } from './dual-encoder.js';
+import { gaussian } from '../util/random.js';
 import { gloveInitialEmbed } from './open-vocab/glove-init.js';
 
 export function initCross(config: CrossConfig, seed: number): Params {
   const rand = seeded(seed);
-  const gauss = (scale: number) => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) * scale;
+  const gauss = (scale: number) => gaussian(rand) * scale;
   const params: Params = new Map();
   params.set('tokens', Float32Array.from({ length: config.vocabSize * config.dim }, () => gauss(TOKEN_INIT_NORM / Math.sqrt(config.dim))));
   params.set('cell.W', Float32Array.from({ length: BACKBONE_DIM * config.dim }, () => gauss(1 / Math.sqrt(BACKBONE_DIM))));
@@ -48,7 +49,7 @@ export async function gloveTokens(tokens: string[], dim: number, seed: number): 
       v = new Float32Array(dim);
       for (const w of parts) row.get(w)!.forEach((x, k) => (v[k]! += x));
       found++;
-    } else v = Float32Array.from({ length: dim }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()));
+    } else v = Float32Array.from({ length: dim }, () => gaussian(rand));
     const n = Math.hypot(...v) || 1;
     table.set(v.map((x) => (x / n) * TOKEN_INIT_NORM), id * dim);
   });

@@ -8,7 +8,7 @@ import { mat, normalizeRows, type Mat } from '../models/mat.js';
 import type { Params } from '../models/tensor-file.js';
 import { imageHeadSpec, textHeadSpec, type DualEncoderConfig } from '../models/starter/head-spec.js';
 import { embeddingBag, embeddingBagBackward, headBackward, headForward, infoNce, initHead, normalizeRowsBackward } from './layers.js';
-import { seeded } from '../util/random.js';
+import { gaussian, seeded } from '../util/random.js';
 import { gruBackward, gruForward, initGru, type GruCache } from './gru.js';
 
 export type TextBatch = Int32Array[] | Mat;
@@ -31,7 +31,7 @@ export function initDualEncoder(config: DualEncoderConfig, seed: number): DualEn
   // word vectors ~ N(0, 1/wordDim) (Box-Muller), so a mean of a few has unit-ish scale
   if (config.vocabSize > 0) {
     const embed = new Float32Array(config.vocabSize * config.wordDim);
-    for (let i = 0; i < embed.length; i++) embed[i] = Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()) / Math.sqrt(config.wordDim);
+    for (let i = 0; i < embed.length; i++) embed[i] = gaussian(rand) / Math.sqrt(config.wordDim);
     params.set('text.embed', embed);
   }
   initHead(params, 'text.head', textHeadSpec(config), rand);

@@ -9,3 +9,6 @@ export function seeded(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A standard normal draw from two uniform ones (Box–Muller; 1e-12 keeps log away from 0): what every seeded initialisation here draws. */
+export const gaussian = (rand: () => number): number => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());

@@ -5,7 +5,7 @@
  * the random start initDualEncoder gives them.
  */
 import { initDualEncoder } from '../dual-encoder.js';
-import { seeded } from '../../util/random.js';
+import { gaussian, seeded } from '../../util/random.js';
 import { readGlove, winkVectorsPath } from './glove-reader.js';
 
 /** `hit[id]`: whether token id's row came from GloVe. */
@@ -14,7 +14,7 @@ export async function gloveInitialEmbed(tokens: string[], wordDim: number, seed:
   const wanted = new Set(tokens);
   const glove = await readGlove(winkVectorsPath(), (w) => wanted.has(w));
   const rand = seeded(seed + 7919);
-  const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const gauss = () => gaussian(rand);
   const P = Float32Array.from({ length: glove.dim * wordDim }, gauss);
   let found = 0;
   const hit = tokens.map(() => false);
