@@ -58,11 +58,10 @@ async function sameOutputs(current: string, candidate: string, o: { mobilenet: b
     b = await BackboneRunner.load(candidate);
     // a member that reads MobileNetV2 must bring it: a candidate without the branch never matches
     if (o.requireMobilenet && !b.hasMobilenet) return false;
-    const mobilenet = o.mobilenet;
     const images = await probeImages();
     const [fa, fb] = [await a.run(images), await b.run(images)];
     const close = (x: Float32Array | undefined, y: Float32Array | undefined) => !!x && !!y && x.length === y.length && x.every((v, i) => Math.abs(v - y[i]!) <= 1e-5 * (1 + Math.abs(v)));
-    return fa.every((f, i) => close(f.pooled, fb[i]!.pooled) && close(f.grid, fb[i]!.grid) && (!mobilenet || close(f.mobilenet, fb[i]!.mobilenet)));
+    return fa.every((f, i) => close(f.pooled, fb[i]!.pooled) && close(f.grid, fb[i]!.grid) && (!o.mobilenet || close(f.mobilenet, fb[i]!.mobilenet)));
   } finally {
     await Promise.all([a.dispose(), b?.dispose()]);
   }
@@ -90,7 +89,6 @@ function memberFiles(m: StarterManifest, dir: string): string[] {
   if (outside !== undefined) throw createError('MODEL_UNSUPPORTED', join(dir, 'manifest.json'), `openVocabulary names ${JSON.stringify(outside)}, not a file of the pack`);
   return files;
 }
-
 
 export async function packMembers(opts: PackMembersOptions): Promise<PackMembersResult> {
   const pack = resolve(opts.pack);

@@ -4,7 +4,7 @@
  * and loading from a pack.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadImage } from '../../src/data/image-loader.js';
@@ -18,6 +18,7 @@ import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
 import { seeded } from '../../src/train/dual-encoder.js';
 import { collectHeads, exportCross, storedAs } from '../../src/train/export-cross.js';
 import { tinyBackbone } from '../fixtures/tiny-backbone.js';
+import { fakeCrossRun } from './cross-pack.js';
 import { COLOURS, tempDir, writeColourImage } from '../helpers.js';
 
 function features(n: number, seed: number): BackboneFeatures[] {
@@ -75,25 +76,14 @@ describe('global region from MobileNetV2', () => {
   });
 });
 
-/** A finished run folder of a head with `config`, standardised by `std`. */
-async function fakeRun(dir: string, tokens: string[], config: CrossConfig, std: Params) {
-  mkdirSync(dir, { recursive: true });
-  const hyper = { dim: config.dim, lambda: config.lambda, pairMinCount: 0, ...(config.global ? { global: config.global } : {}) };
-  writeFileSync(join(dir, 'params.json'), JSON.stringify({ kind: 'cross-encoder', hyper, config, command: 'duo train-cross --run r --global pooled+mobilenet' }));
-  writeFileSync(join(dir, 'summary.json'), JSON.stringify({ bestEpoch: 2 }));
-  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(tokens));
-  await saveTensors(join(dir, 'best.bin'), initCross(config, 4));
-  await saveTensors(join(dir, 'standardiser.bin'), std);
-}
-
 describe('exporting heads of both global kinds', () => {
   it('shares the widest standardiser when the narrow one is its start, and refuses one that is not', async () => {
     const feats = features(4, 5);
     const tokens = Array.from({ length: 12 }, (_, i) => `w${i}`);
     const pooledRun = join(tempDir(), 'pooled');
     const mnv2Run = join(tempDir(), 'mnv2');
-    await fakeRun(pooledRun, tokens, pooledConfig, new Map(Object.entries(computeStandardiser(feats))));
-    await fakeRun(mnv2Run, tokens, mnv2Config, new Map(Object.entries(computeStandardiser(feats, 'pooled+mobilenet'))));
+    await fakeCrossRun(pooledRun, tokens, new Map(Object.entries(computeStandardiser(feats))), pooledConfig);
+    await fakeCrossRun(mnv2Run, tokens, new Map(Object.entries(computeStandardiser(feats, 'pooled+mobilenet'))), mnv2Config);
     const { heads, std } = await collectHeads({ runDirs: [pooledRun, mnv2Run], pack: tempDir() });
     assert.deepEqual(heads.map((h) => h.head.config.global), [undefined, 'pooled+mobilenet']);
     assert.equal(std.get('pooledMean')!.length, 2352);
@@ -101,7 +91,7 @@ describe('exporting heads of both global kinds', () => {
     const otherRun = join(tempDir(), 'other');
     // the same cells, other pooled vectors: its pooled statistics are not the pooled run's
     const other = feats.map((f) => ({ ...f, pooled: f.pooled.map((x) => 2 * x) }));
-    await fakeRun(otherRun, tokens, mnv2Config, new Map(Object.entries(computeStandardiser(other, 'pooled+mobilenet'))));
+    await fakeCrossRun(otherRun, tokens, new Map(Object.entries(computeStandardiser(other, 'pooled+mobilenet'))), mnv2Config);
     await assert.rejects(collectHeads({ runDirs: [pooledRun, otherRun], pack: tempDir() }), /standardiser pooledMean differs/);
   });
 });
@@ -111,14 +101,14 @@ describe('exporting a MobileNetV2 head', () => {
     const feats = features(4, 5);
     const tokens = Array.from({ length: 12 }, (_, i) => `w${i}`);
     const run = join(tempDir(), 'mnv2');
-    await fakeRun(run, tokens, mnv2Config, new Map(Object.entries(computeStandardiser(feats, 'pooled+mobilenet'))));
+    await fakeCrossRun(run, tokens, new Map(Object.entries(computeStandardiser(feats, 'pooled+mobilenet'))), mnv2Config);
     const pack = tempDir();
     writeFileSync(join(pack, 'backbone.onnx'), tinyBackbone(false));
     // refused before the dev split is read (there is none here)
     await assert.rejects(exportCross({ runDirs: [run], pack, data: join(tempDir(), 'no-data'), cacheDir: tempDir(), evalK1: 10 }), (e: Error) => /--pack/.test(e.message) && /no MobileNetV2 branch/.test(e.message) && e.message.includes(run));
 
     const bad = join(tempDir(), 'bad');
-    await fakeRun(bad, tokens, { ...mnv2Config, global: 'pooled+grid' as CrossConfig['global'] }, new Map(Object.entries(computeStandardiser(feats))));
+    await fakeCrossRun(bad, tokens, new Map(Object.entries(computeStandardiser(feats))), { ...mnv2Config, global: 'pooled+grid' as CrossConfig['global'] });
     await assert.rejects(collectHeads({ runDirs: [bad], pack }), /params\.json.*hyper\.global must be one of pooled, pooled\+mobilenet, got "pooled\+grid"/);
   });
 });

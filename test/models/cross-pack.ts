@@ -1,9 +1,10 @@
 /** A starter pack with a small random cross-encoder, for the tests of the starter models. */
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultModelPath } from '../../src/models/load-encoder.js';
 import { Vocabulary } from '../../src/models/starter/vocab.js';
-import { saveTensors } from '../../src/models/tensor-file.js';
+import type { CrossConfig } from '../../src/models/starter/cross-scoring.js';
+import { saveTensors, type Params } from '../../src/models/tensor-file.js';
 import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
 import { tempDir } from '../helpers.js';
 
@@ -29,4 +30,15 @@ export async function packWithCross(): Promise<string> {
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, crossEncoder: { file: 'cross_encoder.bin', vocabulary: 'cross_vocab.json', heads, fusion: { mode: 'weighted', alpha: 0.7 } } }));
   return dir;
+}
+
+/** A finished cross-encoder run folder (best epoch 4): a seeded head of `config` (default: 8-d, words only) over `tokens`, standardised by `std`. */
+export async function fakeCrossRun(dir: string, tokens: string[], std: Params, config: CrossConfig = { vocabSize: tokens.length, dim: 8, lambda: 9 }): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const hyper = { dim: config.dim, lambda: config.lambda, pairMinCount: 0, ...(config.global ? { global: config.global } : {}) };
+  writeFileSync(join(dir, 'params.json'), JSON.stringify({ kind: 'cross-encoder', hyper, config, command: 'duo train-cross --run new --pairs 0', biEncoderId: 'starter-test' }));
+  writeFileSync(join(dir, 'summary.json'), JSON.stringify({ bestEpoch: 4 }));
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(tokens));
+  await saveTensors(join(dir, 'best.bin'), initCross(config, 5));
+  await saveTensors(join(dir, 'standardiser.bin'), std);
 }

@@ -1,10 +1,10 @@
 /** Choosing and exporting the starter cross-encoder: dev in both directions, and heads kept from the pack beside new runs. */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { crossScores, headRegions, regionInputs } from '../../src/models/starter/cross-scoring.js';
-import { loadTensors, saveTensors } from '../../src/models/tensor-file.js';
+import { loadTensors } from '../../src/models/tensor-file.js';
 import type { Prepared } from '../../src/train/cross-data.js';
 import { computeStandardiser, initCross } from '../../src/train/cross-init.js';
 import { seeded } from '../../src/train/dual-encoder.js';
@@ -12,7 +12,7 @@ import { collectHeads } from '../../src/train/export-cross.js';
 import { recallSum as rsum } from '../../src/eval/metrics.js';
 import { devScore, evaluateCross } from '../../src/train/train-cross.js';
 import { tempDir } from '../helpers.js';
-import { packWithCross } from '../models/cross-pack.js';
+import { fakeCrossRun, packWithCross } from '../models/cross-pack.js';
 
 function features(n: number, seed: number) {
   const rand = seeded(seed);
@@ -68,17 +68,6 @@ describe('evaluateCross', () => {
   });
 });
 
-/** A finished words-only run folder whose standardiser is `std`. */
-async function fakeRun(dir: string, tokens: string[], std: Map<string, Float32Array>) {
-  mkdirSync(dir, { recursive: true });
-  const config = { vocabSize: tokens.length, dim: 8, lambda: 9 };
-  writeFileSync(join(dir, 'params.json'), JSON.stringify({ kind: 'cross-encoder', hyper: { dim: 8, lambda: 9, pairMinCount: 0 }, config, command: 'duo train-cross --run new --pairs 0', biEncoderId: 'starter-test' }));
-  writeFileSync(join(dir, 'summary.json'), JSON.stringify({ bestEpoch: 4 }));
-  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(tokens));
-  await saveTensors(join(dir, 'best.bin'), initCross(config, 5));
-  await saveTensors(join(dir, 'standardiser.bin'), std);
-}
-
 describe('collectHeads', () => {
   it("keeps the pack's heads first and adds the run's, on the longest vocabulary", async () => {
     const pack = await packWithCross();
@@ -86,7 +75,7 @@ describe('collectHeads', () => {
     const std = new Map([...t].filter(([k]) => k.startsWith('std.')).map(([k, v]) => [k.slice(4), v]));
     const words = JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[];
     const run = join(tempDir(), 'new');
-    await fakeRun(run, words, std);
+    await fakeCrossRun(run, words, std);
 
     const { heads, longest } = await collectHeads({ runDirs: [run], pack, keepHeads: true });
     assert.deepEqual(heads.map((h) => h.dir), [`${pack}#h0`, `${pack}#h1`, run]);
@@ -105,7 +94,7 @@ describe('collectHeads', () => {
     const pack = await packWithCross();
     const words = JSON.parse(readFileSync(join(pack, 'vocab.json'), 'utf8')) as string[];
     const run = join(tempDir(), 'other');
-    await fakeRun(run, words, new Map(Object.entries(computeStandardiser(features(2, 9)))));
+    await fakeCrossRun(run, words, new Map(Object.entries(computeStandardiser(features(2, 9)))));
     await assert.rejects(collectHeads({ runDirs: [run], pack, keepHeads: true }), /standardiser/);
   });
 });
