@@ -24,6 +24,7 @@ import type { ExpansionTable } from '../search/expansion-table.js';
 import { defaultAlpha, type FusionMode } from '../search/options.js';
 import type { ExpandWeights } from '../search/query-expansion.js';
 import { orderCandidates } from '../search/ordering.js';
+import { recallDifference, recallIntervals, type RecallDifference } from './bootstrap.js';
 import { fullMetrics, type FullMetrics } from './metrics.js';
 
 export type Direction = RerankDirection;
@@ -61,6 +62,8 @@ export interface HybridConfigResult {
   alpha?: Record<Direction, number>;
   textToImage?: FullMetrics;
   imageToText?: FullMetrics;
+  /** this config's R@K minus stage 1's on the same queries, with the paired 95% interval (resampling images) */
+  vsStage1: { textToImage?: RecallDifference; imageToText?: RecallDifference };
 }
 
 /** One query's outcome: the rank of its first relevant item under stage 1 and under each config. */
@@ -131,16 +134,19 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   const ranks = new Map<string, { textToImage: number[][]; imageToText: number[][] }>();
   for (const c of configs) ranks.set(c.key, { textToImage: [], imageToText: [] });
   const stage1 = { textToImage: [] as number[][], imageToText: [] as number[][] };
+  /** each query's image, the unit the bootstrap resamples (bootstrap.ts) */
+  const units = { textToImage: [] as string[], imageToText: [] as string[] };
   const queries: QueryRecord[] = [];
   const s1: number[] = [];
   const s2: number[] = [];
   let refused = 0;
 
   /** One query through the engine: hybrid over the top kMax, and the full stage-1 ranking for the tail. */
-  const run = async (engine: SearchEngine, dir: Direction, query: Query, label: string, relevantIds: string[], n: number) => {
+  const run = async (engine: SearchEngine, dir: Direction, query: Query, label: string, relevantIds: string[], n: number, unit: string) => {
     const relevant = new Set(relevantIds);
     const record = (stage1Ranks: number[], hybrid: (c: (typeof configs)[number]) => number[]) => {
       stage1[dir].push(stage1Ranks);
+      units[dir].push(unit);
       const byConfig: Record<string, number> = {};
       for (const c of configs) {
         const r = hybrid(c);
@@ -184,7 +190,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       const n = Math.min(o.maxQueries ?? captions.length, captions.length);
       for (let c = 0; c < n; c++) {
         const caption = captions[c]!;
-        await run(engine, 'textToImage', { text: caption.text }, caption.text, [String(caption.meta!.image)], ds.images.length);
+        await run(engine, 'textToImage', { text: caption.text }, caption.text, [String(caption.meta!.image)], ds.images.length, String(caption.meta!.image));
         o.onProgress?.('text→image queries', c + 1, n);
       }
     } finally {
@@ -201,21 +207,30 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       const n = Math.min(o.maxQueries ?? ds.images.length, ds.images.length);
       for (let i = 0; i < n; i++) {
         const image = ds.images[i]!;
-        await run(engine, 'imageToText', { image: image.source }, image.id, captionsOf.get(image.id) ?? [], captions.length);
+        await run(engine, 'imageToText', { image: image.source }, image.id, captionsOf.get(image.id) ?? [], captions.length, image.id);
         o.onProgress?.('image→text queries', i + 1, n);
       }
     } finally {
       await store.close();
     }
   }
-  const metrics = (xs: number[][]) => (xs.length > 0 ? fullMetrics(xs) : undefined);
+  const first = (xs: number[][]) => xs.map((r) => r[0]!);
+  const metrics = (xs: number[][], dir: Direction) => (xs.length > 0 ? { ...fullMetrics(xs), interval95: recallIntervals(first(xs), units[dir]) } : undefined);
+  const versus = (xs: number[][], dir: Direction) => (xs.length > 0 ? recallDifference(first(xs), first(stage1[dir]), units[dir]) : undefined);
   const results: HybridConfigResult[] = configs.map((c) => {
     const r = ranks.get(c.key)!;
     const alpha = c.fusion === 'weighted' ? { alpha: { textToImage: alphaOf(c.alpha, 'textToImage'), imageToText: alphaOf(c.alpha, 'imageToText') } } : {};
-    return { k1: c.k1, fusion: c.fusion, ...alpha, textToImage: metrics(r.textToImage), imageToText: metrics(r.imageToText) };
+    return {
+      k1: c.k1,
+      fusion: c.fusion,
+      ...alpha,
+      textToImage: metrics(r.textToImage, 'textToImage'),
+      imageToText: metrics(r.imageToText, 'imageToText'),
+      vsStage1: { textToImage: versus(r.textToImage, 'textToImage'), imageToText: versus(r.imageToText, 'imageToText') },
+    };
   });
   return {
-    stage1: { textToImage: metrics(stage1.textToImage), imageToText: metrics(stage1.imageToText) },
+    stage1: { textToImage: metrics(stage1.textToImage, 'textToImage'), imageToText: metrics(stage1.imageToText, 'imageToText') },
     alpha: { textToImage: alphaOf(alphas[0], 'textToImage'), imageToText: alphaOf(alphas[0], 'imageToText') },
     configs: results,
     latencyMs: { stage1: latencyStats(s1), stage2: latencyStats(s2), total: latencyStats(s1.map((x, i) => x + (s2[i] ?? 0))) },

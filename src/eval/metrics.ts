@@ -2,6 +2,8 @@
  * Retrieval metrics from the 1-based rank of the first relevant item per query
  * (Infinity when a query's relevant items are missing from what was ranked).
  */
+import type { RecallIntervals } from './bootstrap.js';
+
 export interface RankMetrics {
   'R@1': number;
   'R@5': number;
@@ -9,6 +11,8 @@ export interface RankMetrics {
   MRR: number;
   medianRank: number;
   queries: number;
+  /** 95% intervals of the recalls, resampling the split's images (bootstrap.ts); set by the evaluations users run, not by training's per-epoch scores */
+  interval95?: RecallIntervals;
 }
 
 /** Recall@K in percent: the share of queries whose first relevant item is within the top K. */

@@ -8,6 +8,7 @@ import { dot } from '../index/exact-index.js';
 import type { EncodeOptions, Encoder } from '../models/encoder.js';
 import { correctedRow, hubnessOf, HUBNESS_POOL } from '../models/query-bank.js';
 import { stackRows } from '../models/mat.js';
+import { recallIntervals } from './bootstrap.js';
 import { firstRelevantRank, rankMetrics, recallSum, type RankMetrics } from './metrics.js';
 
 export interface RetrievalEvalResult {
@@ -62,20 +63,23 @@ export async function evaluateRetrieval(ds: RetrievalDataset, encoder: Encoder, 
   const hubness = bank && bank.lambda > 0
     ? { lambda: bank.lambda, pool: HUBNESS_POOL, images: hubnessOf(imageVectors, bank.texts, encoder.dim, bank.beta), captions: hubnessOf(textVectors, bank.images, encoder.dim, bank.beta) }
     : undefined;
-  const metrics = evaluateEmbeddings(imageVectors, textVectors, ds.captions.map((c) => imageIndex.get(c.imageId)!), queryVectors, hubness);
+  const captionImage = ds.captions.map((c) => imageIndex.get(c.imageId)!);
+  const { textToImage, imageToText, ranks } = evaluateEmbeddings(imageVectors, textVectors, captionImage, queryVectors, hubness);
+  // an image and its captions are one unit of the resampling: text→image queries by their image, image→text by themselves
   return {
     dataset: ds.name,
     split: ds.split,
     model: encoder.id,
     images: ds.images.length,
     captions: ds.captions.length,
-    ...metrics,
+    textToImage: { ...textToImage, interval95: recallIntervals(ranks.textToImage, captionImage) },
+    imageToText: { ...imageToText, interval95: recallIntervals(ranks.imageToText, imageVectors.map((_, i) => i)) },
     seconds: { encodeImages, encodeTexts, score: (performance.now() - t) / 1000 },
   };
 }
 
 /**
- * Both directions' metrics from embeddings; captionImage[c] is the row of caption c's image; queryVectors (default: textVectors) are the captions as text→image queries.
+ * Both directions' metrics (and each query's first-relevant rank) from embeddings; captionImage[c] is the row of caption c's image; queryVectors (default: textVectors) are the captions as text→image queries.
  * `hubness`: each image's and caption's hubness, subtracted λ times from the cross-modal scores of each query's top `pool` by cosine, which then come first (query-bank.ts correctedRow: the engine's order).
  */
 export function evaluateEmbeddings(
@@ -84,7 +88,7 @@ export function evaluateEmbeddings(
   captionImage: number[],
   queryVectors: Float32Array[] = textVectors,
   hubness?: { images: number[]; captions: number[]; lambda: number; pool: number },
-): { textToImage: RankMetrics; imageToText: RankMetrics } {
+): { textToImage: RankMetrics; imageToText: RankMetrics; ranks: { textToImage: number[]; imageToText: number[] } } {
   const dim = imageVectors[0]?.length ?? 0;
   const captionsOf: number[][] = imageVectors.map(() => []);
   captionImage.forEach((img, c) => captionsOf[img]!.push(c));
@@ -97,7 +101,7 @@ export function evaluateEmbeddings(
   scoreRows(imageVectors, stackRows(textVectors, dim), textVectors.length, dim, (i, scores) =>
     i2t.push(firstRelevantRank(corrected(scores, hubness?.captions), captionsOf[i]!)),
   );
-  return { textToImage: rankMetrics(t2i), imageToText: rankMetrics(i2t) };
+  return { textToImage: rankMetrics(t2i), imageToText: rankMetrics(i2t), ranks: { textToImage: t2i, imageToText: i2t } };
 }
 
 /** R@1+R@5+R@10 of both directions: the usual model-selection score. */

@@ -75,8 +75,8 @@ async function embedSplit(opts: TrainHeadOptions, split: string): Promise<Featur
 function evaluateSplit(split: FeatureSplit): Metrics {
   const d = split.dim;
   const rows = (x: Float32Array, n: number) => Array.from({ length: n }, (_, i) => x.subarray(i * d, (i + 1) * d));
-  const m = evaluateEmbeddings(rows(split.x, split.images), rows(split.textX!, split.captionImage.length), split.captionImage);
-  return { ...m, rsum: rsum(m) };
+  const { textToImage, imageToText } = evaluateEmbeddings(rows(split.x, split.images), rows(split.textX!, split.captionImage.length), split.captionImage);
+  return { textToImage, imageToText, rsum: rsum({ textToImage, imageToText }) };
 }
 
 export function headOnnx(params: Params, prefix: string, spec: HeadSpec): Uint8Array {

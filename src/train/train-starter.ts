@@ -131,8 +131,8 @@ export async function evaluateOnFeatures(model: DualEncoder, split: FeatureSplit
   const imgs = await encodeImageFeatures(model, mat(split.images, split.dim, split.x));
   const txts = await encodeTextIds(model, split.textX ? mat(split.captionImage.length, split.textDim!, split.textX) : split.flatCaptions);
   const rows = (m: { data: Float32Array; cols: number; rows: number }) => Array.from({ length: m.rows }, (_, i) => m.data.subarray(i * m.cols, (i + 1) * m.cols));
-  const metrics = evaluateEmbeddings(rows(imgs), rows(txts), split.captionImage);
-  return { ...metrics, rsum: rsum(metrics) };
+  const { textToImage, imageToText } = evaluateEmbeddings(rows(imgs), rows(txts), split.captionImage);
+  return { textToImage, imageToText, rsum: rsum({ textToImage, imageToText }) };
 }
 
 const HYPER_KEYS = ['head', 'hidden', 'wordDim', 'embedDim', 'batchSize', 'epochs', 'lr', 'weightDecay', 'patience', 'seed', 'minCount', 'featureDropout', 'wordDropout', 'features', 'holdOut', 'initGlove', 'textEncoder', 'textHidden'] as const;

@@ -82,6 +82,14 @@ describe('duo command line (the documented contract)', () => {
     assert.equal(out.textToImage['R@1'], 100);
     assert.equal(out.imageToText['R@10'], 100);
     assert.equal(out.textToImage.MRR, 1);
+    // each recall comes with its 95% interval over the split's images; a perfect model's has no spread
+    assert.deepEqual(out.textToImage.interval95['R@1'], [100, 100]);
+    assert.equal(out.textToImage.interval95.units, out.images);
+    const table = await run(['eval', '--data', data, '--split', 'dev', '--model', fixtureModelPath()]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /R@10 95%/);
+    assert.match(table.stdout, /text→image.*100\.0–100\.0/);
+    assert.match(table.stdout, /bootstrap over the split's images/);
   });
 
   it('index --reranker records the cross-encoder: search --mode hybrid then needs no other flag', async () => {
@@ -176,6 +184,7 @@ describe('duo command line (the documented contract)', () => {
     assert.equal(out.textToImage['R@1'], 100);
     assert.equal(out.stage1.textToImage['R@1'], 100);
     assert.equal(out.imageToText['R@1'], 100);
+    assert.deepEqual(out.configs[0].vsStage1.textToImage['R@1'], { diff: 0, interval: [0, 0] }, 'hybrid against stage 1 on the same queries');
     assert.ok(out.latencyMs.stage2.p50 > 0);
   });
 

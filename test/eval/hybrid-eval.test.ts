@@ -99,7 +99,13 @@ describe('hybrid evaluation', () => {
     }
     // α = 0 orders by stage 1 alone; α = 1 by the upside-down stage 2 alone, worse
     assert.deepEqual(sweep.configs[0]!.textToImage, sweep.stage1.textToImage);
+    assert.deepEqual(sweep.configs[0]!.vsStage1.textToImage!['R@10'], { diff: 0, interval: [0, 0] });
     assert.ok(sweep.configs[2]!.textToImage!.MRR < sweep.configs[0]!.textToImage!.MRR);
+    // each row against stage 1 on the same queries, resampling the images (two captions each go together)
+    const upsideDown = sweep.configs[2]!.vsStage1.textToImage!;
+    assert.equal(upsideDown['R@1'].diff, sweep.configs[2]!.textToImage!['R@1'] - sweep.stage1.textToImage!['R@1']);
+    assert.ok(upsideDown['R@1'].diff < 0 && upsideDown['R@1'].interval[0] <= upsideDown['R@1'].diff && upsideDown['R@1'].diff <= upsideDown['R@1'].interval[1]);
+    assert.deepEqual([upsideDown.units, sweep.stage1.textToImage!.interval95!.units], [ds.images.length, ds.images.length]);
     assert.ok(sweep.configs[6]!.imageToText!.MRR < sweep.configs[4]!.imageToText!.MRR);
     // no α given: each direction takes the model's own, as the engine does
     const own = await evaluateHybrid(ds, clip, counted({ textToImage: 1, imageToText: 0 }), { k1: 6, fusion: 'weighted' });

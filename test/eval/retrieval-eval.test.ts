@@ -48,6 +48,11 @@ describe('evaluateRetrieval', () => {
     assert.equal(r.imageToText['R@1'], 60);
     assert.equal(r.imageToText['R@5'], 80);
     assert.equal(r.imageToText['R@10'], 80);
+    // 95% intervals resample the 10 images (a caption goes with its image), in both directions
+    const t2i = r.textToImage.interval95!;
+    assert.deepEqual([t2i.units, r.imageToText.interval95!.units], [10, 10]);
+    assert.ok(t2i['R@1'][0] < 80 && t2i['R@1'][1] === 100, `R@1 80 within ${t2i['R@1']}`);
+    assert.deepEqual(t2i['R@10'], [100, 100], 'every caption finds its image in the top 10: no spread');
   });
 
   it('the colour fixture beats chance on colour captions of colour images', async () => {

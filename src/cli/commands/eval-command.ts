@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { openDataset } from '../../data/readers/open-dataset.js';
+import type { RecallDifference } from '../../eval/bootstrap.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../../eval/retrieval-eval.js';
 import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
@@ -44,7 +45,14 @@ interface EvalOptions {
   expandCaption?: string;
 }
 
-const publicMetrics = (m: RankMetrics) => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], MRR: m.MRR, medianRank: m.medianRank });
+const publicMetrics = (m: RankMetrics) => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], MRR: m.MRR, medianRank: m.medianRank, ...(m.interval95 ? { interval95: m.interval95 } : {}) });
+
+/** "58.6–63.0": a 95% interval at a table's precision (one decimal: the interval is itself an estimate) */
+const span = (i: [number, number] | undefined) => (i ? `${i[0].toFixed(1)}–${i[1].toFixed(1)}` : '–');
+const signed = (x: number, d: number) => `${x >= 0 ? '+' : ''}${x.toFixed(d)}`;
+/** "+0.80 (−0.3 to +1.9)": a difference against stage 1 with its paired 95% interval */
+const delta = (d: { diff: number; interval: [number, number] } | undefined) => (d ? `${signed(d.diff, 2)} (${signed(d.interval[0], 1)} to ${signed(d.interval[1], 1)})` : '–');
+const INTERVAL_NOTE = '95% intervals: a bootstrap over the split\'s images (an image and its captions together; 1,000 resamples, seed 1)';
 
 export function evalJson(r: RetrievalEvalResult) {
   return {
@@ -89,9 +97,10 @@ function parseDirections(list: string): ('textToImage' | 'imageToText')[] {
 }
 
 function printMetrics(t2i: Public | undefined, i2t: Public | undefined): void {
-  const row = (name: string, m: Public) => [name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.MRR.toFixed(4), m.medianRank];
+  const row = (name: string, m: Public) => [name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), span(m.interval95?.['R@10']), m.MRR.toFixed(4), m.medianRank];
   const rows = [...(t2i ? [row('text→image', t2i)] : []), ...(i2t ? [row('image→text', i2t)] : [])];
-  console.log(formatTable(['direction', 'R@1', 'R@5', 'R@10', 'MRR', 'median rank'], rows));
+  console.log(formatTable(['direction', 'R@1', 'R@5', 'R@10', 'R@10 95%', 'MRR', 'median rank'], rows));
+  console.log(INTERVAL_NOTE);
 }
 
 export function registerEval(program: Command): void {
@@ -214,6 +223,7 @@ export function registerEval(program: Command): void {
               ...(sweep && c.alpha ? { alpha: c.alpha.textToImage } : {}),
               textToImage: c.textToImage && publicMetrics(c.textToImage),
               imageToText: c.imageToText && publicMetrics(c.imageToText),
+              vsStage1: c.vsStage1,
             })),
           };
           if (opts.save) await writeFileAtomic(opts.save, `${JSON.stringify(out, null, 2)}\n`);
@@ -221,15 +231,17 @@ export function registerEval(program: Command): void {
           else {
             console.log(`${out.dataset} ${out.split}: ${out.images} images, ${out.captions} captions; model ${out.model}, reranker ${out.reranker}`);
             const rows: (string | number)[][] = [];
-            const add = (label: string, dir: string, m: Public | undefined) => m && rows.push([label, dir, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), m.MRR.toFixed(4), m.medianRank]);
+            const add = (label: string, dir: string, m: Public | undefined, vs?: RecallDifference) =>
+              m && rows.push([label, dir, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), span(m.interval95?.['R@10']), delta(vs?.['R@1']), delta(vs?.['R@10']), m.MRR.toFixed(4), m.medianRank]);
             add('stage 1', 'text→image', out.stage1.textToImage);
             add('stage 1', 'image→text', out.stage1.imageToText);
             for (const c of out.configs) {
               const label = `hybrid k1=${c.k1} ${c.fusion}${'alpha' in c ? ` α=${c.alpha}` : ''}`;
-              add(label, 'text→image', c.textToImage);
-              add(label, 'image→text', c.imageToText);
+              add(label, 'text→image', c.textToImage, c.vsStage1.textToImage);
+              add(label, 'image→text', c.imageToText, c.vsStage1.imageToText);
             }
-            console.log(formatTable(['mode', 'direction', 'R@1', 'R@5', 'R@10', 'MRR', 'median rank'], rows));
+            console.log(formatTable(['mode', 'direction', 'R@1', 'R@5', 'R@10', 'R@10 95%', 'R@1 − stage 1 (95%)', 'R@10 − stage 1 (95%)', 'MRR', 'median rank'], rows));
+            console.log(`${INTERVAL_NOTE}; a difference is paired: both rankings resampled by the same draw`);
             if (!sweep && fusions.includes('weighted')) console.log(`weighted fusion α: ${r.alpha.textToImage} text→image, ${r.alpha.imageToText} image→text`);
             const l = out.latencyMs;
             console.log(`per query: stage 1 p50 ${l.stage1.p50.toFixed(1)} ms, stage 2 (k1 ${Math.max(...k1s)}) p50 ${l.stage2.p50.toFixed(1)} ms, p95 ${l.stage2.p95.toFixed(1)} ms`);
