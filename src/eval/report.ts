@@ -5,7 +5,7 @@
  * configuration), report.md (the comparison tables), per-query.jsonl (which queries stage 2
  * fixed and which it broke) and charts made with Vega-Lite.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RetrievalDataset } from '../data/dataset.js';
 import type { Encoder } from '../models/encoder.js';
@@ -15,6 +15,7 @@ import type { FusionMode } from '../search/fusion.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { configKey, evaluateHybrid, type Direction, type HybridEvalResult, type QueryRecord } from './hybrid-eval.js';
 import { recallAt, type FullMetrics } from './metrics.js';
+import { recallDifference, type RecallDifference } from './bootstrap.js';
 
 export interface ReportOptions {
   outDir: string;
@@ -179,13 +180,60 @@ async function charts(main: HybridEvalResult, ce: HybridEvalResult, o: ReportOpt
 }
 
 /** `eval --compare a b`: every metric of b minus a, per mode and direction. */
-export function compareReports(a: Record<string, unknown>, b: Record<string, unknown>): { mode: string; direction: string; metric: string; a: number; b: number; delta: number }[] {
-  const rows: { mode: string; direction: string; metric: string; a: number; b: number; delta: number }[] = [];
+/** One row of `duo eval --compare`: b − a, with the paired 95% interval of the difference where both runs' per-query records line up. */
+export interface ComparisonRow {
+  mode: string;
+  direction: string;
+  metric: string;
+  a: number;
+  b: number;
+  delta: number;
+  interval?: [number, number];
+}
+
+/** The mode names of a report (report.json's rows and per-query.jsonl's keys alike): "stage 1" and "hybrid k1=… fusion". */
+const modeOfConfig = (key: string) => `hybrid ${key}`;
+
+/**
+ * Per mode and direction, b's recall minus a's with its paired 95% interval, from two runs' per-query
+ * records (per-query.jsonl). Pairs need the same queries in the same order, which two reports on the
+ * same split have; otherwise this throws, naming the first query where they part.
+ */
+export function pairedDifferences(a: QueryRecord[], b: QueryRecord[]): Map<string, RecallDifference> {
+  if (a.length !== b.length) throw new Error(`the two runs ranked ${a.length} and ${b.length} queries`);
+  a.forEach((q, i) => {
+    if (q.direction !== b[i]!.direction || q.query !== b[i]!.query) throw new Error(`the two runs' query ${i + 1} differs: "${q.query}" and "${b[i]!.query}"`);
+  });
+  const out = new Map<string, RecallDifference>();
+  const keys = ['stage 1', ...Object.keys(a[0]?.hybrid ?? {}).filter((k) => k in (b[0]?.hybrid ?? {})).map(modeOfConfig)];
+  for (const dir of DIRECTIONS) {
+    const idx = a.flatMap((q, i) => (q.direction === dir ? [i] : []));
+    if (idx.length === 0) continue;
+    // the resampled unit is the image: a caption query's own image, or the image that is the query
+    const units = idx.map((i) => (dir === 'textToImage' ? a[i]!.relevant[0]! : a[i]!.query));
+    for (const mode of keys) {
+      const rank = (q: QueryRecord) => (mode === 'stage 1' ? q.stage1 : q.hybrid[mode.slice('hybrid '.length)]!);
+      out.set(`${mode}|${dir}`, recallDifference(idx.map((i) => rank(b[i]!)), idx.map((i) => rank(a[i]!)), units));
+    }
+  }
+  return out;
+}
+
+/** Reads a run's per-query.jsonl as runReport writes it: JSON has no Infinity, so a query whose relevant item was never ranked was written as null. */
+export function readQueryRecords(file: string): QueryRecord[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l, (_k, v) => (v === null ? Infinity : v)) as QueryRecord);
+}
+
+export function compareReports(a: Record<string, unknown>, b: Record<string, unknown>, paired?: Map<string, RecallDifference>): ComparisonRow[] {
+  const rows: ComparisonRow[] = [];
   const modes = (r: Record<string, unknown>) => {
     const out = new Map<string, Record<string, FullMetrics | undefined>>();
     out.set('stage 1', r.stage1 as Record<string, FullMetrics>);
     for (const c of (r.hybrid as { k1: number; fusion: FusionMode; textToImage?: FullMetrics; imageToText?: FullMetrics }[]) ?? []) {
-      out.set(`hybrid ${configKey(c.k1, c.fusion)}`, c as unknown as Record<string, FullMetrics>);
+      out.set(modeOfConfig(configKey(c.k1, c.fusion)), c as unknown as Record<string, FullMetrics>);
     }
     return out;
   };
@@ -198,7 +246,11 @@ export function compareReports(a: Record<string, unknown>, b: Record<string, unk
       const pa = xa[dir];
       const pb = xb[dir];
       if (!pa || !pb) continue;
-      for (const metric of ['R@1', 'R@5', 'R@10', 'MRR', 'mAP'] as const) rows.push({ mode, direction: LABEL[dir], metric, a: pa[metric], b: pb[metric], delta: pb[metric] - pa[metric] });
+      const diff = paired?.get(`${mode}|${dir}`);
+      for (const metric of ['R@1', 'R@5', 'R@10', 'MRR', 'mAP'] as const) {
+        const interval = metric === 'MRR' || metric === 'mAP' ? undefined : diff?.[metric].interval;
+        rows.push({ mode, direction: LABEL[dir], metric, a: pa[metric], b: pb[metric], delta: pb[metric] - pa[metric], ...(interval ? { interval } : {}) });
+      }
     }
   }
   return rows;

@@ -188,6 +188,26 @@ describe('duo command line (the documented contract)', () => {
     assert.ok(out.latencyMs.stage2.p50 > 0);
   });
 
+  it('eval --compare a b: b − a per metric, with paired 95% intervals where both runs kept their per-query records', async () => {
+    const dirs = ['a', 'b'].map((n) => join(tempDir(), n));
+    // 20 images, one caption each; b ranks images 0–9 first where a ranked them fifth
+    const metrics = (r1: number) => ({ 'R@1': r1, 'R@5': 100, 'R@10': 100, 'R@20': 100, MRR: 0, mAP: 0, 'P@1': 0, 'P@5': 0, 'P@10': 0, medianRank: 1, queries: 20 });
+    [50, 100].forEach((r1, d) => {
+      mkdirSync(dirs[d]!);
+      writeFileSync(join(dirs[d]!, 'report.json'), JSON.stringify({ stage1: { textToImage: metrics(r1) }, hybrid: [] }));
+      const rank = (i: number) => (i < 10 && d === 0 ? 5 : 1);
+      writeFileSync(join(dirs[d]!, 'per-query.jsonl'), Array.from({ length: 20 }, (_, i) => JSON.stringify({ direction: 'textToImage', query: `q${i}`, relevant: [`img${i}`], stage1: rank(i), hybrid: {} })).join('\n'));
+    });
+    const paired = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
+    assert.equal(paired.code, 0, paired.stderr);
+    assert.match(paired.stdout, /stage 1 .*text→image .*R@1 .*50\.0000 .*100\.0000 .*\+50\.0000 .*\+\d+\.\d\d to \+\d+\.\d\d/);
+    assert.match(paired.stdout, /paired: both runs resampled by the same draw of images/);
+    writeFileSync(join(dirs[1]!, 'per-query.jsonl'), '{"direction":"textToImage","query":"other","relevant":["img0"],"stage1":1,"hybrid":{}}\n');
+    const unpaired = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
+    assert.equal(unpaired.code, 0, unpaired.stderr);
+    assert.match(unpaired.stdout, /no intervals: .*per-query\.jsonl.*ranked 20 and 1 queries/);
+  });
+
   it('errors: one line naming the file or flag, non-zero exit, no stack unless --debug', async () => {
     const missing = await run(['search', 'red', '--index', join(data, 'nope.duo')]);
     assert.equal(missing.code, 66);

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { changes, compareReports, runReport } from '../../src/eval/report.js';
+import { writeFileSync } from 'node:fs';
+import { changes, compareReports, pairedDifferences, readQueryRecords, runReport } from '../../src/eval/report.js';
+import type { QueryRecord } from '../../src/eval/hybrid-eval.js';
 import { BlipItmReranker } from '../../src/models/blip/blip-itm.js';
 import { fixtureModelPath, loadEncoder } from '../../src/models/load-encoder.js';
 import { packageRoot } from '../../src/util/package-root.js';
@@ -32,8 +34,35 @@ describe('evaluation report', () => {
     assert.deepEqual(Object.keys(JSON.parse(lines[0]!).hybrid).sort(), ['k1=2 replace', 'k1=2 rrf', 'k1=4 replace', 'k1=4 rrf']);
     const same = compareReports(report, json);
     assert.ok(same.length > 0 && same.every((r) => r.delta === 0));
+    // paired against itself from its per-query records: every difference 0, with no spread, on the recall rows only
+    const records = readQueryRecords(join(out, 'per-query.jsonl'));
+    const paired = compareReports(report, json, pairedDifferences(records, records));
+    assert.deepEqual(paired.filter((r) => r.metric === 'R@10').map((r) => r.interval), paired.filter((r) => r.metric === 'R@10').map(() => [0, 0]));
+    assert.equal(paired.filter((r) => r.metric === 'R@10').length, 2 * 5, 'stage 1 and four hybrid rows, both directions');
+    assert.ok(paired.filter((r) => r.metric === 'MRR').every((r) => r.interval === undefined));
     await blip.dispose();
     await encoder.dispose();
+  });
+
+  it("pairs two runs' per-query records: b − a per mode with the interval of the paired difference", () => {
+    // 40 images, two captions each; run b fixes stage 1 for every fourth image and never ranked one caption of a
+    const rec = (i: number, stage1: number, hybrid: number): QueryRecord => ({ direction: 'textToImage', query: `caption ${i}`, relevant: [`img${i >> 1}`], stage1, hybrid: { 'k1=10 weighted': hybrid } });
+    const a = Array.from({ length: 80 }, (_, i) => rec(i, i === 0 ? Infinity : 1 + (i % 3) * 6, 1 + (i % 3) * 6));
+    const b = a.map((q, i) => rec(i, (i >> 1) % 4 === 0 ? 1 : q.stage1, q.hybrid['k1=10 weighted']!));
+    const file = join(tempDir(), 'per-query.jsonl');
+    writeFileSync(file, a.map((q) => JSON.stringify(q)).join('\n') + '\n');
+    const back = readQueryRecords(file);
+    assert.equal(back[0]!.stage1, Infinity, 'null (JSON has no Infinity) reads back as never ranked');
+    const d = pairedDifferences(back, b);
+    const s1 = d.get('stage 1|textToImage')!;
+    // a finds R@1 for i % 3 == 0 (27 of 80, less the unranked caption 0: 26); b also for the 20 captions of images 0, 4, 8, …, 36,
+    // of which a had 6 (captions 9, 24, 33, 48, 57, 72): 14 more
+    assert.equal(s1['R@1'].diff, (100 * 14) / 80);
+    assert.ok(s1['R@1'].interval[0] > 0 && s1['R@1'].interval[1] > s1['R@1'].diff);
+    assert.deepEqual(d.get('hybrid k1=10 weighted|textToImage')!['R@10'], { diff: 0, interval: [0, 0] });
+    assert.equal(s1.units, 40, 'the images are resampled, not the captions');
+    assert.throws(() => pairedDifferences(a, b.slice(1)), /ranked 80 and 79 queries/);
+    assert.throws(() => pairedDifferences(a, [b[1]!, b[0]!, ...b.slice(2)]), /query 1 differs: "caption 0" and "caption 1"/);
   });
 
   it('counts the queries stage 2 fixed and broke at K', () => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { openDataset } from '../../data/readers/open-dataset.js';
 import type { RecallDifference } from '../../eval/bootstrap.js';
+import { compareReports, pairedDifferences, readQueryRecords, runReport } from '../../eval/report.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../../eval/retrieval-eval.js';
 import type { RankMetrics } from '../../eval/metrics.js';
 import { defaultModelPath, loadEncoder } from '../../models/load-encoder.js';
@@ -9,11 +10,10 @@ import { evaluateHybrid } from '../../eval/hybrid-eval.js';
 import { expandWeights, flagOf, parseAlphaList, parseSearchOptions } from '../../search/options.js';
 import { expansionTableFile, loadExpansionTable } from '../../search/expansion-table.js';
 import { embedExpanded } from '../../search/query-expansion.js';
-import { compareReports, runReport } from '../../eval/report.js';
 import { packageRoot } from '../../util/package-root.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
@@ -83,11 +83,30 @@ function readReport(path: string): Record<string, unknown> {
   return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 }
 
+/** Both runs' per-query records paired, or why not (said on the console: a comparison without intervals is still a comparison). */
+function pairedOf(paths: string[]): { paired?: Map<string, RecallDifference>; why?: string } {
+  const files = paths.map((p) => join(p.endsWith('.json') ? dirname(p) : p, 'per-query.jsonl'));
+  const missing = files.find((f) => !existsSync(f));
+  if (missing) return { why: `no ${missing}` };
+  try {
+    return { paired: pairedDifferences(readQueryRecords(files[0]!), readQueryRecords(files[1]!)) };
+  } catch (error) {
+    return { why: `${files[0]} and ${files[1]}: ${(error as Error).message}` };
+  }
+}
+
 function compare(paths: string[]): void {
   if (paths.length !== 2) throw createError('BAD_ARGUMENT', '--compare', `takes two report folders, got ${paths.length}`);
-  const rows = compareReports(readReport(paths[0]!), readReport(paths[1]!));
+  const { paired, why } = pairedOf(paths);
+  const rows = compareReports(readReport(paths[0]!), readReport(paths[1]!), paired);
   console.log(`b = ${paths[1]} minus a = ${paths[0]}`);
-  console.log(formatTable(['mode', 'direction', 'metric', 'a', 'b', 'b − a'], rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), `${r.delta >= 0 ? '+' : ''}${r.delta.toFixed(4)}`])));
+  console.log(
+    formatTable(
+      ['mode', 'direction', 'metric', 'a', 'b', 'b − a', 'b − a 95%'],
+      rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), signed(r.delta, 4), r.interval ? `${signed(r.interval[0], 2)} to ${signed(r.interval[1], 2)}` : '–']),
+    ),
+  );
+  console.log(paired ? `${INTERVAL_NOTE}; paired: both runs resampled by the same draw of images` : `no intervals: ${why}`);
 }
 
 function parseDirections(list: string): ('textToImage' | 'imageToText')[] {
