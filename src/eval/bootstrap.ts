@@ -39,6 +39,20 @@ export interface BootstrapOptions {
 }
 
 const DEFAULT_RESAMPLES = 1000;
+const DEFAULT_SEED = 1;
+
+/** What the intervals are, for the line under a table that shows them. */
+export const INTERVAL_NOTE = `95% intervals: a bootstrap over the split's images (an image and its captions resampled together; ${DEFAULT_RESAMPLES.toLocaleString('en')} resamples, seed ${DEFAULT_SEED}); a difference is paired: both rankings resampled by the same draw`;
+
+/** "58.6–63.0": an interval at a table's precision (one decimal: the interval is itself an estimate). */
+export const formatInterval = (i: [number, number] | undefined): string => (i ? `${i[0].toFixed(1)}–${i[1].toFixed(1)}` : '–');
+
+/** "+0.44" */
+export const formatSigned = (x: number, digits: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+
+/** "+0.80 (−0.3 to +1.9)": a difference with its paired 95% interval. */
+export const formatDifference = (d: { diff: number; interval: [number, number] } | undefined): string =>
+  d ? `${formatSigned(d.diff, 2)} (${formatSigned(d.interval[0], 1)} to ${formatSigned(d.interval[1], 1)})` : '–';
 
 /** Per unit: its query count and, per K, how many of its queries have their first relevant item within K. */
 function tallies(ranks: number[], units: ArrayLike<string | number>): { count: Float64Array; hits: Float64Array[] } {
@@ -78,7 +92,7 @@ function percentiles95(xs: Float64Array): [number, number] {
 function resample(units: number, o: BootstrapOptions, visit: (b: number, times: Uint32Array) => void): number {
   const n = o.resamples ?? DEFAULT_RESAMPLES;
   if (!Number.isInteger(n) || n < 2) throw new Error(`bootstrap: resamples must be an integer ≥ 2, got ${n}`);
-  const rand = seeded(o.seed ?? 1);
+  const rand = seeded(o.seed ?? DEFAULT_SEED);
   const times = new Uint32Array(units);
   for (let b = 0; b < n; b++) {
     times.fill(0);

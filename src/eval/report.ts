@@ -15,7 +15,7 @@ import type { FusionMode } from '../search/fusion.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { configKey, evaluateHybrid, type Direction, type HybridEvalResult, type QueryRecord } from './hybrid-eval.js';
 import { recallAt, type FullMetrics } from './metrics.js';
-import { recallDifference, type RecallDifference } from './bootstrap.js';
+import { formatDifference, formatInterval, INTERVAL_NOTE, recallDifference, type RecallDifference } from './bootstrap.js';
 
 export interface ReportOptions {
   outDir: string;
@@ -74,10 +74,10 @@ export async function runReport(ds: RetrievalDataset, encoder: Encoder, reranker
 const f = (x: number | undefined, d = 2) => (x === undefined ? '–' : Number.isFinite(x) ? x.toFixed(d) : '∞');
 
 function metricsTable(rows: [string, FullMetrics | undefined][]): string {
-  const head = '| mode | R@1 | R@5 | R@10 | R@20 | MRR | mAP | P@1 | P@5 | P@10 | median rank |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
+  const head = '| mode | R@1 | R@5 | R@10 | R@10 95% | R@20 | MRR | mAP | P@1 | P@5 | P@10 | median rank |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
   const body = rows
     .filter(([, m]) => m)
-    .map(([label, m]) => `| ${label} | ${f(m!['R@1'])} | ${f(m!['R@5'])} | ${f(m!['R@10'])} | ${f(m!['R@20'])} | ${f(m!.MRR, 4)} | ${f(m!.mAP, 4)} | ${f(m!['P@1'])} | ${f(m!['P@5'])} | ${f(m!['P@10'])} | ${f(m!.medianRank, 1)} |`);
+    .map(([label, m]) => `| ${label} | ${f(m!['R@1'])} | ${f(m!['R@5'])} | ${f(m!['R@10'])} | ${formatInterval(m!.interval95?.['R@10'])} | ${f(m!['R@20'])} | ${f(m!.MRR, 4)} | ${f(m!.mAP, 4)} | ${f(m!['P@1'])} | ${f(m!['P@5'])} | ${f(m!['P@10'])} | ${f(m!.medianRank, 1)} |`);
   return [head, ...body].join('\n');
 }
 
@@ -103,7 +103,11 @@ function markdown(report: Record<string, unknown>, main: HybridEvalResult, ce: H
     if (!main.stage1[dir]) continue;
     lines.push(`## ${LABEL[dir]}`, '');
     lines.push(metricsTable([['stage 1', main.stage1[dir]], ...main.configs.map((c) => [`hybrid ${configKey(c.k1, c.fusion)}`, c[dir]] as [string, FullMetrics | undefined])]), '');
+    lines.push('| hybrid minus stage 1, paired 95% | R@1 | R@10 |', '| --- | --- | --- |');
+    for (const c of main.configs) lines.push(`| ${configKey(c.k1, c.fusion)} | ${formatDifference(c.vsStage1[dir]?.['R@1'])} | ${formatDifference(c.vsStage1[dir]?.['R@10'])} |`);
+    lines.push('');
   }
+  lines.push(`${INTERVAL_NOTE}.`, '');
   lines.push(`## Cross-encoder alone over all candidates (first ${o.ceSubset} queries per direction)`, '');
   for (const dir of DIRECTIONS) {
     if (!ce.stage1[dir]) continue;

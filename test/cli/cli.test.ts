@@ -201,7 +201,7 @@ describe('duo command line (the documented contract)', () => {
     const paired = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
     assert.equal(paired.code, 0, paired.stderr);
     assert.match(paired.stdout, /stage 1 .*text→image .*R@1 .*50\.0000 .*100\.0000 .*\+50\.0000 .*\+\d+\.\d\d to \+\d+\.\d\d/);
-    assert.match(paired.stdout, /paired: both runs resampled by the same draw of images/);
+    assert.match(paired.stdout, /a difference is paired: both rankings resampled by the same draw/);
     writeFileSync(join(dirs[1]!, 'per-query.jsonl'), '{"direction":"textToImage","query":"other","relevant":["img0"],"stage1":1,"hybrid":{}}\n');
     const unpaired = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
     assert.equal(unpaired.code, 0, unpaired.stderr);

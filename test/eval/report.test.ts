@@ -28,6 +28,8 @@ describe('evaluation report', () => {
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.match(md, /\| stage 1 \| 100\.00 \|/);
     assert.match(md, /hybrid k1=4 rrf/);
+    assert.match(md, /\| stage 1 \| 100\.00 \| 100\.00 \| 100\.00 \| 100\.0–100\.0 \|/, 'R@10 with its 95% interval');
+    assert.match(md, /\| k1=4 rrf \| [+-]\d+\.\d\d \([+-]\d+\.\d to [+-]\d+\.\d\) \|/, 'each config against stage 1, paired');
     assert.match(md, /Cross-encoder alone over all candidates/);
     const lines = readFileSync(join(out, 'per-query.jsonl'), 'utf8').trim().split('\n');
     assert.equal(lines.length, ds.captions.length + ds.images.length);

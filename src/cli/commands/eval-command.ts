@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openDataset } from '../../data/readers/open-dataset.js';
-import type { RecallDifference } from '../../eval/bootstrap.js';
+import { formatDifference, formatInterval, formatSigned, INTERVAL_NOTE, type RecallDifference } from '../../eval/bootstrap.js';
 import { compareReports, pairedDifferences, readQueryRecords, runReport } from '../../eval/report.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../../eval/retrieval-eval.js';
 import type { RankMetrics } from '../../eval/metrics.js';
@@ -47,12 +47,6 @@ interface EvalOptions {
 
 const publicMetrics = (m: RankMetrics) => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], MRR: m.MRR, medianRank: m.medianRank, ...(m.interval95 ? { interval95: m.interval95 } : {}) });
 
-/** "58.6–63.0": a 95% interval at a table's precision (one decimal: the interval is itself an estimate) */
-const span = (i: [number, number] | undefined) => (i ? `${i[0].toFixed(1)}–${i[1].toFixed(1)}` : '–');
-const signed = (x: number, d: number) => `${x >= 0 ? '+' : ''}${x.toFixed(d)}`;
-/** "+0.80 (−0.3 to +1.9)": a difference against stage 1 with its paired 95% interval */
-const delta = (d: { diff: number; interval: [number, number] } | undefined) => (d ? `${signed(d.diff, 2)} (${signed(d.interval[0], 1)} to ${signed(d.interval[1], 1)})` : '–');
-const INTERVAL_NOTE = '95% intervals: a bootstrap over the split\'s images (an image and its captions together; 1,000 resamples, seed 1)';
 
 export function evalJson(r: RetrievalEvalResult) {
   return {
@@ -103,10 +97,10 @@ function compare(paths: string[]): void {
   console.log(
     formatTable(
       ['mode', 'direction', 'metric', 'a', 'b', 'b − a', 'b − a 95%'],
-      rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), signed(r.delta, 4), r.interval ? `${signed(r.interval[0], 2)} to ${signed(r.interval[1], 2)}` : '–']),
+      rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), formatSigned(r.delta, 4), r.interval ? `${formatSigned(r.interval[0], 2)} to ${formatSigned(r.interval[1], 2)}` : '–']),
     ),
   );
-  console.log(paired ? `${INTERVAL_NOTE}; paired: both runs resampled by the same draw of images` : `no intervals: ${why}`);
+  console.log(paired ? INTERVAL_NOTE : `no intervals: ${why}`);
 }
 
 function parseDirections(list: string): ('textToImage' | 'imageToText')[] {
@@ -116,7 +110,7 @@ function parseDirections(list: string): ('textToImage' | 'imageToText')[] {
 }
 
 function printMetrics(t2i: Public | undefined, i2t: Public | undefined): void {
-  const row = (name: string, m: Public) => [name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), span(m.interval95?.['R@10']), m.MRR.toFixed(4), m.medianRank];
+  const row = (name: string, m: Public) => [name, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), formatInterval(m.interval95?.['R@10']), m.MRR.toFixed(4), m.medianRank];
   const rows = [...(t2i ? [row('text→image', t2i)] : []), ...(i2t ? [row('image→text', i2t)] : [])];
   console.log(formatTable(['direction', 'R@1', 'R@5', 'R@10', 'R@10 95%', 'MRR', 'median rank'], rows));
   console.log(INTERVAL_NOTE);
@@ -251,7 +245,7 @@ export function registerEval(program: Command): void {
             console.log(`${out.dataset} ${out.split}: ${out.images} images, ${out.captions} captions; model ${out.model}, reranker ${out.reranker}`);
             const rows: (string | number)[][] = [];
             const add = (label: string, dir: string, m: Public | undefined, vs?: RecallDifference) =>
-              m && rows.push([label, dir, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), span(m.interval95?.['R@10']), delta(vs?.['R@1']), delta(vs?.['R@10']), m.MRR.toFixed(4), m.medianRank]);
+              m && rows.push([label, dir, m['R@1'].toFixed(2), m['R@5'].toFixed(2), m['R@10'].toFixed(2), formatInterval(m.interval95?.['R@10']), formatDifference(vs?.['R@1']), formatDifference(vs?.['R@10']), m.MRR.toFixed(4), m.medianRank]);
             add('stage 1', 'text→image', out.stage1.textToImage);
             add('stage 1', 'image→text', out.stage1.imageToText);
             for (const c of out.configs) {
@@ -260,7 +254,7 @@ export function registerEval(program: Command): void {
               add(label, 'image→text', c.imageToText, c.vsStage1.imageToText);
             }
             console.log(formatTable(['mode', 'direction', 'R@1', 'R@5', 'R@10', 'R@10 95%', 'R@1 − stage 1 (95%)', 'R@10 − stage 1 (95%)', 'MRR', 'median rank'], rows));
-            console.log(`${INTERVAL_NOTE}; a difference is paired: both rankings resampled by the same draw`);
+            console.log(INTERVAL_NOTE);
             if (!sweep && fusions.includes('weighted')) console.log(`weighted fusion α: ${r.alpha.textToImage} text→image, ${r.alpha.imageToText} image→text`);
             const l = out.latencyMs;
             console.log(`per query: stage 1 p50 ${l.stage1.p50.toFixed(1)} ms, stage 2 (k1 ${Math.max(...k1s)}) p50 ${l.stage2.p50.toFixed(1)} ms, p95 ${l.stage2.p95.toFixed(1)} ms`);
