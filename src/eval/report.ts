@@ -183,7 +183,6 @@ async function charts(main: HybridEvalResult, ce: HybridEvalResult, o: ReportOpt
   );
 }
 
-/** `eval --compare a b`: every metric of b minus a, per mode and direction. */
 /** One row of `duo eval --compare`: b − a, with the paired 95% interval of the difference where both runs' per-query records line up. */
 export interface ComparisonRow {
   mode: string;
@@ -231,6 +230,7 @@ export function readQueryRecords(file: string): QueryRecord[] {
     .map((l) => JSON.parse(l, (_k, v) => (v === null ? Infinity : v)) as QueryRecord);
 }
 
+/** `eval --compare a b`: every metric of b minus a, per mode and direction; each recall's paired interval from `paired` (pairedDifferences) when given. */
 export function compareReports(a: Record<string, unknown>, b: Record<string, unknown>, paired?: Map<string, RecallDifference>): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
   const modes = (r: Record<string, unknown>) => {

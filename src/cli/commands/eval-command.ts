@@ -47,7 +47,6 @@ interface EvalOptions {
 
 const publicMetrics = (m: RankMetrics) => ({ 'R@1': m['R@1'], 'R@5': m['R@5'], 'R@10': m['R@10'], MRR: m.MRR, medianRank: m.medianRank, ...(m.interval95 ? { interval95: m.interval95 } : {}) });
 
-
 export function evalJson(r: RetrievalEvalResult) {
   return {
     dataset: r.dataset,
