@@ -2,7 +2,7 @@
  * How far a Recall@K measured on one split can be trusted: a percentile bootstrap (Efron &
  * Tibshirani 1993) that resamples the split's images, not its queries. Flickr's five captions of
  * one image succeed or fail together far more often than five random captions would, so
- * resampling captions one by one would draw intervals about √5 too narrow on text→image; an
+ * resampling captions one by one would draw intervals up to √5 too narrow on text→image; an
  * image and its captions are one unit here (a cluster bootstrap).
  *
  * Two rankings of the same queries (hybrid against stage 1, one model against another) are
@@ -14,7 +14,7 @@
  */
 import { seeded } from '../util/random.js';
 
-export const RECALL_KS = [1, 5, 10] as const;
+const RECALL_KS = [1, 5, 10] as const;
 type RecallKey = 'R@1' | 'R@5' | 'R@10';
 
 /** A 95% interval per Recall@K, in the metric's own unit (percent). */
@@ -50,13 +50,16 @@ export const formatInterval = (i: [number, number] | undefined): string => (i ? 
 /** "+0.44" */
 export const formatSigned = (x: number, digits: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
 
-/** "+0.80 (−0.3 to +1.9)": a difference with its paired 95% interval. */
-export const formatDifference = (d: { diff: number; interval: [number, number] } | undefined): string =>
-  d ? `${formatSigned(d.diff, 2)} (${formatSigned(d.interval[0], 1)} to ${formatSigned(d.interval[1], 1)})` : '–';
+/** "-0.3 to +1.9": the interval of a difference. */
+export const formatSignedInterval = (i: [number, number]): string => `${formatSigned(i[0], 1)} to ${formatSigned(i[1], 1)}`;
+
+/** "+0.80 (-0.3 to +1.9)": a difference with its paired 95% interval. */
+export const formatDifference = (d: { diff: number; interval: [number, number] } | undefined): string => (d ? `${formatSigned(d.diff, 2)} (${formatSignedInterval(d.interval)})` : '–');
 
 /** Per unit: its query count and, per K, how many of its queries have their first relevant item within K. */
 function tallies(ranks: number[], units: ArrayLike<string | number>): { count: Float64Array; hits: Float64Array[] } {
   if (ranks.length !== units.length) throw new Error(`bootstrap: ${ranks.length} ranks for ${units.length} unit labels`);
+  if (ranks.length === 0) throw new Error('bootstrap: no queries to resample');
   const index = new Map<string | number, number>();
   const unitOf = Array.from(units, (u) => {
     let i = index.get(u);
@@ -85,13 +88,18 @@ function percentiles95(xs: Float64Array): [number, number] {
   return [at(0.025), at(0.975)];
 }
 
+/** How many resamples the options ask for, checked before anything is allocated for them. */
+function resampleCount(o: BootstrapOptions): number {
+  const n = o.resamples ?? DEFAULT_RESAMPLES;
+  if (!Number.isInteger(n) || n < 2) throw new Error(`bootstrap: resamples must be an integer ≥ 2, got ${n}`);
+  return n;
+}
+
 /**
  * Resamples units with replacement and hands `visit` each draw's per-unit multiplicities; one
  * seeded generator, so two calls with the same options draw the same resamples.
  */
-function resample(units: number, o: BootstrapOptions, visit: (b: number, times: Uint32Array) => void): number {
-  const n = o.resamples ?? DEFAULT_RESAMPLES;
-  if (!Number.isInteger(n) || n < 2) throw new Error(`bootstrap: resamples must be an integer ≥ 2, got ${n}`);
+function resample(units: number, n: number, o: BootstrapOptions, visit: (b: number, times: Uint32Array) => void): void {
   const rand = seeded(o.seed ?? DEFAULT_SEED);
   const times = new Uint32Array(units);
   for (let b = 0; b < n; b++) {
@@ -99,7 +107,6 @@ function resample(units: number, o: BootstrapOptions, visit: (b: number, times: 
     for (let i = 0; i < units; i++) times[Math.floor(rand() * units)]!++;
     visit(b, times);
   }
-  return n;
 }
 
 const shareOf = (hits: Float64Array, count: Float64Array, times: Uint32Array) => {
@@ -117,10 +124,10 @@ const shareOf = (hits: Float64Array, count: Float64Array, times: Uint32Array) =>
  * unit query q belongs to (its image), and units are what is resampled.
  */
 export function recallIntervals(ranks: number[], units: ArrayLike<string | number>, o: BootstrapOptions = {}): RecallIntervals {
+  const n = resampleCount(o);
   const { count, hits } = tallies(ranks, units);
-  const n = o.resamples ?? DEFAULT_RESAMPLES;
   const draws = RECALL_KS.map(() => new Float64Array(n));
-  resample(count.length, o, (b, times) => RECALL_KS.forEach((_, j) => (draws[j]![b] = shareOf(hits[j]!, count, times))));
+  resample(count.length, n, o, (b, times) => RECALL_KS.forEach((_, j) => (draws[j]![b] = shareOf(hits[j]!, count, times))));
   const [r1, r5, r10] = draws.map(percentiles95) as [[number, number], [number, number], [number, number]];
   return { 'R@1': r1, 'R@5': r5, 'R@10': r10, resamples: n, units: count.length };
 }
@@ -131,11 +138,11 @@ export function recallIntervals(ranks: number[], units: ArrayLike<string | numbe
  */
 export function recallDifference(ranks: number[], baseline: number[], units: ArrayLike<string | number>, o: BootstrapOptions = {}): RecallDifference {
   if (ranks.length !== baseline.length) throw new Error(`bootstrap: ${ranks.length} ranks against ${baseline.length} baseline ranks`);
+  const n = resampleCount(o);
   const a = tallies(ranks, units);
   const b = tallies(baseline, units);
-  const n = o.resamples ?? DEFAULT_RESAMPLES;
   const draws = RECALL_KS.map(() => new Float64Array(n));
-  resample(a.count.length, o, (i, times) => RECALL_KS.forEach((_, j) => (draws[j]![i] = shareOf(a.hits[j]!, a.count, times) - shareOf(b.hits[j]!, b.count, times))));
+  resample(a.count.length, n, o, (i, times) => RECALL_KS.forEach((_, j) => (draws[j]![i] = shareOf(a.hits[j]!, a.count, times) - shareOf(b.hits[j]!, b.count, times))));
   const all = new Uint32Array(a.count.length).fill(1);
   const out = { resamples: n, units: a.count.length } as RecallDifference;
   RECALL_KS.forEach((k, j) => {

@@ -151,9 +151,9 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       for (const c of configs) {
         const r = hybrid(c);
         ranks.get(c.key)![dir].push(r);
-        byConfig[c.key] = r[0]!;
+        byConfig[c.key] = r[0] ?? Infinity;
       }
-      queries.push({ direction: dir, query: label, relevant: relevantIds, stage1: stage1Ranks[0]!, hybrid: byConfig });
+      queries.push({ direction: dir, query: label, relevant: relevantIds, stage1: stage1Ranks[0] ?? Infinity, hybrid: byConfig });
     };
     let response: EngineResponse;
     try {
@@ -214,7 +214,7 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
       await store.close();
     }
   }
-  const first = (xs: number[][]) => xs.map((r) => r[0]!);
+  const first = (xs: number[][]) => xs.map((r) => r[0] ?? Infinity); // an image without captions has no relevant rank: a miss, as fullMetrics counts it
   const metrics = (xs: number[][], dir: Direction) => (xs.length > 0 ? { ...fullMetrics(xs), interval95: recallIntervals(first(xs), units[dir]) } : undefined);
   const versus = (xs: number[][], dir: Direction) => (xs.length > 0 ? recallDifference(first(xs), first(stage1[dir]), units[dir]) : undefined);
   const results: HybridConfigResult[] = configs.map((c) => {

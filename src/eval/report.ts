@@ -203,12 +203,21 @@ const modeOfConfig = (key: string) => `hybrid ${key}`;
  * same split have; otherwise this throws, naming the first query where they part.
  */
 export function pairedDifferences(a: QueryRecord[], b: QueryRecord[]): Map<string, RecallDifference> {
+  if (a.length === 0) throw new Error('no per-query records');
   if (a.length !== b.length) throw new Error(`the two runs ranked ${a.length} and ${b.length} queries`);
   a.forEach((q, i) => {
     if (q.direction !== b[i]!.direction || q.query !== b[i]!.query) throw new Error(`the two runs' query ${i + 1} differs: "${q.query}" and "${b[i]!.query}"`);
   });
+  // the configs both runs ranked every query under (a report ranks each query under all of its configs)
+  const shared = Object.keys(a[0]!.hybrid).filter((k) => k in b[0]!.hybrid);
+  [a, b].forEach((run) =>
+    run.forEach((q, i) => {
+      const missing = shared.find((k) => !(k in q.hybrid));
+      if (missing) throw new Error(`query ${i + 1} ("${q.query}") has no rank under ${missing}`);
+    }),
+  );
   const out = new Map<string, RecallDifference>();
-  const keys = ['stage 1', ...Object.keys(a[0]?.hybrid ?? {}).filter((k) => k in (b[0]?.hybrid ?? {})).map(modeOfConfig)];
+  const keys = ['stage 1', ...shared.map(modeOfConfig)];
   for (const dir of DIRECTIONS) {
     const idx = a.flatMap((q, i) => (q.direction === dir ? [i] : []));
     if (idx.length === 0) continue;
@@ -230,7 +239,7 @@ export function readQueryRecords(file: string): QueryRecord[] {
     .map((l) => JSON.parse(l, (_k, v) => (v === null ? Infinity : v)) as QueryRecord);
 }
 
-/** `eval --compare a b`: every metric of b minus a, per mode and direction; each recall's paired interval from `paired` (pairedDifferences) when given. */
+/** `eval --compare a b`: every metric of b minus a, per mode and direction; each recall's paired interval from `paired` (pairedDifferences) when given, which must give the reports' own differences. */
 export function compareReports(a: Record<string, unknown>, b: Record<string, unknown>, paired?: Map<string, RecallDifference>): ComparisonRow[] {
   const rows: ComparisonRow[] = [];
   const modes = (r: Record<string, unknown>) => {
@@ -252,6 +261,9 @@ export function compareReports(a: Record<string, unknown>, b: Record<string, unk
       if (!pa || !pb) continue;
       const diff = paired?.get(`${mode}|${dir}`);
       for (const metric of ['R@1', 'R@5', 'R@10', 'MRR', 'mAP'] as const) {
+        if (diff && metric !== 'MRR' && metric !== 'mAP' && Math.abs(diff[metric].diff - (pb[metric] - pa[metric])) > 1e-6) {
+          throw new Error(`the per-query records give ${mode} ${LABEL[dir]} ${metric} b − a = ${diff[metric].diff.toFixed(4)}, the reports ${(pb[metric] - pa[metric]).toFixed(4)}: they are not these reports' records`);
+        }
         const interval = metric === 'MRR' || metric === 'mAP' ? undefined : diff?.[metric].interval;
         rows.push({ mode, direction: LABEL[dir], metric, a: pa[metric], b: pb[metric], delta: pb[metric] - pa[metric], ...(interval ? { interval } : {}) });
       }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { ExactStore } from '../../src/index/exact-store.js';
@@ -200,12 +200,21 @@ describe('duo command line (the documented contract)', () => {
     });
     const paired = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
     assert.equal(paired.code, 0, paired.stderr);
-    assert.match(paired.stdout, /stage 1 .*text→image .*R@1 .*50\.0000 .*100\.0000 .*\+50\.0000 .*\+\d+\.\d\d to \+\d+\.\d\d/);
+    assert.match(paired.stdout, /stage 1 .*text→image .*R@1 .*50\.0000 .*100\.0000 .*\+50\.0000 .*\+\d+\.\d to \+\d+\.\d/);
     assert.match(paired.stdout, /a difference is paired: both rankings resampled by the same draw/);
     writeFileSync(join(dirs[1]!, 'per-query.jsonl'), '{"direction":"textToImage","query":"other","relevant":["img0"],"stage1":1,"hybrid":{}}\n');
     const unpaired = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
     assert.equal(unpaired.code, 0, unpaired.stderr);
     assert.match(unpaired.stdout, /no intervals: .*per-query\.jsonl.*ranked 20 and 1 queries/);
+    // a report given as a JSON file not named report.json has no records beside it; a folder without them says so
+    writeFileSync(join(dirs[1]!, 'copy.json'), readFileSync(join(dirs[1]!, 'report.json')));
+    const byFile = await run(['eval', '--compare', join(dirs[0]!, 'report.json'), join(dirs[1]!, 'copy.json')]);
+    assert.equal(byFile.code, 0, byFile.stderr);
+    assert.match(byFile.stdout, /\+50\.0000/);
+    assert.match(byFile.stdout, /no intervals: .*copy\.json is not named report\.json/);
+    rmSync(join(dirs[1]!, 'per-query.jsonl'));
+    const missing = await run(['eval', '--compare', dirs[0]!, dirs[1]!]);
+    assert.match(missing.stdout, /no intervals: no .*b\/per-query\.jsonl/);
   });
 
   it('errors: one line naming the file or flag, non-zero exit, no stack unless --debug', async () => {

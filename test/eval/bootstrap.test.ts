@@ -60,5 +60,7 @@ describe('bootstrap intervals of Recall@K', () => {
     assert.throws(() => recallIntervals([1, 2], ['a']), /2 ranks for 1 unit labels/);
     assert.throws(() => recallDifference([1, 2], [1], ['a', 'b']), /2 ranks against 1 baseline ranks/);
     assert.throws(() => recallIntervals([1], ['a'], { resamples: 1 }), /resamples must be an integer ≥ 2, got 1/);
+    assert.throws(() => recallIntervals([1], ['a'], { resamples: 1.5 }), /resamples must be an integer ≥ 2, got 1\.5/);
+    assert.throws(() => recallIntervals([], []), /no queries to resample/);
   });
 });

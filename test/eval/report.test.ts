@@ -64,6 +64,16 @@ describe('evaluation report', () => {
     assert.deepEqual(d.get('hybrid k1=10 weighted|textToImage')!['R@10'], { diff: 0, interval: [0, 0] });
     assert.equal(s1.units, 40, 'the images are resampled, not the captions');
     assert.throws(() => pairedDifferences(a, b.slice(1)), /ranked 80 and 79 queries/);
+    assert.throws(() => pairedDifferences([], []), /no per-query records/);
+    assert.throws(() => pairedDifferences(a, b.map((q, i) => (i === 5 ? { ...q, hybrid: {} } : q))), /query 6 \("caption 5"\) has no rank under k1=10 weighted/);
+    // image→text: the query is the image, each its own unit
+    const i2t = (i: number, stage1: number): QueryRecord => ({ direction: 'imageToText', query: `img${i}`, relevant: [`c${i}`], stage1, hybrid: {} });
+    const back2 = pairedDifferences(Array.from({ length: 10 }, (_, i) => i2t(i, 2)), Array.from({ length: 10 }, (_, i) => i2t(i, i < 3 ? 1 : 2))).get('stage 1|imageToText')!;
+    assert.deepEqual([back2.units, back2['R@1'].diff, back2['R@5'].diff], [10, 30, 0]);
+    // records that are not the reports' own are refused rather than given an interval that does not fit the difference
+    const m = (r1: number) => ({ 'R@1': r1, 'R@5': 50, 'R@10': 50, MRR: 0, mAP: 0 });
+    const report = (r1: number) => ({ stage1: { textToImage: m(r1) }, hybrid: [] });
+    assert.throws(() => compareReports(report(10), report(20), d), /stage 1 text→image R@1 b − a = 17\.5000, the reports 10\.0000/);
     assert.throws(() => pairedDifferences(a, [b[1]!, b[0]!, ...b.slice(2)]), /query 1 differs: "caption 0" and "caption 1"/);
   });
 

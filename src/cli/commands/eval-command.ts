@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openDataset } from '../../data/readers/open-dataset.js';
-import { formatDifference, formatInterval, formatSigned, INTERVAL_NOTE, type RecallDifference } from '../../eval/bootstrap.js';
+import { formatDifference, formatInterval, formatSigned, formatSignedInterval, INTERVAL_NOTE, type RecallDifference } from '../../eval/bootstrap.js';
 import { compareReports, pairedDifferences, readQueryRecords, runReport } from '../../eval/report.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../../eval/retrieval-eval.js';
 import type { RankMetrics } from '../../eval/metrics.js';
@@ -13,7 +13,7 @@ import { embedExpanded } from '../../search/query-expansion.js';
 import { packageRoot } from '../../util/package-root.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { formatTable, positiveInt, progressBar } from '../output.js';
@@ -70,15 +70,23 @@ function gitCommit(): string | undefined {
   }
 }
 
-function readReport(path: string): Record<string, unknown> {
-  const file = path.endsWith('.json') ? path : join(path, 'report.json');
+/** A report given as its folder or its report.json: the report, and its per-query records when they are beside it. */
+function reportFiles(path: string): { report: string; perQuery?: string } {
+  if (!path.endsWith('.json')) return { report: join(path, 'report.json'), perQuery: join(path, 'per-query.jsonl') };
+  // only a file named report.json is a run folder's: another JSON file's folder may hold another run's records
+  return { report: path, ...(basename(path) === 'report.json' ? { perQuery: join(dirname(path), 'per-query.jsonl') } : {}) };
+}
+
+function readReport(file: string): Record<string, unknown> {
   if (!existsSync(file)) throw createError('FILE_NOT_FOUND', file);
   return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 }
 
 /** Both runs' per-query records paired, or why not (said on the console: a comparison without intervals is still a comparison). */
-function pairedOf(paths: string[]): { paired?: Map<string, RecallDifference>; why?: string } {
-  const files = paths.map((p) => join(p.endsWith('.json') ? dirname(p) : p, 'per-query.jsonl'));
+function pairedOf(runs: { report: string; perQuery?: string }[]): { paired?: Map<string, RecallDifference>; why?: string } {
+  const unpaired = runs.find((r) => !r.perQuery);
+  if (unpaired) return { why: `${unpaired.report} is not named report.json, so no per-query.jsonl is read for it` };
+  const files = runs.map((r) => r.perQuery!);
   const missing = files.find((f) => !existsSync(f));
   if (missing) return { why: `no ${missing}` };
   try {
@@ -90,13 +98,20 @@ function pairedOf(paths: string[]): { paired?: Map<string, RecallDifference>; wh
 
 function compare(paths: string[]): void {
   if (paths.length !== 2) throw createError('BAD_ARGUMENT', '--compare', `takes two report folders, got ${paths.length}`);
-  const { paired, why } = pairedOf(paths);
-  const rows = compareReports(readReport(paths[0]!), readReport(paths[1]!), paired);
+  const runs = paths.map(reportFiles);
+  const [a, b] = runs.map((r) => readReport(r.report)) as [Record<string, unknown>, Record<string, unknown>];
+  let { paired, why } = pairedOf(runs);
+  let rows;
+  try {
+    rows = compareReports(a, b, paired);
+  } catch (error) {
+    [paired, why, rows] = [undefined, (error as Error).message, compareReports(a, b)];
+  }
   console.log(`b = ${paths[1]} minus a = ${paths[0]}`);
   console.log(
     formatTable(
       ['mode', 'direction', 'metric', 'a', 'b', 'b − a', 'b − a 95%'],
-      rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), formatSigned(r.delta, 4), r.interval ? `${formatSigned(r.interval[0], 2)} to ${formatSigned(r.interval[1], 2)}` : '–']),
+      rows.map((r) => [r.mode, r.direction, r.metric, r.a.toFixed(4), r.b.toFixed(4), formatSigned(r.delta, 4), r.interval ? formatSignedInterval(r.interval) : '–']),
     ),
   );
   console.log(paired ? INTERVAL_NOTE : `no intervals: ${why}`);
