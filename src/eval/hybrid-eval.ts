@@ -216,7 +216,8 @@ export async function evaluateHybrid(ds: RetrievalDataset, encoder: Encoder, rer
   }
   const first = (xs: number[][]) => xs.map((r) => r[0] ?? Infinity); // an image without captions has no relevant rank: a miss, as fullMetrics counts it
   const metrics = (xs: number[][], dir: Direction) => (xs.length > 0 ? { ...fullMetrics(xs), interval95: recallIntervals(first(xs), units[dir]) } : undefined);
-  const versus = (xs: number[][], dir: Direction) => (xs.length > 0 ? recallDifference(first(xs), first(stage1[dir]), units[dir]) : undefined);
+  const stage1First = { textToImage: first(stage1.textToImage), imageToText: first(stage1.imageToText) };
+  const versus = (xs: number[][], dir: Direction) => (xs.length > 0 ? recallDifference(first(xs), stage1First[dir], units[dir]) : undefined);
   const results: HybridConfigResult[] = configs.map((c) => {
     const r = ranks.get(c.key)!;
     const alpha = c.fusion === 'weighted' ? { alpha: { textToImage: alphaOf(c.alpha, 'textToImage'), imageToText: alphaOf(c.alpha, 'imageToText') } } : {};

@@ -19,6 +19,7 @@ import { needsMobilenet, packHasMobilenet } from '../models/starter/backbone-run
 import { CELLS, crossScores, globalDim, globalInputs, headRegions, regionInputs, regionRows, REGIONS, stackTokens, type CrossConfig, type CrossHead, type GlobalKind, type RegionInputs, type Standardiser } from '../models/starter/cross-scoring.js';
 import { saveTensors, type Params } from '../models/tensor-file.js';
 import { fuse } from '../search/fusion.js';
+import { flagOf } from '../search/options.js';
 import { adamwInit, adamwStep, type AdamWState } from './adamw.js';
 import { attentionBackward } from './batched-attention.js';
 import { computeStandardiser, gloveTokens, initCross } from './cross-init.js';
@@ -195,13 +196,14 @@ export async function batchStep(params: Params, config: CrossConfig, inputs: Reg
   return { loss, accuracy, grads };
 }
 
-/** The command-line flag of a hyper-parameter, for messages (`pairMinCount` is `--pairs`; the others are their names in kebab case). */
-const flagOf = (key: string): string => (key === 'pairMinCount' ? '--pairs' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+/** The command-line flag of a hyper-parameter, for messages (`pairMinCount` is `--pairs`; the others are named as search options are). */
+const hyperFlag = (key: string): string => (key === 'pairMinCount' ? '--pairs' : flagOf(key));
 
 export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: CrossEpoch }> {
   const log = opts.onLog ?? (() => {});
   mkdirSync(opts.runDir, { recursive: true });
-  if (!opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) throw createError('BAD_ARGUMENT', opts.runDir, 'already holds a run: pass --resume, or another --run name');
+  const hasCheckpoint = existsSync(join(opts.runDir, 'checkpoint.json'));
+  if (!opts.resume && hasCheckpoint) throw createError('BAD_ARGUMENT', opts.runDir, 'already holds a run: pass --resume, or another --run name');
   const hardDirections = opts.hardDirections ?? ['textToImage'];
   const chooseOn = opts.chooseOn ?? ['textToImage'];
   const global = opts.global ?? 'pooled';
@@ -212,7 +214,7 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
     for (const [k, v] of Object.entries(hyper)) {
       // a run from before a key existed ran with that key's default
       const was = k in saved ? saved[k] : { hardDirections: 'textToImage', chooseOn: 'textToImage', global: 'pooled', initGlove: false }[k];
-      if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', flagOf(k), `is ${v} but the run being resumed used ${String(was)}`);
+      if (was !== undefined && was !== v) throw createError('BAD_ARGUMENT', hyperFlag(k), `is ${v} but the run being resumed used ${String(was)}`);
     }
   }
   // checked before minutes of feature extraction and mining, not after
@@ -221,14 +223,14 @@ export async function trainCross(opts: TrainCrossOptions): Promise<{ best?: Cros
   const config: CrossConfig = { vocabSize: data.vocab.size, dim: opts.dim, lambda: opts.lambda, global };
   const std = computeStandardiser(data.train.feats, global);
   let params = initCross(config, opts.seed);
-  if (opts.initGlove && !(opts.resume && existsSync(join(opts.runDir, 'checkpoint.json')))) {
+  if (opts.initGlove && !(opts.resume && hasCheckpoint)) {
     const { table, found } = await gloveTokens(data.vocab.tokens, config.dim, opts.seed);
     params.set('tokens', table);
     log(`token rows from GloVe: ${found} of ${data.vocab.size}`);
   }
   let adam: AdamWState = adamwInit(params);
   let state = { epoch: 0, best: -1, bestEpoch: 0, bad: 0, adamStep: 0 };
-  if (opts.resume && existsSync(join(opts.runDir, 'checkpoint.json'))) {
+  if (opts.resume && hasCheckpoint) {
     state = JSON.parse(readFileSync(join(opts.runDir, 'checkpoint.json'), 'utf8')) as typeof state;
     ({ params, adam } = await loadCheckpoint(join(opts.runDir, 'checkpoint.bin'), state.adamStep));
     log(`resumed after epoch ${state.epoch}`);
